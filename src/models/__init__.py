@@ -1,0 +1,62 @@
+"""The model layer: tables, enums, sessions and migrations. Imports nothing else of ours."""
+
+from .base import Base
+from .bulk import BulkChunk, BulkRun
+from .enums import (
+    OPEN_INVITATION_STATUSES,
+    REASON_DESCRIPTIONS,
+    BulkRunStatus,
+    Channel,
+    ChunkStatus,
+    DataCentre,
+    Edition,
+    EmailKind,
+    InvitationPreference,
+    InvitationStatus,
+    PortalUserStatus,
+    ReasonCode,
+    RecordAccess,
+    SendFailureCode,
+)
+from .invitations import Invitation
+from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal, PortalUserType
+from .portal_users import PortalUser
+from .records import CONSENT_BASIS, CrmRecord
+from .session import make_engine, make_session_factory, session_scope
+from .templates import EmailTemplate
+from .types import utcnow
+
+__all__ = [
+    "CLIENT_PORTAL_MODULE",
+    "CLIENT_PORTAL_NAME",
+    "CONSENT_BASIS",
+    "OPEN_INVITATION_STATUSES",
+    "REASON_DESCRIPTIONS",
+    "Base",
+    "BulkChunk",
+    "BulkRun",
+    "BulkRunStatus",
+    "Channel",
+    "ChunkStatus",
+    "CrmRecord",
+    "CrmUser",
+    "DataCentre",
+    "Edition",
+    "EmailKind",
+    "EmailTemplate",
+    "Invitation",
+    "InvitationPreference",
+    "InvitationStatus",
+    "Org",
+    "Portal",
+    "PortalUser",
+    "PortalUserStatus",
+    "PortalUserType",
+    "ReasonCode",
+    "RecordAccess",
+    "SendFailureCode",
+    "make_engine",
+    "make_session_factory",
+    "session_scope",
+    "utcnow",
+]

@@ -1,0 +1,128 @@
+"""Every status, kind and reason code of portalflow, in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Edition(StrEnum):
+    TRIAL = "trial"
+    FREE = "free"
+    STANDARD = "standard"
+    PROFESSIONAL = "professional"
+    ENTERPRISE = "enterprise"
+    ULTIMATE = "ultimate"
+
+
+class DataCentre(StrEnum):
+    US = "us"
+    EU = "eu"
+    IN = "in"
+    AU = "au"
+    JP = "jp"
+    CA = "ca"
+    CN = "cn"
+
+
+class InvitationPreference(StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+
+
+class RecordAccess(StrEnum):
+    """Which records of a permitted module a CRM user may act on."""
+
+    ALL = "all"
+    OWNED = "owned"
+
+
+class PortalUserStatus(StrEnum):
+    """Where a portal user stands; the spec's filters are queries over this."""
+
+    INVITED = "invited"  # invitation not yet accepted
+    CONFIRMED = "confirmed"
+    LOGIN_SUSPENDED = "login_suspended"  # address changed, awaiting confirmation
+    DEACTIVATED = "deactivated"
+    REMOVED = "removed"
+
+
+class EmailKind(StrEnum):
+    ACCEPT_INVITATION = "accept_invitation"
+    CONFIRM_EMAIL = "confirm_email"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class InvitationStatus(StrEnum):
+    QUEUED = "queued"  # written, waiting for a worker to claim it
+    SENDING = "sending"  # claimed by one worker; the provider call is under way
+    SENT = "sent"  # the provider accepted it; the token is live until expires_at
+    FAILED = "failed"  # refused before the send, or failed at the provider for good
+    SUPERSEDED = "superseded"  # a newer invitation replaced it; its token is dead
+    ACCEPTED = "accepted"
+    EXPIRED = "expired"
+
+
+# Statuses in which an invitation still owns its portal user's attention.
+OPEN_INVITATION_STATUSES = (
+    InvitationStatus.QUEUED,
+    InvitationStatus.SENDING,
+    InvitationStatus.SENT,
+)
+
+
+class ReasonCode(StrEnum):
+    """Why an invitation was refused before any send (the spec's twelve, plus one)."""
+
+    COMPANY_DOMAIN = "company_domain"
+    AWAITING_APPROVAL = "awaiting_approval"
+    UNDER_REVIEW = "under_review"
+    NO_CONSENT = "no_consent"
+    UNSUPPORTED_CHARACTERS = "unsupported_characters"
+    ANONYMOUS_DOMAIN = "anonymous_domain"
+    LICENSE_LIMIT = "license_limit"
+    ALREADY_PORTAL_USER = "already_portal_user"
+    RECORD_MISSING = "record_missing"
+    NO_MODULE_PERMISSION = "no_module_permission"
+    NO_RECORD_PERMISSION = "no_record_permission"
+    IN_RECYCLE_BIN = "in_recycle_bin"
+    INVALID_ADDRESS = "invalid_address"
+
+
+REASON_DESCRIPTIONS: dict[ReasonCode, str] = {
+    ReasonCode.COMPANY_DOMAIN: "The address is on the org's own company domain (or a sub-domain).",
+    ReasonCode.AWAITING_APPROVAL: "The record is locked, waiting for an approval process.",
+    ReasonCode.UNDER_REVIEW: "The record is waiting for review.",
+    ReasonCode.NO_CONSENT: "Consent is the record's processing basis and none was given.",
+    ReasonCode.UNSUPPORTED_CHARACTERS: (
+        "The email has characters other than A-Z a-z 0-9 and @ . - _ +."
+    ),
+    ReasonCode.ANONYMOUS_DOMAIN: "The email domain is anonymous, disposable or spam.",
+    ReasonCode.LICENSE_LIMIT: "The user type has no portal user licence left.",
+    ReasonCode.ALREADY_PORTAL_USER: "The record is already a portal user (of any user type).",
+    ReasonCode.RECORD_MISSING: "The record no longer exists (or is not of the type's module).",
+    ReasonCode.NO_MODULE_PERMISSION: "The inviting CRM user has no permission for the module.",
+    ReasonCode.NO_RECORD_PERMISSION: "The inviting CRM user has no permission for the record.",
+    ReasonCode.IN_RECYCLE_BIN: "The record is in the recycle bin.",
+    ReasonCode.INVALID_ADDRESS: "The address is missing or malformed.",
+}
+
+
+class SendFailureCode(StrEnum):
+    """Why a send failed at or after the provider (grown by the classification issue)."""
+
+    PROVIDER_REJECTED = "provider_rejected"
+    TECHNICAL_FAILURE = "technical_failure"  # temporary trouble outlasted every retry
+
+
+class BulkRunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+class ChunkStatus(StrEnum):
+    PENDING = "pending"  # record ids stored, eligibility not yet decided
+    EXPANDED = "expanded"  # invitations written for every record of the chunk

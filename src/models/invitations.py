@@ -1,0 +1,59 @@
+"""Invitations: one row per invitation attempt for a record, the unit of dispatch work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CHAR, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+from .enums import Channel, EmailKind, InvitationStatus
+from .types import UTCDateTime, enum_column, utcnow
+
+
+class Invitation(Base):
+    """An invitation's whole life: refused, or queued -> sending -> sent -> accepted/expired.
+
+    Refused records are rows too (status ``failed`` with a reason code), so a bulk run's
+    failed invitees and an admin's failure report are one query over one table.
+    """
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        Index("ix_invitations_bulk_run_status", "bulk_run_id", "status"),
+        Index("ix_invitations_chunk_status", "bulk_chunk_id", "status"),
+        Index("ix_invitations_status_claimed", "status", "claimed_at"),
+        Index("ix_invitations_portal_user_status", "portal_user_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"), index=True)
+    user_type_id: Mapped[int] = mapped_column(ForeignKey("portal_user_types.id"))
+    bulk_run_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_runs.id"))
+    bulk_chunk_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_chunks.id"))
+    # The CRM id asked for; record_id is None when no such record exists.
+    crm_id: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("crm_records.id"))
+    portal_user_id: Mapped[int | None] = mapped_column(ForeignKey("portal_users.id"))
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("crm_users.id"))
+    kind: Mapped[EmailKind] = mapped_column(enum_column(EmailKind))
+    channel: Mapped[Channel] = mapped_column(enum_column(Channel), default=Channel.EMAIL)
+    language: Mapped[str] = mapped_column(String(10), default="en")
+    address: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[InvitationStatus] = mapped_column(enum_column(InvitationStatus))
+    # A stable code (ReasonCode or SendFailureCode value); free text only in the detail.
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SHA-256 of the invitation token, hex; the token itself is never stored.
+    token_hash: Mapped[str | None] = mapped_column(CHAR(64), unique=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,1 @@
+"""Domain steps, one module per flow. Imports models; never Dramatiq."""

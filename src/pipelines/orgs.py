@@ -1,0 +1,191 @@
+"""Setting up a tenant: org, portal, the Client Portal type, more user types, CRM users."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portalflow.models import (
+    CLIENT_PORTAL_MODULE,
+    CLIENT_PORTAL_NAME,
+    CrmUser,
+    DataCentre,
+    Edition,
+    InvitationPreference,
+    Org,
+    Portal,
+    PortalUserType,
+    RecordAccess,
+)
+
+from .addresses import normalise_domain, validate_sender_address
+from .errors import InvalidInput, NotFound
+
+MAX_USER_TYPES = 5
+E = TypeVar("E", bound=StrEnum)
+INDIA = "IN"
+_SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
+
+
+def create_org(
+    session: Session,
+    *,
+    name: str,
+    company_domain: str,
+    country: str,
+    edition: Edition | str = Edition.FREE,
+    data_centre: DataCentre | str = DataCentre.US,
+    portal_name: str | None = None,
+    portal_slug: str | None = None,
+    from_email: str | None = None,
+    from_name: str | None = None,
+    reply_to: str | None = None,
+) -> Org:
+    """Create an org with its portal and its Client Portal user type (flushed, not committed)."""
+    if not name.strip():
+        raise InvalidInput("org name must not be empty")
+    country = country.strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        raise InvalidInput(f"country {country!r} must be an ISO 3166 two-letter code, e.g. IN")
+    org = Org(
+        name=name.strip(),
+        company_domain=normalise_domain(company_domain),
+        country=country,
+        edition=_enum_value(Edition, edition, "edition"),
+        data_centre=_enum_value(DataCentre, data_centre, "data centre"),
+        default_from_email=validate_sender_address(from_email, "From") if from_email else None,
+        default_from_name=from_name,
+        default_reply_to=validate_sender_address(reply_to, "Reply-To") if reply_to else None,
+    )
+    session.add(org)
+    session.flush()
+    slug = _unique_slug(session, portal_slug or name, explicit=portal_slug is not None)
+    session.add(Portal(org_id=org.id, name=(portal_name or name).strip(), slug=slug))
+    session.add(
+        PortalUserType(
+            org_id=org.id,
+            name=CLIENT_PORTAL_NAME,
+            module=CLIENT_PORTAL_MODULE,
+            invitation_preference=InvitationPreference.EMAIL,
+            invitation_field="email",
+            is_client_portal=True,
+        )
+    )
+    session.flush()
+    return org
+
+
+def add_user_type(
+    session: Session,
+    org_id: int,
+    *,
+    name: str,
+    module: str,
+    invitation_preference: InvitationPreference | str = InvitationPreference.EMAIL,
+    invitation_field: str | None = None,
+) -> PortalUserType:
+    """Add a (paid) user type; at most five per org, none on a trial."""
+    org = get_org(session, org_id)
+    preference = _enum_value(InvitationPreference, invitation_preference, "invitation preference")
+    if org.edition == Edition.TRIAL:
+        raise InvalidInput("a trial org has only the Client Portal user type; upgrade to add more")
+    count = session.scalar(select(func.count()).where(PortalUserType.org_id == org_id)) or 0
+    if count >= MAX_USER_TYPES:
+        raise InvalidInput(f"an org may have at most {MAX_USER_TYPES} user types")
+    if preference == InvitationPreference.PHONE and org.country != INDIA:
+        raise InvalidInput("phone invitation preference is only for orgs registered in India")
+    name = name.strip()
+    if not name or not module.strip():
+        raise InvalidInput("a user type needs a name and a module")
+    taken = session.scalar(
+        select(PortalUserType.id).where(
+            PortalUserType.org_id == org_id, func.lower(PortalUserType.name) == name.lower()
+        )
+    )
+    if taken is not None:
+        raise InvalidInput(f"user type {name!r} already exists in org {org_id}")
+    user_type = PortalUserType(
+        org_id=org_id,
+        name=name,
+        module=module.strip(),
+        invitation_preference=preference,
+        invitation_field=invitation_field
+        or ("email" if preference == InvitationPreference.EMAIL else "phone"),
+    )
+    session.add(user_type)
+    session.flush()
+    return user_type
+
+
+def add_crm_user(
+    session: Session,
+    org_id: int,
+    *,
+    name: str,
+    email: str,
+    modules: Iterable[str],
+    record_access: RecordAccess | str = RecordAccess.ALL,
+    language: str = "en",
+) -> CrmUser:
+    """Add a CRM user who may invite records of ``modules``."""
+    get_org(session, org_id)
+    user = CrmUser(
+        org_id=org_id,
+        name=name.strip(),
+        email=validate_sender_address(email, "CRM user email"),
+        module_permissions=sorted({module.strip() for module in modules if module.strip()}),
+        record_access=_enum_value(RecordAccess, record_access, "record access"),
+        language=language,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_org(session: Session, org_id: int) -> Org:
+    org = session.get(Org, org_id)
+    if org is None:
+        raise NotFound(f"org {org_id} does not exist")
+    return org
+
+
+def get_user_type(session: Session, org_id: int, user_type_id: int) -> PortalUserType:
+    """The user type, refused if it belongs to another org."""
+    user_type = session.get(PortalUserType, user_type_id)
+    if user_type is None or user_type.org_id != org_id:
+        raise NotFound(f"user type {user_type_id} does not exist in org {org_id}")
+    return user_type
+
+
+def get_crm_user(session: Session, org_id: int, crm_user_id: int) -> CrmUser:
+    """The CRM user, refused if they belong to another org."""
+    user = session.get(CrmUser, crm_user_id)
+    if user is None or user.org_id != org_id:
+        raise NotFound(f"CRM user {crm_user_id} does not exist in org {org_id}")
+    return user
+
+
+def _unique_slug(session: Session, wanted: str, *, explicit: bool) -> str:
+    base = _SLUG_UNSAFE.sub("-", wanted.lower()).strip("-")[:50] or "portal"
+    taken = set(session.scalars(select(Portal.slug).where(Portal.slug.like(f"{base}%"))))
+    if base not in taken:
+        return base
+    if explicit:
+        raise InvalidInput(f"portal slug {base!r} is already taken")
+    suffix = 2
+    while f"{base}-{suffix}" in taken:
+        suffix += 1
+    return f"{base}-{suffix}"
+
+
+def _enum_value(enum_cls: type[E], value: object, label: str) -> E:
+    try:
+        return enum_cls(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum_cls)
+        raise InvalidInput(f"{label} {value!r} is not one of: {allowed}") from None

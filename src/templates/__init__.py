@@ -1,0 +1,1 @@
+"""Default email and SMS templates shipped with portalflow."""

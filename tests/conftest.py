@@ -1,0 +1,115 @@
+"""Shared fixtures: real PostgreSQL and SQLite databases, migrated once, emptied per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from portalflow.models import Base, make_engine, make_session_factory
+from portalflow.models.schema import upgrade
+
+from .servers import require_server
+
+PG_HOST = os.environ.get("PORTALFLOW_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("PORTALFLOW_TEST_PG_PORT", "5432"))
+PG_ADMIN_URL = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/postgres"
+REDIS_URL = os.environ.get("PORTALFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+_migrated: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'portalflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of its own for this test session, dropped at the end."""
+    require_server("PostgreSQL", PG_HOST, PG_PORT)
+    name = f"portalflow_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def pg_database_url(postgres_url: str) -> str:
+    """For tests that need PostgreSQL only (concurrency, the Redis-broker workers)."""
+    return postgres_url
+
+
+def _migrate_once(url: str) -> None:
+    if url not in _migrated:
+        upgrade(url)
+        _migrated[url] = url
+
+
+def _empty_all_tables(engine: Engine) -> None:
+    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    _migrate_once(database_url)
+    engine = make_engine(database_url)
+    _empty_all_tables(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_database_url: str) -> Iterator[Engine]:
+    _migrate_once(pg_database_url)
+    engine = make_engine(pg_database_url)
+    _empty_all_tables(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    with session_factory() as session:
+        yield session
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require_server("Redis", "127.0.0.1", 6379)
+    return REDIS_URL
+
+
+@pytest.fixture
+def outbox_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "outbox"
+    path.mkdir()
+    return path

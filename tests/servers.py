@@ -1,0 +1,27 @@
+"""Reaching the real servers tests need: skip with a hint locally, fail under CI."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+START_HINTS = {
+    "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "Redis": 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
+}
+
+
+def require_server(name: str, host: str, port: int) -> None:
+    """Skip (or, with CI=true, fail) when nothing answers on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as exc:
+        message = f"{name} is not answering on {host}:{port} ({exc}); start it with: " + (
+            START_HINTS.get(name, "its usual service command")
+        )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
