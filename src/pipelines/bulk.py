@@ -1,0 +1,284 @@
+"""Bulk invite: a request becomes a run of chunks; each chunk becomes invitation rows.
+
+Every invite, even of one record, is a run: the totals and the failed invitees of any
+request are read the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from portalflow.models import (
+    BulkChunk,
+    BulkRun,
+    BulkRunStatus,
+    Channel,
+    ChunkStatus,
+    CrmRecord,
+    EmailKind,
+    Invitation,
+    InvitationPreference,
+    InvitationStatus,
+    PortalUser,
+    PortalUserStatus,
+    PortalUserType,
+    utcnow,
+)
+from portalflow.models.records import RECORD_COLUMNS
+
+from . import eligibility, licences, orgs
+from .eligibility import Decision
+from .errors import InvalidInput, NotFound
+from .rendering import SUPPORTED_LANGUAGES
+
+MAX_CRM_ID_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: int
+    chunk_ids: list[int]
+    requested: int
+
+
+def start_bulk_run(
+    session: Session,
+    *,
+    org_id: int,
+    user_type_id: int,
+    inviter_id: int,
+    crm_ids: Iterable[str] | None,
+    language: str = "en",
+    chunk_size: int = 500,
+) -> StartedRun:
+    """Write a run and its chunks (flushed; the caller commits, then enqueues the chunks).
+
+    ``crm_ids=None`` invites every record of the type's module that is in no portal and
+    has an address, as the bulk list of the spec does.
+    """
+    org = orgs.get_org(session, org_id)
+    user_type = orgs.get_user_type(session, org_id, user_type_id)
+    orgs.get_crm_user(session, org_id, inviter_id)
+    if language not in SUPPORTED_LANGUAGES:
+        choices = ", ".join(SUPPORTED_LANGUAGES)
+        raise InvalidInput(f"language {language!r} is not supported; choose one of {choices}")
+    if not user_type.enabled:
+        raise InvalidInput(f"user type {user_type.name!r} is disabled")
+    if user_type.invitation_preference != InvitationPreference.EMAIL:
+        raise InvalidInput(f"user type {user_type.name!r} invites by SMS, which is not set up yet")
+    if chunk_size < 1:
+        raise InvalidInput("chunk size must be at least 1")
+    ids = _clean_ids(crm_ids) if crm_ids is not None else _uninvited_ids(session, user_type)
+    if not ids:
+        raise InvalidInput("there are no records to invite")
+    run = BulkRun(
+        org_id=org.id,
+        user_type_id=user_type.id,
+        inviter_id=inviter_id,
+        kind=EmailKind.ACCEPT_INVITATION,
+        language=language,
+        requested=len(ids),
+    )
+    session.add(run)
+    session.flush()
+    chunks = [
+        BulkChunk(bulk_run_id=run.id, seq=seq, crm_ids=ids[start : start + chunk_size])
+        for seq, start in enumerate(range(0, len(ids), chunk_size))
+    ]
+    session.add_all(chunks)
+    session.flush()
+    return StartedRun(run.id, [chunk.id for chunk in chunks], len(ids))
+
+
+def expand_chunk(
+    session: Session, chunk_id: int, *, extra_disposable_domains: Iterable[str] = ()
+) -> list[int]:
+    """Decide a chunk's records and write their invitations; returns the ids left to send.
+
+    Idempotent: a chunk already expanded writes nothing and returns its still-queued ids,
+    so a redelivered chunk message resumes the sending where a dead worker left it.
+    """
+    chunk = session.get(BulkChunk, chunk_id, with_for_update=True)
+    if chunk is None:
+        raise NotFound(f"bulk chunk {chunk_id} does not exist")
+    if chunk.status == ChunkStatus.PENDING:
+        run = session.get_one(BulkRun, chunk.bulk_run_id)
+        licences.lock_user_type(session, run.user_type_id)
+        org = orgs.get_org(session, run.org_id)
+        decisions = eligibility.decide(
+            session,
+            org=org,
+            user_type=orgs.get_user_type(session, run.org_id, run.user_type_id),
+            inviter=orgs.get_crm_user(session, run.org_id, run.inviter_id),
+            crm_ids=chunk.crm_ids,
+            extra_disposable_domains=extra_disposable_domains,
+        )
+        _write_invitations(session, run, chunk, decisions)
+        chunk.status = ChunkStatus.EXPANDED
+        session.flush()
+        finish_if_done(session, [run.id])
+    return list(
+        session.scalars(
+            select(Invitation.id)
+            .where(
+                Invitation.bulk_chunk_id == chunk_id,
+                Invitation.status == InvitationStatus.QUEUED,
+            )
+            .order_by(Invitation.id)
+        )
+    )
+
+
+def finish_if_done(session: Session, run_ids: Iterable[int]) -> None:
+    """Mark runs completed once every chunk is expanded and nothing is left in flight."""
+    pending_chunk = exists().where(
+        BulkChunk.bulk_run_id == BulkRun.id, BulkChunk.status == ChunkStatus.PENDING
+    )
+    session.execute(
+        update(BulkRun)
+        .where(
+            BulkRun.id.in_(list(run_ids)),
+            BulkRun.status == BulkRunStatus.RUNNING,
+            BulkRun.queued == 0,
+            ~pending_chunk,
+        )
+        .values(status=BulkRunStatus.COMPLETED, finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _write_invitations(
+    session: Session, run: BulkRun, chunk: BulkChunk, decisions: Sequence[Decision]
+) -> None:
+    eligible = [decision for decision in decisions if decision.eligible]
+    portal_user_ids = _claim_portal_users(session, run, eligible)
+    now = utcnow()
+    common = {
+        "org_id": run.org_id,
+        "user_type_id": run.user_type_id,
+        "bulk_run_id": run.id,
+        "bulk_chunk_id": chunk.id,
+        "invited_by_id": run.inviter_id,
+        "kind": run.kind,
+        "channel": Channel.EMAIL,
+        "language": run.language,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    rows = [
+        {
+            **common,
+            "crm_id": decision.crm_id,
+            "record_id": decision.record.id if decision.record else None,
+            "portal_user_id": portal_user_ids.get(decision.record.id) if decision.record else None,
+            "address": decision.address,
+            "status": InvitationStatus.QUEUED if decision.eligible else InvitationStatus.FAILED,
+            "failure_code": decision.reason.value if decision.reason else None,
+            "failure_detail": decision.detail,
+        }
+        for decision in decisions
+    ]
+    if rows:
+        session.execute(insert(Invitation), rows)
+    session.execute(
+        update(BulkRun)
+        .where(BulkRun.id == run.id)
+        .values(
+            queued=BulkRun.queued + len(eligible),
+            failed=BulkRun.failed + (len(decisions) - len(eligible)),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _claim_portal_users(
+    session: Session, run: BulkRun, eligible: Sequence[Decision]
+) -> dict[int, int]:
+    """Make each eligible record a portal user (status invited); record id -> portal user id."""
+    if not eligible:
+        return {}
+    record_ids = [decision.record.id for decision in eligible if decision.record]
+    addresses = {decision.record.id: decision.address for decision in eligible if decision.record}
+    # A removed user keeps its row; inviting the record again brings that row back.
+    removed = dict(
+        session.execute(
+            select(PortalUser.record_id, PortalUser.id).where(
+                PortalUser.record_id.in_(record_ids),
+                PortalUser.status == PortalUserStatus.REMOVED,
+            )
+        ).all()
+    )
+    now = utcnow()
+    if removed:
+        session.execute(
+            update(PortalUser),
+            [
+                {
+                    "id": portal_user_id,
+                    "user_type_id": run.user_type_id,
+                    "status": PortalUserStatus.INVITED,
+                    "email": addresses[record_id],
+                    "invited_by_id": run.inviter_id,
+                    "confirmed_at": None,
+                    "updated_at": now,
+                }
+                for record_id, portal_user_id in removed.items()
+            ],
+        )
+    new_rows = [
+        {
+            "org_id": run.org_id,
+            "record_id": record_id,
+            "user_type_id": run.user_type_id,
+            "status": PortalUserStatus.INVITED,
+            "email": addresses[record_id],
+            "invited_by_id": run.inviter_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for record_id in record_ids
+        if record_id not in removed
+    ]
+    created: dict[int, int] = {}
+    if new_rows:
+        result = session.execute(
+            insert(PortalUser).returning(PortalUser.record_id, PortalUser.id), new_rows
+        )
+        created = {record_id: portal_user_id for record_id, portal_user_id in result}
+    return {**removed, **created}
+
+
+def _clean_ids(crm_ids: Iterable[str]) -> list[str]:
+    """Stripped, de-duplicated (first occurrence wins), and each a plausible CRM id."""
+    seen: dict[str, None] = {}
+    for raw in crm_ids:
+        crm_id = str(raw).strip()
+        if not crm_id:
+            raise InvalidInput("a record id is empty")
+        if len(crm_id) > MAX_CRM_ID_LENGTH:
+            raise InvalidInput(f"record id {crm_id[:20]!r}... is longer than {MAX_CRM_ID_LENGTH}")
+        seen.setdefault(crm_id, None)
+    return list(seen)
+
+
+def _uninvited_ids(session: Session, user_type: PortalUserType) -> list[str]:
+    """The spec's bulk list: the module's records in no portal, with an address."""
+    in_a_portal = exists().where(
+        PortalUser.record_id == CrmRecord.id, PortalUser.status != PortalUserStatus.REMOVED
+    )
+    query = select(CrmRecord.crm_id).where(
+        CrmRecord.org_id == user_type.org_id,
+        CrmRecord.module == user_type.module,
+        CrmRecord.deleted.is_(False),
+        CrmRecord.in_recycle_bin.is_(False),
+        ~in_a_portal,
+    )
+    if user_type.invitation_field in RECORD_COLUMNS:
+        column = getattr(CrmRecord, user_type.invitation_field)
+        query = query.where(func.coalesce(func.trim(column), "") != "")
+    return list(session.scalars(query.order_by(CrmRecord.id)))

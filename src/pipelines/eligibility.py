@@ -1,0 +1,185 @@
+"""Who may be invited: one stable reason code per refused record, decided a chunk at a time.
+
+A chunk costs a fixed handful of queries whatever its size: one for the records, one for
+existing portal users, and the licence counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portalflow.models import (
+    CONSENT_BASIS,
+    CrmRecord,
+    CrmUser,
+    Org,
+    PortalUser,
+    PortalUserStatus,
+    PortalUserType,
+    ReasonCode,
+    RecordAccess,
+)
+
+from . import addresses, licences
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict for one requested CRM id; ``reason`` is None when it may be invited."""
+
+    crm_id: str
+    record: CrmRecord | None
+    address: str | None
+    reason: ReasonCode | None = None
+    detail: str | None = None
+
+    @property
+    def eligible(self) -> bool:
+        return self.reason is None
+
+
+def decide(
+    session: Session,
+    *,
+    org: Org,
+    user_type: PortalUserType,
+    inviter: CrmUser,
+    crm_ids: Sequence[str],
+    extra_disposable_domains: Iterable[str] = (),
+) -> list[Decision]:
+    """Decide every id of a chunk, in order; the caller holds the user type's licence lock."""
+    records = {
+        record.crm_id: record
+        for record in session.scalars(
+            select(CrmRecord).where(CrmRecord.org_id == org.id, CrmRecord.crm_id.in_(crm_ids))
+        )
+    }
+    portal_record_ids = set(
+        session.scalars(
+            select(PortalUser.record_id).where(
+                PortalUser.record_id.in_([record.id for record in records.values()]),
+                PortalUser.status != PortalUserStatus.REMOVED,
+            )
+        )
+    )
+    extra = tuple(extra_disposable_domains)
+    decisions = [
+        _decide_one(crm_id, records.get(crm_id), org, user_type, inviter, portal_record_ids, extra)
+        for crm_id in crm_ids
+    ]
+    return _apply_licence_limit(session, org, user_type, decisions)
+
+
+def _decide_one(
+    crm_id: str,
+    record: CrmRecord | None,
+    org: Org,
+    user_type: PortalUserType,
+    inviter: CrmUser,
+    portal_record_ids: set[int],
+    extra_disposable: tuple[str, ...],
+) -> Decision:
+    def refuse(reason: ReasonCode, detail: str, address: str | None = None) -> Decision:
+        return Decision(crm_id, record, address, reason, detail)
+
+    # Permissions come before anything that would reveal the record's state.
+    if record is None or record.deleted:
+        return refuse(ReasonCode.RECORD_MISSING, f"no record with CRM id {crm_id}")
+    if record.module != user_type.module:
+        return refuse(
+            ReasonCode.RECORD_MISSING,
+            f"{crm_id} is a {record.module} record; {user_type.name} invites {user_type.module}",
+        )
+    if record.in_recycle_bin:
+        return refuse(ReasonCode.IN_RECYCLE_BIN, "the record is in the recycle bin")
+    if user_type.module not in (inviter.module_permissions or []):
+        return refuse(
+            ReasonCode.NO_MODULE_PERMISSION, f"{inviter.email} has no {user_type.module} permission"
+        )
+    if inviter.record_access == RecordAccess.OWNED and record.owner_id != inviter.id:
+        return refuse(ReasonCode.NO_RECORD_PERMISSION, f"{inviter.email} does not own the record")
+    if record.id in portal_record_ids:
+        return refuse(ReasonCode.ALREADY_PORTAL_USER, "the record is already a portal user")
+    if record.approval_locked:
+        return refuse(ReasonCode.AWAITING_APPROVAL, "locked by an approval process")
+    if record.review_locked:
+        return refuse(ReasonCode.UNDER_REVIEW, "waiting for review")
+    if record.processing_basis == CONSENT_BASIS and not record.consent_given:
+        return refuse(ReasonCode.NO_CONSENT, "consent is the processing basis; none was given")
+    return _decide_address(crm_id, record, org, user_type, extra_disposable)
+
+
+def _decide_address(
+    crm_id: str,
+    record: CrmRecord,
+    org: Org,
+    user_type: PortalUserType,
+    extra_disposable: tuple[str, ...],
+) -> Decision:
+    value = record.field_value(user_type.invitation_field)
+    address = str(value).strip() if value is not None else ""
+    if not address:
+        return Decision(
+            crm_id,
+            record,
+            None,
+            ReasonCode.INVALID_ADDRESS,
+            f"the {user_type.invitation_field} field is empty",
+        )
+    if not addresses.has_only_allowed_characters(address):
+        return Decision(
+            crm_id,
+            record,
+            address,
+            ReasonCode.UNSUPPORTED_CHARACTERS,
+            "only A-Z a-z 0-9 and @ . - _ + are allowed",
+        )
+    if not addresses.is_well_formed(address):
+        return Decision(
+            crm_id, record, address, ReasonCode.INVALID_ADDRESS, "not a valid email address"
+        )
+    domain = addresses.domain_of(address)
+    if addresses.is_within(domain, [org.company_domain]):
+        return Decision(
+            crm_id,
+            record,
+            address,
+            ReasonCode.COMPANY_DOMAIN,
+            f"{domain} is the org's own domain ({org.company_domain})",
+        )
+    if addresses.is_disposable(domain, extra_disposable):
+        return Decision(
+            crm_id,
+            record,
+            address,
+            ReasonCode.ANONYMOUS_DOMAIN,
+            f"{domain} is a disposable or anonymous domain",
+        )
+    return Decision(crm_id, record, address)
+
+
+def _apply_licence_limit(
+    session: Session, org: Org, user_type: PortalUserType, decisions: list[Decision]
+) -> list[Decision]:
+    remaining = licences.remaining_capacity(session, org, user_type)
+    if remaining is None:
+        return decisions
+    limited = []
+    for decision in decisions:
+        if decision.eligible:
+            if remaining <= 0:
+                decision = Decision(
+                    decision.crm_id,
+                    decision.record,
+                    decision.address,
+                    ReasonCode.LICENSE_LIMIT,
+                    f"{user_type.name} has no licence left",
+                )
+            else:
+                remaining -= 1
+        limited.append(decision)
+    return limited

@@ -1,0 +1,95 @@
+"""Inviting an existing, unconfirmed portal user again: the previous token dies."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from portalflow.models import (
+    Channel,
+    CrmRecord,
+    EmailKind,
+    Invitation,
+    InvitationStatus,
+    PortalUser,
+    PortalUserStatus,
+    utcnow,
+)
+
+from . import orgs
+from .errors import InvalidInput, NotFound
+from .rendering import SUPPORTED_LANGUAGES
+
+# Login-suspended users confirm their changed address; not-yet-accepted users accept again.
+KIND_FOR_STATUS = {
+    PortalUserStatus.INVITED: EmailKind.ACCEPT_INVITATION,
+    PortalUserStatus.LOGIN_SUSPENDED: EmailKind.CONFIRM_EMAIL,
+}
+
+
+def reinvite(
+    session: Session, org_id: int, portal_user_id: int, *, inviter_id: int, language: str = "en"
+) -> int:
+    """Write a new queued invitation and supersede the sent one; returns the new id.
+
+    Refused while an earlier invitation is still queued or sending: that one is on its way,
+    and superseding it mid-send would leave its bulk run's totals wrong. Flushed, not
+    committed: the caller commits, then enqueues the new invitation.
+    """
+    user = session.get(PortalUser, portal_user_id, with_for_update=True)
+    if user is None or user.org_id != org_id:
+        raise NotFound(f"portal user {portal_user_id} does not exist in org {org_id}")
+    orgs.get_crm_user(session, org_id, inviter_id)
+    kind = KIND_FOR_STATUS.get(user.status)
+    if kind is None:
+        raise InvalidInput(
+            f"portal user {portal_user_id} is {user.status.value}; only unconfirmed users "
+            "(invited or login suspended) can be reinvited"
+        )
+    if language not in SUPPORTED_LANGUAGES:
+        raise InvalidInput(f"language {language!r} is not supported")
+    if not user.email:
+        raise InvalidInput(f"portal user {portal_user_id} has no email address")
+    in_flight = session.scalar(
+        select(Invitation.id).where(
+            Invitation.portal_user_id == user.id,
+            Invitation.status.in_((InvitationStatus.QUEUED, InvitationStatus.SENDING)),
+        )
+    )
+    if in_flight is not None:
+        raise InvalidInput(
+            f"invitation {in_flight} to portal user {portal_user_id} is still being sent"
+        )
+    record = session.get_one(CrmRecord, user.record_id)
+    now = utcnow()
+    invitation = Invitation(
+        org_id=org_id,
+        user_type_id=user.user_type_id,
+        crm_id=record.crm_id,
+        record_id=record.id,
+        portal_user_id=user.id,
+        invited_by_id=inviter_id,
+        kind=kind,
+        channel=Channel.EMAIL,
+        language=language,
+        address=user.email,
+        status=InvitationStatus.QUEUED,
+        attempts=0,
+    )
+    session.add(invitation)
+    session.flush()
+    session.execute(
+        update(Invitation)
+        .where(
+            Invitation.portal_user_id == user.id,
+            Invitation.id != invitation.id,
+            Invitation.status == InvitationStatus.SENT,
+        )
+        .values(
+            status=InvitationStatus.SUPERSEDED,
+            superseded_by_id=invitation.id,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return invitation.id

@@ -1,0 +1,15 @@
+"""Dramatiq workers: ``dramatiq portalflow.workers`` runs every portalflow actor.
+
+Importing this package sets the broker from PORTALFLOW_BROKER_URL before the actors are
+declared, so the Dramatiq CLI and our own commands see the same broker.
+"""
+
+from portalflow.config import Settings
+
+from .broker import install, make_broker
+
+install(make_broker(Settings.from_env()))
+
+from .actors import bulk_invite, dispatch_invitation  # noqa: E402
+
+__all__ = ["bulk_invite", "dispatch_invitation"]

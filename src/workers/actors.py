@@ -1,0 +1,82 @@
+"""Dramatiq actors: ids in, one pipeline call, a retry decision out. No rules here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dramatiq
+
+from portalflow.pipelines import bulk, dispatch
+from portalflow.pipelines.errors import NotFound
+
+from . import runtime
+from .broker import register
+
+INVITATIONS_QUEUE = "invitations"
+MINUTE_MS = 60_000
+
+
+class MalformedMessage(ValueError):
+    """A message whose arguments are not what the actor takes; retrying cannot help."""
+
+
+def message_id(value: object, name: str) -> int:
+    """A positive integer id from a message argument, or MalformedMessage."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MalformedMessage(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+@register
+@dramatiq.actor(
+    queue_name=INVITATIONS_QUEUE,
+    max_retries=8,
+    min_backoff=1_000,
+    max_backoff=10 * MINUTE_MS,
+    time_limit=15 * MINUTE_MS,
+    throws=(MalformedMessage, NotFound),
+)
+def bulk_invite(chunk_id: int) -> None:
+    """Decide one chunk of a bulk run, write its invitations, and send them."""
+    chunk_id = message_id(chunk_id, "chunk_id")
+    current = runtime.current()
+    with current.session() as session:
+        invitation_ids = bulk.expand_chunk(
+            session,
+            chunk_id,
+            extra_disposable_domains=current.settings.extra_disposable_domains,
+        )
+    _send(invitation_ids)
+
+
+@register
+@dramatiq.actor(
+    queue_name=INVITATIONS_QUEUE,
+    max_retries=8,
+    min_backoff=1_000,
+    max_backoff=10 * MINUTE_MS,
+    time_limit=2 * MINUTE_MS,
+    throws=(MalformedMessage,),
+)
+def dispatch_invitation(invitation_id: int) -> None:
+    """Send one queued invitation (a single invite, a retry, or a replay)."""
+    _send([message_id(invitation_id, "invitation_id")])
+
+
+def _send(invitation_ids: Sequence[int]) -> None:
+    if not invitation_ids:
+        return
+    current = runtime.current()
+    channel = current.email_channel()
+    try:
+        with current.session() as session:
+            result = dispatch.dispatch(
+                session, invitation_ids, channel=channel, config=current.dispatch_config()
+            )
+    finally:
+        channel.close()
+    # The rows are committed as queued with next_attempt_at; the replay sweep covers a lost send.
+    for invitation_id, delay in result.retry:
+        dispatch_invitation.send_with_options(
+            args=(invitation_id,), delay=int(delay.total_seconds() * 1000)
+        )

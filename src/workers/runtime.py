@@ -1,0 +1,67 @@
+"""What a worker process holds: settings, the database engine, channel factories."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from portalflow.config import Settings
+from portalflow.models import make_engine, make_session_factory
+from portalflow.models import session_scope as _session_scope
+from portalflow.pipelines.channels import build_email_channel
+from portalflow.pipelines.channels.base import EmailChannel
+from portalflow.pipelines.dispatch import DispatchConfig
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with _session_scope(self.session_factory) as session:
+            yield session
+
+    def email_channel(self) -> EmailChannel:
+        return build_email_channel(self.settings)
+
+    def dispatch_config(self) -> DispatchConfig:
+        return DispatchConfig(
+            portal_base_url=self.settings.portal_base_url,
+            max_attempts=self.settings.max_send_attempts,
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def configure(settings: Settings | None = None) -> Runtime:
+    """Replace the process's runtime (settings from the environment by default)."""
+    global _current
+    settings = settings or Settings.from_env()
+    engine = make_engine(settings.database_url)
+    runtime = Runtime(settings, engine, make_session_factory(engine))
+    with _lock:
+        previous, _current = _current, runtime
+    if previous is not None:
+        previous.close()
+    return runtime
+
+
+def current() -> Runtime:
+    """The process's runtime, configured from the environment on first use."""
+    with _lock:
+        runtime = _current
+    return runtime if runtime is not None else configure()
