@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from portalflow.models import Base, make_engine, make_session_factory
 from portalflow.models.schema import upgrade
 
+from .moto_server import reset, running_moto_server
 from .servers import require_server
+from .smtp_server import SmtpServer, running_smtp_server
 
 PG_HOST = os.environ.get("PORTALFLOW_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("PORTALFLOW_TEST_PG_PORT", "5432"))
@@ -113,3 +115,34 @@ def outbox_dir(tmp_path: Path) -> Path:
     path = tmp_path / "outbox"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    with running_smtp_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    with running_moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Dummy credentials only; never whatever the developer's machine has configured."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+@pytest.fixture
+def ses_endpoint(moto_endpoint: str, aws_env: None) -> str:
+    reset(moto_endpoint)
+    return moto_endpoint

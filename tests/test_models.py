@@ -81,3 +81,14 @@ def test_bad_org_input_is_named(session: Session) -> None:
         orgs.get_user_type(session, 999, 1)
     except NotFound as exc:
         assert "999" in str(exc)
+
+
+def test_a_crm_user_email_is_unique_per_org(session: Session) -> None:
+    org = make_org(session)
+    orgs.add_crm_user(session, org.id, name="Ann", email="ann@zylker.com", modules=["Contacts"])
+    try:
+        orgs.add_crm_user(session, org.id, name="Ann 2", email="ANN@zylker.com", modules=[])
+    except InvalidInput as exc:
+        assert "already exists in org" in str(exc)
+    else:
+        raise AssertionError("a second CRM user with the same email was accepted")

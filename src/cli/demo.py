@@ -114,4 +114,6 @@ def _print_summary(
     )
     console.print(f"{emails} emails written to [bold]{outbox.resolve()}[/] (one .eml each).")
     console.print("See one run's failed invitees: portalflow bulk-runs show ID (same database:")
-    console.print(f"  PORTALFLOW_DATABASE_URL=sqlite:///{outbox.parent.resolve() / 'portalflow.db'})")
+    console.print(
+        f"  PORTALFLOW_DATABASE_URL=sqlite:///{outbox.parent.resolve() / 'portalflow.db'})"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -134,10 +134,18 @@ def add_crm_user(
 ) -> CrmUser:
     """Add a CRM user who may invite records of ``modules``."""
     get_org(session, org_id)
+    email = validate_sender_address(email, "CRM user email")
+    taken = session.scalar(
+        select(CrmUser.id).where(
+            CrmUser.org_id == org_id, func.lower(CrmUser.email) == email.lower()
+        )
+    )
+    if taken is not None:
+        raise InvalidInput(f"CRM user {email} already exists in org {org_id} (id {taken})")
     user = CrmUser(
         org_id=org_id,
         name=name.strip(),
-        email=validate_sender_address(email, "CRM user email"),
+        email=email,
         module_permissions=sorted({module.strip() for module in modules if module.strip()}),
         record_access=_enum_value(RecordAccess, record_access, "record access"),
         language=language,
@@ -168,6 +176,59 @@ def get_crm_user(session: Session, org_id: int, crm_user_id: int) -> CrmUser:
     if user is None or user.org_id != org_id:
         raise NotFound(f"CRM user {crm_user_id} does not exist in org {org_id}")
     return user
+
+
+def list_orgs(session: Session) -> list[Org]:
+    return list(session.scalars(select(Org).order_by(Org.id)))
+
+
+def list_user_types(session: Session, org_id: int) -> list[PortalUserType]:
+    get_org(session, org_id)
+    query = select(PortalUserType).where(PortalUserType.org_id == org_id)
+    return list(session.scalars(query.order_by(PortalUserType.id)))
+
+
+def list_crm_users(session: Session, org_id: int) -> list[CrmUser]:
+    get_org(session, org_id)
+    query = select(CrmUser).where(CrmUser.org_id == org_id)
+    return list(session.scalars(query.order_by(CrmUser.id)))
+
+
+def org_summaries(session: Session, found: Iterable[Org]) -> list[dict[str, Any]]:
+    """Plain summaries of orgs with their portal and Client Portal type, in three queries."""
+    found = list(found)
+    ids = [org.id for org in found]
+    portals = {
+        portal.org_id: portal
+        for portal in session.scalars(select(Portal).where(Portal.org_id.in_(ids)))
+    }
+    client_portals = {
+        org_id: user_type_id
+        for org_id, user_type_id in session.execute(
+            select(PortalUserType.org_id, PortalUserType.id).where(
+                PortalUserType.org_id.in_(ids), PortalUserType.is_client_portal
+            )
+        )
+    }
+    summaries = []
+    for org in found:
+        portal = portals.get(org.id)
+        summaries.append(
+            {
+                "id": org.id,
+                "name": org.name,
+                "company_domain": org.company_domain,
+                "country": org.country,
+                "edition": org.edition.value,
+                "data_centre": org.data_centre.value,
+                "portal_name": portal.name if portal else None,
+                "portal_slug": portal.slug if portal else None,
+                "client_portal_user_type_id": client_portals.get(org.id),
+                "from_email": org.default_from_email,
+                "reply_to": org.default_reply_to,
+            }
+        )
+    return summaries
 
 
 def _unique_slug(session: Session, wanted: str, *, explicit: bool) -> str:

@@ -1,0 +1,76 @@
+"""The ``portalflow`` command line: thin commands that call the pipelines.
+
+Each command module owns a ``typer.Typer`` (or plain functions); registering one is one
+import and one ``app.add_typer(...)`` (or ``app.command(...)``) line below. Errors a user
+can fix are turned into ``error: ...`` and exit code 2 once, by ``PortalflowGroup``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from portalflow import __version__
+
+from . import bulk_runs, db, demo, invite, records, setup, templates, worker
+from .common import PortalflowGroup, console
+
+HELP = """\
+**portalflow** runs the life of a CRM's portal users: invitations, failures, expiry
+and licences, as queued work that workers carry out against one database.
+
+Everything is configured by `PORTALFLOW_*` environment variables, for example
+`PORTALFLOW_DATABASE_URL` (default: a SQLite file under `./var`), `PORTALFLOW_BROKER_URL`
+(default: an in-process broker) and `PORTALFLOW_EMAIL_CHANNEL` (`outbox`, `smtp` or `ses`).
+
+Start with `portalflow db upgrade`, then `portalflow orgs create`.
+"""
+
+app = typer.Typer(
+    name="portalflow",
+    help=HELP,
+    cls=PortalflowGroup,
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"portalflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
+app.add_typer(db.app, name="db")
+app.add_typer(setup.orgs_app, name="orgs")
+app.add_typer(setup.user_types_app, name="user-types")
+app.add_typer(setup.crm_users_app, name="crm-users")
+app.add_typer(records.app, name="records")
+app.add_typer(bulk_runs.app, name="bulk-runs")
+app.add_typer(templates.app, name="templates")
+app.command("invite")(invite.invite)
+app.command("worker")(worker.worker)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """Entry point of the ``portalflow`` console script."""
+    app(prog_name="portalflow")
+
+
+__all__ = ["app", "main"]

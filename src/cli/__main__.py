@@ -1,0 +1,5 @@
+"""``python -m portalflow.cli``: the same as the ``portalflow`` command."""
+
+from . import main
+
+main()

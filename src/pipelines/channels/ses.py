@@ -1,0 +1,117 @@
+"""Amazon SES through the v2 API (``sesv2`` ``SendEmail`` with raw content)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from .base import CONNECTION_ERROR, OutgoingEmail, SendFailure
+
+SES_THROTTLED = "ses_throttled"
+SES_REJECTED = "ses_rejected"
+SES_CONFIGURATION = "ses_configuration"
+SES_UNAVAILABLE = "ses_unavailable"
+SES_UNKNOWN = "ses_unknown"
+
+# SES error code (``error["Code"]``) -> (our code, temporary). Checked against the SESv2
+# API reference, SendEmail "Errors", and the "Common Errors" page shared by AWS APIs.
+SES_ERRORS: dict[str, tuple[str, bool]] = {
+    # SendEmail errors
+    "TooManyRequestsException": (SES_THROTTLED, True),  # sending rate exceeded
+    "LimitExceededException": (SES_THROTTLED, True),  # a quota; it resets with time
+    "MessageRejected": (SES_REJECTED, False),  # invalid content, or sender not verified
+    "BadRequestException": (SES_REJECTED, False),  # the input is invalid
+    "MailFromDomainNotVerifiedException": (SES_CONFIGURATION, False),
+    "AccountSuspendedException": (SES_CONFIGURATION, False),
+    "SendingPausedException": (SES_CONFIGURATION, False),  # account or configuration set
+    "NotFoundException": (SES_CONFIGURATION, False),  # e.g. the configuration set is gone
+    # Common errors
+    "ThrottlingException": (SES_THROTTLED, True),
+    "Throttling": (SES_THROTTLED, True),
+    "InternalFailure": (SES_UNAVAILABLE, True),
+    "InternalServiceErrorException": (SES_UNAVAILABLE, True),
+    "ServiceUnavailable": (SES_UNAVAILABLE, True),
+    "AccessDeniedException": (SES_CONFIGURATION, False),
+    "UnrecognizedClientException": (SES_CONFIGURATION, False),
+    "InvalidClientTokenId": (SES_CONFIGURATION, False),
+    "SignatureDoesNotMatch": (SES_CONFIGURATION, False),
+    "MissingAuthenticationToken": (SES_CONFIGURATION, False),
+}
+
+
+class SesChannel:
+    """Sends raw messages with SESv2 ``SendEmail``; one boto3 client per instance.
+
+    boto3 clients are thread-safe, but like every channel an instance is meant for one
+    thread at a time.
+    """
+
+    name = "ses"
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        endpoint_url: str = "",
+        configuration_set: str = "",
+        timeout: float = 10.0,
+    ) -> None:
+        self.configuration_set = configuration_set
+        config = Config(
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            # One attempt only: our actors own retries (with backoff, a cap and a row
+            # status), so the SDK must not silently multiply them.
+            retries={"max_attempts": 1, "mode": "standard"},
+        )
+        self.client: Any = boto3.client(
+            "sesv2", region_name=region, endpoint_url=endpoint_url or None, config=config
+        )
+
+    def send(self, email: OutgoingEmail) -> str:
+        """Send ``email``; return the SES MessageId."""
+        request: dict[str, Any] = {
+            "FromEmailAddress": email.envelope_from,
+            "Destination": {"ToAddresses": [email.recipient]},
+            "Content": {"Raw": {"Data": email.raw}},
+            "EmailTags": [{"Name": "invitation_id", "Value": str(email.invitation_id)}],
+        }
+        if self.configuration_set:
+            request["ConfigurationSetName"] = self.configuration_set
+        try:
+            response = self.client.send_email(**request)
+        except ClientError as exc:
+            raise classify_client_error(exc) from exc
+        except (BotoConnectionError, HTTPClientError) as exc:
+            # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError and friends.
+            raise SendFailure(CONNECTION_ERROR, str(exc), temporary=True) from exc
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise SendFailure(SES_CONFIGURATION, str(exc), temporary=False) from exc
+        return str(response["MessageId"])
+
+    def close(self) -> None:
+        """Close the client's HTTP connection pool."""
+        self.client.close()
+
+
+def classify_client_error(exc: ClientError) -> SendFailure:
+    """Turn an SES error answer into a `SendFailure` by `SES_ERRORS`."""
+    error = exc.response.get("Error", {})
+    ses_code = str(error.get("Code", ""))
+    message = str(error.get("Message", ""))
+    detail = f"{ses_code}: {message}" if message else ses_code or str(exc)
+    if ses_code in SES_ERRORS:
+        code, temporary = SES_ERRORS[ses_code]
+        return SendFailure(code, detail, temporary=temporary)
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    # Unlisted: a server-side status is worth a retry, a client-side one is not.
+    return SendFailure(SES_UNKNOWN, detail, temporary=status >= 500 or status == 429)

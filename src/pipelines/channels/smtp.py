@@ -1,0 +1,163 @@
+"""SMTP through :mod:`smtplib`, one connection kept open across many sends."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from typing import Literal
+
+from .base import CONNECTION_ERROR, OutgoingEmail, SendFailure
+
+SMTP_REJECTED = "smtp_rejected"  # 5xx reply: this message will never be taken
+SMTP_TEMPORARY = "smtp_temporary"  # 4xx reply: try again later
+SMTP_CONFIGURATION = "smtp_configuration"  # our side is wrong: login, STARTTLS, certificate
+
+TlsMode = Literal["none", "starttls", "ssl"]
+
+
+class _Connection(smtplib.SMTP):
+    """An SMTP client that remembers whether the current send reached DATA."""
+
+    data_started = False
+
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:
+        self.data_started = True
+        return super().data(msg)
+
+
+class _SslConnection(_Connection, smtplib.SMTP_SSL):
+    """Implicit TLS (usually port 465)."""
+
+
+class SmtpChannel:
+    """Sends through one SMTP server, reusing one connection for every send.
+
+    Not thread-safe: an instance is used by one thread at a time (each worker thread
+    builds its own). The connection opens on the first send and is re-opened once when
+    the server has dropped it, e.g. after its idle timeout.
+    """
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: TlsMode = "none",
+        username: str = "",
+        password: str = "",
+        timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if tls not in ("none", "starttls", "ssl"):
+            raise ValueError(f"tls must be none, starttls or ssl, not {tls!r}")
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._connection: _Connection | None = None
+
+    def send(self, email: OutgoingEmail) -> str:
+        """Send ``email``; return its Message-ID, which is what the server's logs show."""
+        for attempt in (1, 2):
+            connection = self._connected()
+            connection.data_started = False
+            try:
+                connection.sendmail(email.envelope_from, [email.recipient], email.raw)
+            except smtplib.SMTPServerDisconnected as exc:
+                self._discard()
+                # Once DATA began the server may have queued the message; resending here
+                # could deliver it twice, so the caller's retry policy decides instead.
+                if attempt == 2 or connection.data_started:
+                    raise SendFailure(
+                        CONNECTION_ERROR, f"SMTP server disconnected: {exc}", temporary=True
+                    ) from exc
+                continue
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, reply = exc.recipients.get(email.recipient, (550, b"recipient refused"))
+                raise _reply_failure(code, reply) from exc
+            except smtplib.SMTPNotSupportedError as exc:
+                raise SendFailure(SMTP_CONFIGURATION, str(exc), temporary=False) from exc
+            except smtplib.SMTPResponseException as exc:
+                if connection.sock is None:  # smtplib hangs up itself after a 421
+                    self._discard()
+                raise _reply_failure(exc.smtp_code, exc.smtp_error) from exc
+            except UnicodeEncodeError as exc:
+                self._discard()  # a command may be half sent; start afresh next time
+                raise SendFailure(
+                    SMTP_REJECTED, f"address is not ASCII: {exc}", temporary=False
+                ) from exc
+            except (OSError, smtplib.SMTPException) as exc:
+                self._discard()
+                raise SendFailure(CONNECTION_ERROR, _describe(exc), temporary=True) from exc
+            return email.message_id
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        """Say QUIT and drop the connection; a later send would open a new one."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.quit()
+        except (OSError, smtplib.SMTPException):
+            connection.close()
+
+    def _connected(self) -> _Connection:
+        if self._connection is None:
+            self._connection = self._open()
+        return self._connection
+
+    def _open(self) -> _Connection:
+        if self.tls == "ssl":
+            connection: _Connection = _SslConnection(timeout=self.timeout, context=self.ssl_context)
+        else:
+            connection = _Connection(timeout=self.timeout)
+        try:
+            connection.connect(self.host, self.port)
+            if self.tls == "starttls":
+                connection.starttls(context=self.ssl_context)
+            connection.ehlo_or_helo_if_needed()
+            if self.username:
+                connection.login(self.username, self.password)
+        except (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError) as exc:
+            connection.close()
+            raise SendFailure(SMTP_CONFIGURATION, _describe(exc), temporary=False) from exc
+        except smtplib.SMTPResponseException as exc:
+            connection.close()
+            if 500 <= exc.smtp_code <= 599:  # e.g. 535 bad credentials, 554 at greeting
+                raise SendFailure(
+                    SMTP_CONFIGURATION, _reply_text(exc.smtp_code, exc.smtp_error), temporary=False
+                ) from exc
+            raise _reply_failure(exc.smtp_code, exc.smtp_error) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            connection.close()
+            raise SendFailure(
+                CONNECTION_ERROR, f"{self.host}:{self.port}: {_describe(exc)}", temporary=True
+            ) from exc
+        return connection
+
+    def _discard(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
+def _reply_failure(code: int, reply: bytes | str) -> SendFailure:
+    """5xx is final, anything else (4xx, or a garbled reply) is worth another try."""
+    if 500 <= code <= 599:
+        return SendFailure(SMTP_REJECTED, _reply_text(code, reply), temporary=False)
+    return SendFailure(SMTP_TEMPORARY, _reply_text(code, reply), temporary=True)
+
+
+def _reply_text(code: int, reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return f"{code} {text}"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
