@@ -75,22 +75,23 @@ def _empty_all_tables(engine: Engine) -> None:
                 connection.execute(text(f"DELETE FROM {table}"))
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    _migrate_once(database_url)
-    engine = make_engine(database_url)
+def _empty_engine(url: str) -> Iterator[Engine]:
+    """An engine on a migrated database with every table emptied."""
+    _migrate_once(url)
+    engine = make_engine(url)
     _empty_all_tables(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    yield from _empty_engine(database_url)
 
 
 @pytest.fixture
 def pg_engine(pg_database_url: str) -> Iterator[Engine]:
-    _migrate_once(pg_database_url)
-    engine = make_engine(pg_database_url)
-    _empty_all_tables(engine)
-    yield engine
-    engine.dispose()
+    yield from _empty_engine(pg_database_url)
 
 
 @pytest.fixture

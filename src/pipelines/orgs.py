@@ -102,12 +102,7 @@ def add_user_type(
     name = name.strip()
     if not name or not module.strip():
         raise InvalidInput("a user type needs a name and a module")
-    taken = session.scalar(
-        select(PortalUserType.id).where(
-            PortalUserType.org_id == org_id, func.lower(PortalUserType.name) == name.lower()
-        )
-    )
-    if taken is not None:
+    if _taken(session, PortalUserType.id, PortalUserType.org_id, PortalUserType.name, org_id, name):
         raise InvalidInput(f"user type {name!r} already exists in org {org_id}")
     user_type = PortalUserType(
         org_id=org_id,
@@ -135,13 +130,8 @@ def add_crm_user(
     """Add a CRM user who may invite records of ``modules``."""
     get_org(session, org_id)
     email = validate_sender_address(email, "CRM user email")
-    taken = session.scalar(
-        select(CrmUser.id).where(
-            CrmUser.org_id == org_id, func.lower(CrmUser.email) == email.lower()
-        )
-    )
-    if taken is not None:
-        raise InvalidInput(f"CRM user {email} already exists in org {org_id} (id {taken})")
+    if _taken(session, CrmUser.id, CrmUser.org_id, CrmUser.email, org_id, email):
+        raise InvalidInput(f"CRM user {email} already exists in org {org_id}")
     user = CrmUser(
         org_id=org_id,
         name=name.strip(),
@@ -229,6 +219,14 @@ def org_summaries(session: Session, found: Iterable[Org]) -> list[dict[str, Any]
             }
         )
     return summaries
+
+
+def _taken(
+    session: Session, id_column: Any, org_column: Any, column: Any, org_id: int, value: str
+) -> bool:
+    """True when ``column`` already holds ``value`` (ignoring case) in the org."""
+    query = select(id_column).where(org_column == org_id, func.lower(column) == value.lower())
+    return session.scalar(query.limit(1)) is not None
 
 
 def _unique_slug(session: Session, wanted: str, *, explicit: bool) -> str:

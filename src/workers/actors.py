@@ -14,6 +14,9 @@ from .broker import register
 
 INVITATIONS_QUEUE = "invitations"
 MINUTE_MS = 60_000
+# Dramatiq's own retries cover infrastructure trouble (database or broker down); send
+# failures are retried by the pipeline's backoff, not by raising.
+INFRASTRUCTURE_RETRIES = {"max_retries": 8, "min_backoff": 1_000, "max_backoff": 10 * MINUTE_MS}
 
 
 class MalformedMessage(ValueError):
@@ -30,11 +33,9 @@ def message_id(value: object, name: str) -> int:
 @register
 @dramatiq.actor(
     queue_name=INVITATIONS_QUEUE,
-    max_retries=8,
-    min_backoff=1_000,
-    max_backoff=10 * MINUTE_MS,
     time_limit=15 * MINUTE_MS,
     throws=(MalformedMessage, NotFound),
+    **INFRASTRUCTURE_RETRIES,
 )
 def bulk_invite(chunk_id: int) -> None:
     """Decide one chunk of a bulk run, write its invitations, and send them."""
@@ -52,11 +53,9 @@ def bulk_invite(chunk_id: int) -> None:
 @register
 @dramatiq.actor(
     queue_name=INVITATIONS_QUEUE,
-    max_retries=8,
-    min_backoff=1_000,
-    max_backoff=10 * MINUTE_MS,
     time_limit=2 * MINUTE_MS,
     throws=(MalformedMessage,),
+    **INFRASTRUCTURE_RETRIES,
 )
 def dispatch_invitation(invitation_id: int) -> None:
     """Send one queued invitation (a single invite, a retry, or a replay)."""
