@@ -84,7 +84,8 @@ def dispatch(
     """Send every invitation of ``invitation_ids`` that is ours to send; commits as it goes."""
     result = DispatchResult()
     claim_token, claimed = _claim(session, invitation_ids, now())
-    result.skipped = [i for i in invitation_ids if i not in claimed]
+    claimed_set = set(claimed)
+    result.skipped = [i for i in invitation_ids if i not in claimed_set]
     if not claimed:
         return result
     plain_tokens = _issue_tokens(session, claimed)
@@ -137,12 +138,13 @@ def _issue_tokens(session: Session, claimed: Sequence[int]) -> dict[int, str]:
 
 def _load(session: Session, ids: Sequence[int]) -> list[tuple[Invitation, CrmRecord | None]]:
     """The claimed invitations with their records, in one query."""
-    session.expire_all()
     rows = session.execute(
         select(Invitation, CrmRecord)
         .outerjoin(CrmRecord, CrmRecord.id == Invitation.record_id)
         .where(Invitation.id.in_(ids))
         .order_by(Invitation.id)
+        # The claim was a bulk UPDATE: refresh any copy the session already holds.
+        .execution_options(populate_existing=True)
     )
     return [(invitation, record) for invitation, record in rows]
 
