@@ -37,6 +37,25 @@ class Settings:
     bulk_chunk_size: int = 500
     max_send_attempts: int = 5
     extra_disposable_domains: tuple[str, ...] = field(default_factory=tuple)
+    sms_channel: str = "outbox"
+    sms_outbox_dir: Path = Path()
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from: str = ""
+    twilio_messaging_service_sid: str = ""
+    twilio_api_base_url: str = ""
+    twilio_timeout: float = 10.0
+    aws_sms_region: str = "ap-south-1"
+    aws_sms_endpoint_url: str = ""
+    aws_sms_origination_identity: str = ""
+    aws_sms_timeout: float = 10.0
+    # "dc=domain" pairs overriding the short-link domain of a data centre ("{dc}.zcrm.to").
+    sms_short_link_domains: tuple[str, ...] = field(default_factory=tuple)
+    # URL prefixes allowed to carry a '?' in an SMS template (dynamic links).
+    sms_dynamic_url_prefixes: tuple[str, ...] = field(default_factory=tuple)
+    sms_max_variable_length: int = 30
+    # "tag=length" pairs overriding the cap for one DLT tag type, e.g. "alphanumeric=40".
+    sms_variable_limits: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         # Derived defaults live under var_dir, so one variable moves all local state.
@@ -44,19 +63,28 @@ class Settings:
             object.__setattr__(self, "database_url", f"sqlite:///{self.var_dir / 'portalflow.db'}")
         if self.outbox_dir == Path():
             object.__setattr__(self, "outbox_dir", self.var_dir / "outbox")
-        if self.email_channel not in EMAIL_CHANNELS:
-            raise SettingsError(
-                f"PORTALFLOW_EMAIL_CHANNEL={self.email_channel!r} is not one of "
-                f"{', '.join(EMAIL_CHANNELS)}"
-            )
-        if self.smtp_tls not in SMTP_TLS_MODES:
-            raise SettingsError(
-                f"PORTALFLOW_SMTP_TLS={self.smtp_tls!r} is not one of {', '.join(SMTP_TLS_MODES)}"
-            )
+        if self.sms_outbox_dir == Path():
+            object.__setattr__(self, "sms_outbox_dir", self.outbox_dir / "sms")
+        _pairs("sms_short_link_domains", self.sms_short_link_domains, str)
+        _pairs("sms_variable_limits", self.sms_variable_limits, int)
+        _one_of("email_channel", self.email_channel, EMAIL_CHANNELS)
+        _one_of("smtp_tls", self.smtp_tls, SMTP_TLS_MODES)
+        _one_of("sms_channel", self.sms_channel, SMS_CHANNELS)
         if not 1 <= self.bulk_chunk_size <= 5000:
             raise SettingsError("PORTALFLOW_BULK_CHUNK_SIZE must be between 1 and 5000")
         if self.max_send_attempts < 1:
             raise SettingsError("PORTALFLOW_MAX_SEND_ATTEMPTS must be at least 1")
+
+    def short_link_domain(self, data_centre: str) -> str:
+        """The whitelisted short-link domain of a data centre (``in`` -> ``in.zcrm.to``)."""
+        overrides = _pairs("sms_short_link_domains", self.sms_short_link_domains, str)
+        return str(overrides.get(data_centre, f"{data_centre}.{DEFAULT_SHORT_LINK_SUFFIX}"))
+
+    def variable_limits(self) -> dict[str, int]:
+        """Per DLT tag type, the longest value a variable may take (``var`` is the default)."""
+        limits = {"var": self.sms_max_variable_length}
+        limits.update(_pairs("sms_variable_limits", self.sms_variable_limits, int))
+        return limits
 
     @property
     def embedded_broker(self) -> bool:
@@ -77,7 +105,32 @@ class Settings:
 
 
 EMAIL_CHANNELS = ("outbox", "smtp", "ses")
+SMS_CHANNELS = ("outbox", "twilio", "aws")
+DEFAULT_SHORT_LINK_SUFFIX = "zcrm.to"
 SMTP_TLS_MODES = ("none", "starttls", "ssl")
+
+
+def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SettingsError(
+            f"{ENV_PREFIX}{name.upper()}={value!r} is not one of {', '.join(choices)}"
+        )
+
+
+def _pairs(name: str, items: tuple[str, ...], convert: type) -> dict[str, object]:
+    """Parse ``key=value`` items, naming the variable when one is malformed."""
+    pairs: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            if not sep or not key.strip():
+                raise ValueError(item)
+            pairs[key.strip()] = convert(value.strip())
+        except ValueError:
+            raise SettingsError(
+                f"PORTALFLOW_{name.upper()}: {item!r} is not of the form key=value"
+            ) from None
+    return pairs
 
 
 def _parse(name: str, type_name: object, raw: str) -> object:

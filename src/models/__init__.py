@@ -9,6 +9,7 @@ from .enums import (
     Channel,
     ChunkStatus,
     DataCentre,
+    DltTemplateStatus,
     Edition,
     EmailKind,
     InvitationPreference,
@@ -17,12 +18,16 @@ from .enums import (
     ReasonCode,
     RecordAccess,
     SendFailureCode,
+    SmsEncoding,
+    SmsTemplateKind,
+    VerificationStatus,
 )
 from .invitations import Invitation
 from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal, PortalUserType
 from .portal_users import PortalUser
 from .records import CONSENT_BASIS, CrmRecord
 from .session import make_engine, make_session_factory, session_scope
+from .sms import DltTemplate, SmsTemplate, SmsTemplateMapping
 from .templates import EmailTemplate
 from .types import utcnow
 
@@ -41,6 +46,8 @@ __all__ = [
     "CrmRecord",
     "CrmUser",
     "DataCentre",
+    "DltTemplate",
+    "DltTemplateStatus",
     "Edition",
     "EmailKind",
     "EmailTemplate",
@@ -55,6 +62,11 @@ __all__ = [
     "ReasonCode",
     "RecordAccess",
     "SendFailureCode",
+    "SmsEncoding",
+    "SmsTemplate",
+    "SmsTemplateKind",
+    "SmsTemplateMapping",
+    "VerificationStatus",
     "make_engine",
     "make_session_factory",
     "session_scope",

@@ -90,6 +90,9 @@ class ReasonCode(StrEnum):
     NO_RECORD_PERMISSION = "no_record_permission"
     IN_RECYCLE_BIN = "in_recycle_bin"
     INVALID_ADDRESS = "invalid_address"
+    INVALID_PHONE = "invalid_phone"
+    UNSUPPORTED_COUNTRY = "unsupported_country"
+    SMS_TEMPLATES_NOT_APPROVED = "sms_templates_not_approved"
 
 
 REASON_DESCRIPTIONS: dict[ReasonCode, str] = {
@@ -108,6 +111,12 @@ REASON_DESCRIPTIONS: dict[ReasonCode, str] = {
     ReasonCode.NO_RECORD_PERMISSION: "The inviting CRM user has no permission for the record.",
     ReasonCode.IN_RECYCLE_BIN: "The record is in the recycle bin.",
     ReasonCode.INVALID_ADDRESS: "The address is missing or malformed.",
+    ReasonCode.INVALID_PHONE: "The number is missing, malformed, or not a mobile number.",
+    ReasonCode.UNSUPPORTED_COUNTRY: "SMS invitations go only to Indian mobile numbers (+91).",
+    ReasonCode.SMS_TEMPLATES_NOT_APPROVED: (
+        "The user type invites by SMS and not all three SMS templates have an approved DLT "
+        "mapping yet."
+    ),
 }
 
 
@@ -116,6 +125,8 @@ class SendFailureCode(StrEnum):
 
     PROVIDER_REJECTED = "provider_rejected"
     TECHNICAL_FAILURE = "technical_failure"  # temporary trouble outlasted every retry
+    DLT_MISMATCH = "dlt_mismatch"  # the rendered SMS no longer fits its DLT template
+    INSUFFICIENT_SMS_CREDITS = "insufficient_sms_credits"
 
 
 class BulkRunStatus(StrEnum):
@@ -126,3 +137,30 @@ class BulkRunStatus(StrEnum):
 class ChunkStatus(StrEnum):
     PENDING = "pending"  # record ids stored, eligibility not yet decided
     EXPANDED = "expanded"  # invitations written for every record of the chunk
+
+
+class SmsTemplateKind(StrEnum):
+    INVITATION = "invitation"
+    VERIFICATION = "verification"
+    FORGOT_PASSWORD = "forgot_password"
+
+
+class DltTemplateStatus(StrEnum):
+    """The status a DLT operator portal gave the template."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    PENDING = "pending"
+
+
+class VerificationStatus(StrEnum):
+    """Whether a CRM-to-DLT template mapping has been verified."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class SmsEncoding(StrEnum):
+    GSM7 = "gsm7"
+    UCS2 = "ucs2"

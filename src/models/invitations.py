@@ -8,7 +8,7 @@ from sqlalchemy import CHAR, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
-from .enums import Channel, EmailKind, InvitationStatus
+from .enums import Channel, EmailKind, InvitationStatus, SmsEncoding
 from .types import UTCDateTime, enum_column, utcnow
 
 
@@ -54,6 +54,10 @@ class Invitation(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SMS only: the DLT template the message was checked against, and its size.
+    dlt_template_id: Mapped[str | None] = mapped_column(String(19))
+    sms_encoding: Mapped[SmsEncoding | None] = mapped_column(enum_column(SmsEncoding))
+    sms_segments: Mapped[int | None] = mapped_column(Integer)
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

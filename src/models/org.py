@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONDocument
@@ -19,6 +28,7 @@ class Org(Base):
     """One CRM account (company)."""
 
     __tablename__ = "orgs"
+    __table_args__ = (CheckConstraint("sms_credits >= 0", name="sms_credits_not_negative"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -29,6 +39,13 @@ class Org(Base):
     default_from_email: Mapped[str | None] = mapped_column(String(254))
     default_from_name: Mapped[str | None] = mapped_column(String(200))
     default_reply_to: Mapped[str | None] = mapped_column(String(254))
+    # The Notification SMS integration: credits (one per segment) and the DLT sender id.
+    sms_credits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sms_sender_id: Mapped[str | None] = mapped_column(String(11))
+    # Compare an SMS with its DLT template ignoring whitespace differences.
+    sms_whitespace_tolerant: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     portal: Mapped[Portal | None] = relationship(back_populates="org", uselist=False)
