@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from portalflow.models import CrmRecord, CrmUser, Org, PortalUserType, RecordAccess
+from portalflow.config import Settings
+from portalflow.models import CrmRecord, CrmUser, Org, PortalUserType, RecordAccess, SmsTemplateKind
 from portalflow.pipelines import orgs
+from portalflow.pipelines.dlt import import_dlt_file
+from portalflow.pipelines.sms_templates import edit_template, map_template, set_verification
 
 
 def make_org(session: Session, **overrides: Any) -> Org:
@@ -61,3 +65,44 @@ def make_record(session: Session, org: Org, crm_id: str, **overrides: Any) -> Cr
     session.add(record)
     session.flush()
     return record
+
+
+DLT_FIXTURES = Path(__file__).parents[2] / "shared" / "fixtures" / "dlt"
+SMS_CONFIG = Settings()
+SMS_BODIES: dict[SmsTemplateKind, tuple[str, str]] = {
+    # kind: (CRM template, the jio-approved.csv DLT template it matches)
+    SmsTemplateKind.INVITATION: (
+        "Dear {{ record.first_name }}, you are invited to the {{ portal.name }} portal. "
+        "Accept within 7 days: {{ invite_url }} - Zylker",
+        "1207170000000000101",
+    ),
+    SmsTemplateKind.VERIFICATION: (
+        "{{ code }} is your verification code for the {{ portal.name }} portal. "
+        "Do not share it. - Zylker",
+        "1207170000000000102",
+    ),
+    SmsTemplateKind.FORGOT_PASSWORD: (
+        "Reset your {{ portal.name }} portal password here: {{ reset_url }} "
+        "The link expires in {{ expiry_hours }} hours. - Zylker",
+        "1207170000000000103",
+    ),
+}
+
+
+def make_sms_org(session: Session, **overrides: Any) -> Org:
+    """An Indian org named Zylker with the jio-approved.csv DLT export imported."""
+    values: dict[str, Any] = {"name": "Zylker", "country": "IN", "data_centre": "in"}
+    values.update(overrides)
+    org = make_org(session, **values)
+    import_dlt_file(session, org.id, DLT_FIXTURES / "jio-approved.csv")
+    return org
+
+
+def approve_sms_template(
+    session: Session, org: Org, kind: SmsTemplateKind, body: str | None = None
+) -> None:
+    """Edit, map and approve one kind against its jio-approved.csv DLT template."""
+    default_body, dlt_id = SMS_BODIES[kind]
+    edit_template(session, org.id, kind, body or default_body, config=SMS_CONFIG)
+    map_template(session, org.id, kind, dlt_id)
+    set_verification(session, org.id, kind, "approved")

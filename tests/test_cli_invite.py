@@ -89,9 +89,12 @@ def test_demo_json_reports_every_reason(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert set(summary) == {"sent", "failed"}
-    assert set(summary["failed"]) == {code.value for code in ReasonCode}
-    emails = list((tmp_path / "var" / "demo" / "outbox").glob("*.eml"))
-    assert summary["sent"] == len(emails) > 100
+    send_time = {"dlt_mismatch", "insufficient_sms_credits"}
+    assert set(summary["failed"]) == {code.value for code in ReasonCode} | send_time
+    outbox = tmp_path / "var" / "demo" / "outbox"
+    emails, texts = list(outbox.glob("*.eml")), list((outbox / "sms").glob("*.json"))
+    assert len(texts) == 19
+    assert summary["sent"] == len(emails) + len(texts) > 100
 
 
 def test_templates_save_refuse_and_reset(cli_env: Path, tmp_path: Path) -> None:

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from portalflow.cli import app
 from portalflow.models import CrmRecord, make_engine, make_session_factory
+from portalflow.models.schema import alembic_config
 
 
 @pytest.fixture
@@ -42,7 +44,8 @@ def assert_clean_failure(result: Result, needle: str) -> None:
 def test_setup_then_import_records(cli_database_url: str, tmp_path: Path) -> None:
     upgraded = run("db", "upgrade")
     assert upgraded.exit_code == 0, upgraded.output
-    assert "revision 0001" in upgraded.stdout
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert f"revision {head}" in upgraded.stdout
     assert "(the latest)" in run("db", "current").stdout
 
     org = run_json(

@@ -27,6 +27,7 @@ from portalflow.models import (
 )
 from portalflow.pipelines import bulk, dispatch, reinvite, reports, tokens
 from portalflow.pipelines.channels import build_email_channel
+from portalflow.pipelines.channels.bundle import Channels
 from portalflow.pipelines.errors import InvalidInput, NotFound
 
 from .factories import client_portal, make_inviter, make_org, make_record
@@ -35,8 +36,8 @@ CONFIG = dispatch.DispatchConfig(portal_base_url="https://portal.test/p")
 TOKEN_IN_LINK = re.compile(r"token=([A-Za-z0-9_\-]+)")
 
 
-def outbox_channel(outbox: Path) -> Any:
-    return build_email_channel(Settings(var_dir=outbox.parent, outbox_dir=outbox))
+def outbox_channels(outbox: Path) -> Channels:
+    return Channels(lambda: build_email_channel(Settings(var_dir=outbox.parent, outbox_dir=outbox)))
 
 
 def start(session: Session, crm_ids: list[str] | None, **kwargs: Any) -> bulk.StartedRun:
@@ -59,7 +60,7 @@ def run_all(session: Session, started: bulk.StartedRun, outbox: Path) -> dispatc
     for chunk_id in started.chunk_ids:
         ids = bulk.expand_chunk(session, chunk_id)
         session.commit()
-        result = dispatch.dispatch(session, ids, channel=outbox_channel(outbox), config=CONFIG)
+        result = dispatch.dispatch(session, ids, channels=outbox_channels(outbox), config=CONFIG)
         total.sent += result.sent
         total.failed += result.failed
         total.skipped += result.skipped
@@ -164,7 +165,9 @@ def test_reinvite_supersedes_the_previous_token(
 
     new_id = reinvite.reinvite(session, world["org"].id, user.id, inviter_id=world["inviter"].id)
     session.commit()
-    result = dispatch.dispatch(session, [new_id], channel=outbox_channel(outbox_dir), config=CONFIG)
+    result = dispatch.dispatch(
+        session, [new_id], channels=outbox_channels(outbox_dir), config=CONFIG
+    )
     assert result.sent == [new_id]
 
     tokens_sent = [link_token(m) for m in read_outbox(outbox_dir)]
@@ -186,9 +189,9 @@ def test_a_duplicated_dispatch_sends_once(
     # The same chunk message delivered twice: the second expansion writes nothing new.
     assert bulk.expand_chunk(session, chunk_id) == ids
     session.commit()
-    channel = outbox_channel(outbox_dir)
-    first = dispatch.dispatch(session, ids, channel=channel, config=CONFIG)
-    second = dispatch.dispatch(session, ids, channel=channel, config=CONFIG)
+    channel = build_email_channel(Settings(var_dir=outbox_dir.parent, outbox_dir=outbox_dir))
+    first = dispatch.dispatch(session, ids, channels=Channels(lambda: channel), config=CONFIG)
+    second = dispatch.dispatch(session, ids, channels=Channels(lambda: channel), config=CONFIG)
     assert sorted(first.sent) == sorted(ids) and second.sent == [] and second.skipped == ids
     assert len(read_outbox(outbox_dir)) == 2
     assert session.scalar(select(BulkRun.sent).where(BulkRun.id == started.run_id)) == 2
@@ -213,7 +216,7 @@ def test_concurrent_dispatchers_never_send_twice(
     def worker() -> None:
         with factory() as own:
             results.append(
-                dispatch.dispatch(own, ids, channel=outbox_channel(outbox_dir), config=CONFIG)
+                dispatch.dispatch(own, ids, channels=outbox_channels(outbox_dir), config=CONFIG)
             )
 
     threads = [threading.Thread(target=worker) for _ in range(4)]

@@ -23,6 +23,7 @@ from portalflow.models import (
 )
 from portalflow.pipelines import bulk, dispatch, email_templates
 from portalflow.pipelines.channels import build_email_channel
+from portalflow.pipelines.channels.bundle import Channels
 
 from .factories import client_portal, make_inviter, make_org, make_record
 from .moto_server import sent_raw_messages
@@ -71,7 +72,7 @@ def test_ses_dispatch_records_the_provider_message_id(
     channel.client.create_email_identity(EmailIdentity=SENDER)  # type: ignore[attr-defined]
     started, ids = start_and_expand(session, world, ["p0", "p1", "p2"])
     config = dispatch.DispatchConfig(portal_base_url="https://portal.test")
-    result = dispatch.dispatch(session, ids, channel=channel, config=config)
+    result = dispatch.dispatch(session, ids, channels=Channels(lambda: channel), config=config)
     assert sorted(result.sent) == sorted(ids)
 
     raw = sent_raw_messages(ses_endpoint)
@@ -89,7 +90,9 @@ def test_temporary_failures_retry_then_end_as_technical_failure(
     config = dispatch.DispatchConfig(portal_base_url="https://portal.test", max_attempts=2)
     started, [invitation_id] = start_and_expand(session, world, ["flaky"])
 
-    first = dispatch.dispatch(session, [invitation_id], channel=channel, config=config)
+    first = dispatch.dispatch(
+        session, [invitation_id], channels=Channels(lambda: channel), config=config
+    )
     assert first.sent == [] and [i for i, _ in first.retry] == [invitation_id]
     delay = first.retry[0][1]
     assert timedelta(seconds=5) <= delay <= timedelta(seconds=10)
@@ -99,12 +102,18 @@ def test_temporary_failures_retry_then_end_as_technical_failure(
     assert invitation.failure_code == "smtp_temporary" and invitation.token_hash is None
 
     # A retry message that arrives early finds the row not yet due and sends nothing.
-    early = dispatch.dispatch(session, [invitation_id], channel=channel, config=config)
+    early = dispatch.dispatch(
+        session, [invitation_id], channels=Channels(lambda: channel), config=config
+    )
     assert early.skipped == [invitation_id]
 
     later = utcnow() + timedelta(hours=1)
     last = dispatch.dispatch(
-        session, [invitation_id], channel=channel, config=config, now=lambda: later
+        session,
+        [invitation_id],
+        channels=Channels(lambda: channel),
+        config=config,
+        now=lambda: later,
     )
     assert last.failed == [invitation_id] and last.retry == []
     session.refresh(invitation)
@@ -126,7 +135,7 @@ def test_a_permanent_rejection_frees_the_record_for_a_later_invite(
     channel = build_email_channel(smtp_settings(smtp_server))
     config = dispatch.DispatchConfig(portal_base_url="https://portal.test")
     _, ids = start_and_expand(session, world, ["bounce", "p0"])
-    result = dispatch.dispatch(session, ids, channel=channel, config=config)
+    result = dispatch.dispatch(session, ids, channels=Channels(lambda: channel), config=config)
     assert len(result.sent) == 1 and len(result.failed) == 1
     failed = session.get_one(Invitation, result.failed[0])
     session.refresh(failed)
@@ -139,7 +148,10 @@ def test_a_permanent_rejection_frees_the_record_for_a_later_invite(
 
     del smtp_server.handler.replies["bounce@customer.example.org"]
     _, again = start_and_expand(session, world, ["bounce"])
-    assert dispatch.dispatch(session, again, channel=channel, config=config).sent == again
+    assert (
+        dispatch.dispatch(session, again, channels=Channels(lambda: channel), config=config).sent
+        == again
+    )
     session.refresh(user)
     assert user.status == PortalUserStatus.INVITED
     assert [m.rcpt_tos for m in smtp_server.messages] == [
@@ -166,7 +178,9 @@ def test_the_orgs_custom_template_and_the_chosen_language_are_used(
     config = dispatch.DispatchConfig(portal_base_url="https://portal.test")
     _, english = start_and_expand(session, world, ["p0"])
     _, japanese = start_and_expand(session, world, ["p1"], language="ja")
-    dispatch.dispatch(session, english + japanese, channel=channel, config=config)
+    dispatch.dispatch(
+        session, english + japanese, channels=Channels(lambda: channel), config=config
+    )
 
     subjects = {
         message.rcpt_tos[0]: email.message_from_bytes(message.content, policy=default_policy)[

@@ -15,11 +15,25 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
-from portalflow.models import BulkRun, BulkRunStatus, Invitation, make_session_factory
-from portalflow.pipelines import bulk, reports
+from portalflow.models import (
+    BulkRun,
+    BulkRunStatus,
+    Invitation,
+    Org,
+    SmsTemplateKind,
+    make_session_factory,
+)
+from portalflow.pipelines import bulk, credits, orgs, reports
 from portalflow.workers import actors, broker, enqueue, runtime
 
-from .factories import client_portal, make_inviter, make_org, make_record
+from .factories import (
+    approve_sms_template,
+    client_portal,
+    make_inviter,
+    make_org,
+    make_record,
+    make_sms_org,
+)
 
 QUEUE = actors.INVITATIONS_QUEUE
 
@@ -161,6 +175,36 @@ def test_malformed_and_unknown_messages_write_nothing(
     # Not retried: each went straight to the dead-letter queue.
     dead = redis_broker.client.zcard(f"{redis_broker.namespace}:{QUEUE}.XQ")
     assert dead == 5
+
+
+def test_sms_invitations_through_redis_worker(
+    worker: Worker, pg_engine: Engine, settings: Settings
+) -> None:
+    factory = make_session_factory(pg_engine)
+    with factory() as session:
+        org = make_sms_org(session)
+        for kind in SmsTemplateKind:
+            approve_sms_template(session, org, kind)
+        agents = orgs.add_user_type(
+            session, org.id, name="Agents", module="Vendors", invitation_preference="phone"
+        )
+        inviter = make_inviter(session, org, modules=["Vendors"], email="ops@zylker.com")
+        credits.add(session, org.id, 100)
+        for n in range(6):
+            make_record(session, org, f"v{n}", module="Vendors", phone=f"+91 98{n:08d}")
+        session.commit()
+        world = {"org_id": org.id, "user_type_id": agents.id, "inviter_id": inviter.id}
+        started = start_run(session, world, [f"v{n}" for n in range(6)], chunk=4)
+    enqueue.enqueue_chunks(started.chunk_ids)
+
+    def completed() -> bool:
+        with factory() as session:
+            return session.get_one(BulkRun, started.run_id).status == BulkRunStatus.COMPLETED
+
+    wait_for(completed)
+    assert len(list(settings.sms_outbox_dir.glob("*.json"))) == 6
+    with factory() as session:
+        assert session.get_one(Org, org.id).sms_credits == 94
 
 
 def test_message_id_parsing() -> None:

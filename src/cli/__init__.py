@@ -13,7 +13,7 @@ import typer
 
 from portalflow import __version__
 
-from . import bulk_runs, db, demo, invite, records, setup, templates, worker
+from . import bulk_runs, db, demo, invite, records, setup, sms_templates, templates, worker
 from .common import PortalflowGroup, console
 
 HELP = """\
@@ -63,6 +63,7 @@ app.add_typer(setup.crm_users_app, name="crm-users")
 app.add_typer(records.app, name="records")
 app.add_typer(bulk_runs.app, name="bulk-runs")
 app.add_typer(templates.app, name="templates")
+app.add_typer(sms_templates.app, name="sms-templates")
 app.command("invite")(invite.invite)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)

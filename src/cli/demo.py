@@ -43,7 +43,9 @@ def demo(
 
     current = runtime.configure(config)
     with current.session() as session:
-        world = demo_data.seed(session, contacts=contacts)
+        world = demo_data.seed(
+            session, config=config, dlt_file=demo_dir / "dlt-approved.csv", contacts=contacts
+        )
     with embedded_worker():
         warm_up = _start(current, world.warm_up, config)
         enqueue.enqueue_chunks(warm_up.chunk_ids)
@@ -65,7 +67,7 @@ def demo(
     if as_json:
         print_json(summary)
         return
-    _print_summary(summary, per_run, [world.warm_up, *world.runs], config.outbox_dir)
+    _print_summary(summary, per_run, [world.warm_up, *world.runs], config)
 
 
 def _fresh_demo_settings(demo_dir: Path) -> Settings:
@@ -93,7 +95,7 @@ def _start(current: object, plan: demo_data.RunPlan, config: Settings) -> bulk.S
 
 
 def _print_summary(
-    summary: dict, per_run: list[dict], plans: list[demo_data.RunPlan], outbox: Path
+    summary: dict, per_run: list[dict], plans: list[demo_data.RunPlan], config: Settings
 ) -> None:
     runs = Table("run", "invite", "requested", "sent", "failed", title="Bulk runs")
     for report, plan in zip(per_run, plans, strict=True):
@@ -107,12 +109,15 @@ def _print_summary(
     console.print(runs)
     failed = summary["failed"]
     console.print(reason_table(failed, title="Failed invitations, by reason"))
+    outbox = config.outbox_dir
     emails = len(list(outbox.glob("*.eml")))
+    texts = len(list(config.sms_outbox_dir.glob("*.json")))
     console.print(
         f"[bold green]{summary['sent']} invitations sent[/], "
         f"[bold red]{sum(failed.values())} failed[/] across {len(failed)} reasons."
     )
-    console.print(f"{emails} emails written to [bold]{outbox.resolve()}[/] (one .eml each).")
+    console.print(f"{emails} emails written to [bold]{outbox.resolve()}[/] (one .eml each),")
+    console.print(f"{texts} SMS to [bold]{config.sms_outbox_dir.resolve()}[/] (one .json each).")
     console.print("See one run's failed invitees: portalflow bulk-runs show ID (same database:")
     console.print(
         f"  PORTALFLOW_DATABASE_URL=sqlite:///{outbox.parent.resolve() / 'portalflow.db'})"

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from portalflow.models import REASON_DESCRIPTIONS, ReasonCode
+from portalflow.models import describe_failure
 from portalflow.pipelines import bulk, reports
 from portalflow.pipelines.errors import InvalidInput
 
@@ -127,9 +127,5 @@ def print_run_report(report: dict) -> None:
 def reason_table(failed_by_reason: dict[str, int], title: str = "Failed, by reason") -> Table:
     table = Table("reason", "count", "meaning", title=title)
     for code, count in failed_by_reason.items():
-        try:
-            meaning = REASON_DESCRIPTIONS[ReasonCode(code)]
-        except ValueError:
-            meaning = "failed at the provider"
-        table.add_row(code, str(count), meaning)
+        table.add_row(code, str(count), describe_failure(code))
     return table

@@ -16,7 +16,7 @@ from portalflow.models import (
     PortalUserType,
     RecordAccess,
 )
-from portalflow.pipelines import orgs
+from portalflow.pipelines import credits, orgs
 
 from .common import console, new_app, open_session, print_json
 
@@ -283,3 +283,76 @@ def _print_table(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...
         # Names come from users: never let a '[' in them read as Rich markup.
         table.add_row(*(escape("-" if value is None else str(value)) for value in row))
     console.print(table)
+
+
+@orgs_app.command("sms")
+def configure_sms(
+    org: OrgId,
+    add_credits: Annotated[
+        int | None, typer.Option(min=1, help="Credits to add (one SMS segment each).")
+    ] = None,
+    sender_id: Annotated[
+        str | None, typer.Option(help="The DLT-registered sender id (header), e.g. ZYLKER.")
+    ] = None,
+    whitespace_tolerant: Annotated[
+        bool | None,
+        typer.Option(
+            "--whitespace-tolerant/--exact",
+            help="Compare an SMS with its DLT template ignoring whitespace, or exactly.",
+        ),
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Set up an org's Notification SMS integration: credits, sender id, DLT matching.
+
+    Example:
+
+        portalflow orgs sms --org 1 --add-credits 5000 --sender-id ZYLKER
+    """
+    with open_session() as session:
+        if add_credits is not None:
+            credits.add(session, org, add_credits)
+        updated = orgs.configure_sms(
+            session, org, sender_id=sender_id, whitespace_tolerant=whitespace_tolerant
+        )
+        summary = {
+            "org_id": updated.id,
+            "sms_credits": updated.sms_credits,
+            "sms_sender_id": updated.sms_sender_id,
+            "sms_whitespace_tolerant": updated.sms_whitespace_tolerant,
+        }
+    if json_output:
+        print_json(summary)
+    else:
+        _print_table("SMS settings", tuple(summary), [tuple(summary.values())])
+
+
+@user_types_app.command("set-preference")
+def set_preference(
+    org: OrgId,
+    user_type: Annotated[int, typer.Option("--user-type", help="The user type's id.")],
+    preference: Annotated[InvitationPreference, typer.Option(help="Invite by email or phone.")],
+    field: Annotated[
+        str | None,
+        typer.Option(help="The record field holding the address (default: email or phone)."),
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Change how a user type invites; refused once it has users.
+
+    Phone is for orgs registered in India; SMS invitations need approved DLT templates
+    (see `portalflow sms-templates`).
+
+    Example:
+
+        portalflow user-types set-preference --org 1 --user-type 2 --preference phone --field mobile
+    """
+    with open_session() as session:
+        updated = orgs.set_invitation_preference(
+            session, org, user_type, preference=preference, field=field
+        )
+        summary = _user_type_summary(updated)
+    if json_output:
+        print_json(summary)
+    else:
+        _print_user_types([summary], title="User type updated")

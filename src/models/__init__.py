@@ -21,6 +21,7 @@ from .enums import (
     SmsEncoding,
     SmsTemplateKind,
     VerificationStatus,
+    describe_failure,
 )
 from .invitations import Invitation
 from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal, PortalUserType
@@ -67,6 +68,7 @@ __all__ = [
     "SmsTemplateKind",
     "SmsTemplateMapping",
     "VerificationStatus",
+    "describe_failure",
     "make_engine",
     "make_session_factory",
     "session_scope",

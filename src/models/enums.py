@@ -129,6 +129,30 @@ class SendFailureCode(StrEnum):
     INSUFFICIENT_SMS_CREDITS = "insufficient_sms_credits"
 
 
+SEND_FAILURE_DESCRIPTIONS: dict[SendFailureCode, str] = {
+    SendFailureCode.PROVIDER_REJECTED: "The provider refused the message for good.",
+    SendFailureCode.TECHNICAL_FAILURE: "Temporary trouble at the provider outlasted every retry.",
+    SendFailureCode.DLT_MISMATCH: (
+        "The SMS no longer matches its DLT template, or a variable is too long or of the "
+        "wrong type; nothing was sent."
+    ),
+    SendFailureCode.INSUFFICIENT_SMS_CREDITS: "The org has no SMS credits left; nothing was sent.",
+}
+
+
+def describe_failure(code: str) -> str:
+    """The admin-facing meaning of any stored failure code."""
+    for enum_cls, descriptions in (
+        (ReasonCode, REASON_DESCRIPTIONS),
+        (SendFailureCode, SEND_FAILURE_DESCRIPTIONS),
+    ):
+        try:
+            return descriptions[enum_cls(code)]  # type: ignore[index]
+        except ValueError:
+            continue
+    return "The provider did not take the message (see the detail)."
+
+
 class BulkRunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"

@@ -68,8 +68,6 @@ def start_bulk_run(
         raise InvalidInput(f"language {language!r} is not supported; choose one of {choices}")
     if not user_type.enabled:
         raise InvalidInput(f"user type {user_type.name!r} is disabled")
-    if user_type.invitation_preference != InvitationPreference.EMAIL:
-        raise InvalidInput(f"user type {user_type.name!r} invites by SMS, which is not set up yet")
     if chunk_size < 1:
         raise InvalidInput("chunk size must be at least 1")
     ids = _clean_ids(crm_ids) if crm_ids is not None else _uninvited_ids(session, user_type)
@@ -155,7 +153,13 @@ def _write_invitations(
     session: Session, run: BulkRun, chunk: BulkChunk, decisions: Sequence[Decision]
 ) -> None:
     eligible = [decision for decision in decisions if decision.eligible]
-    portal_user_ids = _claim_portal_users(session, run, eligible)
+    user_type = session.get_one(PortalUserType, run.user_type_id)
+    channel = (
+        Channel.SMS
+        if user_type.invitation_preference == InvitationPreference.PHONE
+        else Channel.EMAIL
+    )
+    portal_user_ids = _claim_portal_users(session, run, eligible, channel)
     now = utcnow()
     common = {
         "org_id": run.org_id,
@@ -164,7 +168,7 @@ def _write_invitations(
         "bulk_chunk_id": chunk.id,
         "invited_by_id": run.inviter_id,
         "kind": run.kind,
-        "channel": Channel.EMAIL,
+        "channel": channel,
         "language": run.language,
         "attempts": 0,
         "created_at": now,
@@ -197,13 +201,15 @@ def _write_invitations(
 
 
 def _claim_portal_users(
-    session: Session, run: BulkRun, eligible: Sequence[Decision]
+    session: Session, run: BulkRun, eligible: Sequence[Decision], channel: Channel
 ) -> dict[int, int]:
     """Make each eligible record a portal user (status invited); record id -> portal user id."""
     if not eligible:
         return {}
     record_ids = [decision.record.id for decision in eligible if decision.record]
     addresses = {decision.record.id: decision.address for decision in eligible if decision.record}
+    # The address lands in the portal user's login column: email, or phone for SMS types.
+    column = "phone" if channel == Channel.SMS else "email"
     # A removed user keeps its row; inviting the record again brings that row back.
     removed = dict(
         session.execute(
@@ -222,7 +228,7 @@ def _claim_portal_users(
                     "id": portal_user_id,
                     "user_type_id": run.user_type_id,
                     "status": PortalUserStatus.INVITED,
-                    "email": addresses[record_id],
+                    column: addresses[record_id],
                     "invited_by_id": run.inviter_id,
                     "confirmed_at": None,
                     "updated_at": now,
@@ -236,7 +242,7 @@ def _claim_portal_users(
             "record_id": record_id,
             "user_type_id": run.user_type_id,
             "status": PortalUserStatus.INVITED,
-            "email": addresses[record_id],
+            column: addresses[record_id],
             "invited_by_id": run.inviter_id,
             "created_at": now,
             "updated_at": now,

@@ -1,14 +1,16 @@
-"""The demo's world: two orgs, a thousand contacts, and at least one case of every reason."""
+"""The demo's world: orgs, a thousand contacts, SMS agents, and every failure reason."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from portalflow.config import Settings
 from portalflow.models import CrmRecord, Edition, RecordAccess
 
 from . import orgs
@@ -49,8 +51,20 @@ class DemoWorld:
     runs: list[RunPlan]
 
 
-def seed(session: Session, *, contacts: int = 1000, seed: int = 7) -> DemoWorld:
-    """Create the demo orgs and records (flushed); return the invites to run."""
+def seed(
+    session: Session,
+    *,
+    config: Settings,
+    dlt_file: Path,
+    contacts: int = 1000,
+    seed: int = 7,
+) -> DemoWorld:
+    """Create the demo orgs and records (flushed); return the invites to run.
+
+    ``dlt_file`` is where the demo writes the DLT export it then imports, like an admin would.
+    """
+    from .demo_sms import seed_sms
+
     rng = random.Random(seed)
     zylker = orgs.create_org(
         session,
@@ -70,7 +84,7 @@ def seed(session: Session, *, contacts: int = 1000, seed: int = 7) -> DemoWorld:
         zylker.id,
         name="Russell Brown",
         email="russell@zylker.com",
-        modules=["Contacts", "Deals"],
+        modules=["Contacts", "Deals", "Vendors"],
         record_access=RecordAccess.OWNED,
     )
     colleague = orgs.add_crm_user(
@@ -102,6 +116,7 @@ def seed(session: Session, *, contacts: int = 1000, seed: int = 7) -> DemoWorld:
     )
     trial_rows = [_contact(rng, n, owner_id=trial_admin.id, prefix="T") for n in range(14)]
     _insert_records(session, trial.id, trial_rows)
+    sms_runs = seed_sms(session, zylker, rep, config=config, dlt_file=dlt_file)
     session.flush()
 
     return DemoWorld(
@@ -130,6 +145,7 @@ def seed(session: Session, *, contacts: int = 1000, seed: int = 7) -> DemoWorld:
                 trial_admin.id,
                 [row["crm_id"] for row in trial_rows],
             ),
+            *sms_runs,
         ],
     )
 

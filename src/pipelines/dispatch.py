@@ -3,13 +3,14 @@
 Claim before you send: rows move ``queued -> sending`` in one compare-and-set UPDATE under
 a fresh claim token and that is committed before any provider call, so a redelivered or
 duplicated message finds nothing left to claim. Outcomes are written only for rows that
-still carry our claim token.
+still carry our claim token. SMS credits are debited (and committed) before the provider
+call and given back when the provider does not take the message.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -19,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import (
     BulkRun,
+    Channel,
     CrmRecord,
     CrmUser,
-    EmailKind,
+    DataCentre,
     Invitation,
     InvitationStatus,
     Org,
@@ -32,16 +34,18 @@ from portalflow.models import (
     utcnow,
 )
 
-from . import bulk, tokens
-from .channels.base import EmailChannel, OutgoingEmail, SendFailure
-from .message import build_message
-from .rendering import CompiledEmailTemplate, load_email_template, render_context
+from . import bulk, credits, tokens
+from .channels.base import SendFailure
+from .channels.bundle import Channels
+from .outgoing_email import DEFAULT_FROM, EmailBuilder
+from .outgoing_sms import SmsBuilder, short_code_length, short_link
 from .retry import backoff_delay
+from .sms_text import CheckedSms
 
 # Outcomes are committed in small batches: bigger is faster, smaller narrows the window in
 # which a worker killed after the provider accepted a message leaves it unrecorded.
 OUTCOME_BATCH = 25
-DEFAULT_FROM = "no-reply@portalflow.invalid"
+DEFAULT_VARIABLE_LIMITS = {"var": 30}
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -53,6 +57,11 @@ class DispatchConfig:
     portal_base_url: str
     max_attempts: int = 5
     default_from: str = DEFAULT_FROM
+    # Data centre -> whitelisted short-link domain for SMS links.
+    short_link_domains: Mapping[str, str] = field(
+        default_factory=lambda: {dc.value: f"{dc.value}.zcrm.to" for dc in DataCentre}
+    )
+    variable_limits: Mapping[str, int] = field(default_factory=lambda: DEFAULT_VARIABLE_LIMITS)
 
 
 @dataclass
@@ -71,29 +80,31 @@ class _Outcome:
     message_id: str | None = None
     sent_at: datetime | None = None
     failure: SendFailure | None = None
+    sms: CheckedSms | None = None
+    dlt_template_id: str | None = None
+    debited: int = 0  # SMS credits taken for this attempt
 
 
 def dispatch(
     session: Session,
     invitation_ids: Sequence[int],
     *,
-    channel: EmailChannel,
+    channels: Channels,
     config: DispatchConfig,
     now: Callable[[], datetime] = utcnow,
 ) -> DispatchResult:
     """Send every invitation of ``invitation_ids`` that is ours to send; commits as it goes."""
     result = DispatchResult()
     claim_token, claimed = _claim(session, invitation_ids, now())
-    claimed_set = set(claimed)
-    result.skipped = [i for i in invitation_ids if i not in claimed_set]
+    result.skipped = [i for i in invitation_ids if i not in claimed]
     if not claimed:
         return result
-    plain_tokens = _issue_tokens(session, claimed)
+    plain_tokens = _issue_tokens(session, claimed, config)
     session.commit()
 
-    sender = _Sender(session, channel, config)
+    sender = _Sender(session, channels, config)
     pending: list[_Outcome] = []
-    for invitation, record in _load(session, claimed):
+    for invitation, record in _load(session, list(claimed)):
         pending.append(sender.send(invitation, record, plain_tokens[invitation.id], now))
         if len(pending) >= OUTCOME_BATCH:
             _record(session, claim_token, pending, config, result, now())
@@ -102,11 +113,12 @@ def dispatch(
     return result
 
 
-def _claim(session: Session, ids: Sequence[int], at: datetime) -> tuple[str, list[int]]:
+def _claim(session: Session, ids: Sequence[int], at: datetime) -> tuple[str, dict[int, tuple]]:
+    """Claim the due, queued rows; returns the claim token and id -> (channel, org id)."""
     claim_token = uuid.uuid4().hex
     if not ids:
-        return claim_token, []
-    claimed = session.scalars(
+        return claim_token, {}
+    rows = session.execute(
         update(Invitation)
         .where(
             Invitation.id.in_(list(ids)),
@@ -120,20 +132,45 @@ def _claim(session: Session, ids: Sequence[int], at: datetime) -> tuple[str, lis
             attempts=Invitation.attempts + 1,
             updated_at=at,
         )
-        .returning(Invitation.id)
+        .returning(Invitation.id, Invitation.channel, Invitation.org_id)
         .execution_options(synchronize_session=False)
     ).all()
-    return claim_token, sorted(claimed)
+    return claim_token, {row.id: (row.channel, row.org_id) for row in sorted(rows)}
 
 
-def _issue_tokens(session: Session, claimed: Sequence[int]) -> dict[int, str]:
-    """A fresh token per claimed row; only the hash is written, before anything is sent."""
-    issued = {invitation_id: tokens.new_token() for invitation_id in claimed}
+def _issue_tokens(
+    session: Session, claimed: Mapping[int, tuple], config: DispatchConfig
+) -> dict[int, str]:
+    """A fresh token per claimed row; only the hash is written, before anything is sent.
+
+    Email links carry a 256-bit token; an SMS link must fit a DLT variable (30 characters
+    by default), so its token is the longest short-link code that fits.
+    """
+    sms_orgs = {org_id for channel, org_id in claimed.values() if channel == Channel.SMS}
+    code_lengths = {
+        org_id: short_code_length(
+            _short_link_domain(session, org_id, config), config.variable_limits
+        )
+        for org_id in sms_orgs
+    }
+    issued = {
+        invitation_id: (
+            tokens.new_short_code(code_lengths[org_id])
+            if channel == Channel.SMS
+            else tokens.new_token()
+        )
+        for invitation_id, (channel, org_id) in claimed.items()
+    }
     session.execute(
         update(Invitation),
         [{"id": i, "token_hash": digest} for i, (_token, digest) in issued.items()],
     )
     return {invitation_id: token for invitation_id, (token, _digest) in issued.items()}
+
+
+def _short_link_domain(session: Session, org_id: int, config: DispatchConfig) -> str:
+    data_centre = session.get_one(Org, org_id).data_centre
+    return config.short_link_domains.get(data_centre.value, f"{data_centre.value}.zcrm.to")
 
 
 def _load(session: Session, ids: Sequence[int]) -> list[tuple[Invitation, CrmRecord | None]]:
@@ -150,13 +187,14 @@ def _load(session: Session, ids: Sequence[int]) -> list[tuple[Invitation, CrmRec
 
 
 class _Sender:
-    """Renders and sends one invitation at a time, caching per-chunk lookups."""
+    """Sends one invitation at a time through its channel, caching per-dispatch lookups."""
 
-    def __init__(self, session: Session, channel: EmailChannel, config: DispatchConfig) -> None:
+    def __init__(self, session: Session, channels: Channels, config: DispatchConfig) -> None:
         self.session = session
-        self.channel = channel
+        self.channels = channels
         self.config = config
-        self.templates: dict[tuple[int, EmailKind, str], CompiledEmailTemplate] = {}
+        self.emails = EmailBuilder(session, config.portal_base_url, config.default_from)
+        self.texts = SmsBuilder(session, config.variable_limits)
         # Strong references: the session's identity map alone would let these be collected.
         self.orgs: dict[int, Org] = {}
         self.user_types: dict[int, PortalUserType] = {}
@@ -169,16 +207,28 @@ class _Sender:
         token: str,
         now: Callable[[], datetime],
     ) -> _Outcome:
-        try:
-            email = self._build(invitation, record, token)
-            message_id = self.channel.send(email)
-        except SendFailure as failure:
-            return _Outcome(invitation, failure=failure)
-        return _Outcome(invitation, message_id=message_id, sent_at=now())
-
-    def _build(self, invitation: Invitation, record: CrmRecord | None, token: str) -> OutgoingEmail:
         session = self.session
         org = _cached(self.orgs, invitation.org_id, lambda key: session.get_one(Org, key))
+        outcome = _Outcome(invitation)
+        try:
+            if org.portal is None or record is None or not invitation.address:
+                raise SendFailure(
+                    SendFailureCode.PROVIDER_REJECTED.value,
+                    "the invitation lost its portal, record or address before the send",
+                    temporary=False,
+                )
+            if invitation.channel == Channel.SMS:
+                outcome.message_id = self._send_sms(outcome, record, org, token)
+            else:
+                outcome.message_id = self._send_email(invitation, record, org, token)
+        except SendFailure as failure:
+            outcome.failure = failure
+            return outcome
+        outcome.sent_at = now()
+        return outcome
+
+    def _send_email(self, invitation: Invitation, record: CrmRecord, org: Org, token: str) -> str:
+        session = self.session
         user_type = _cached(
             self.user_types,
             invitation.user_type_id,
@@ -187,64 +237,30 @@ class _Sender:
         inviter = _cached(
             self.inviters, invitation.invited_by_id or 0, lambda key: session.get(CrmUser, key)
         )
-        if org.portal is None or record is None or not invitation.address:
+        email = self.emails.build(invitation, record, org, user_type, inviter, token)
+        return self.channels.email.send(email)
+
+    def _send_sms(self, outcome: _Outcome, record: CrmRecord, org: Org, token: str) -> str:
+        link = short_link(_short_link_domain(self.session, org.id, self.config), token)
+        prepared = self.texts.build(outcome.invitation, record, org, link)
+        outcome.sms = prepared.checked
+        outcome.dlt_template_id = prepared.sms.dlt_template_id
+        if not credits.debit(self.session, org.id, prepared.checked.segments):
             raise SendFailure(
-                SendFailureCode.PROVIDER_REJECTED.value,
-                "the invitation lost its portal, record or address before the send",
+                SendFailureCode.INSUFFICIENT_SMS_CREDITS.value,
+                f"{org.name} has fewer than {prepared.checked.segments} SMS credits left",
                 temporary=False,
             )
-        link = invitation_link(self.config.portal_base_url, org.portal.slug, invitation.kind, token)
-        context = render_context(
-            record=record.merge_fields(),
-            org=org,
-            portal=org.portal,
-            user_type=user_type,
-            inviter_name=inviter.name if inviter else None,
-            link=link,
-            kind=invitation.kind,
-            expires_at=utcnow() + tokens.INVITATION_LIFETIME,
-        )
-        rendered = self._template(invitation).render(context)
-        from_address = org.default_from_email or self.config.default_from
-        built = build_message(
-            rendered=rendered,
-            from_address=from_address,
-            from_name=org.default_from_name or org.name,
-            reply_to=org.default_reply_to,
-            recipient=invitation.address,
-            recipient_name=_full_name(record),
-            headers={"X-Portalflow-Invitation": str(invitation.id)},
-            message_id_domain=from_address.rpartition("@")[2],
-        )
-        return OutgoingEmail(
-            invitation_id=invitation.id,
-            envelope_from=built.envelope_from,
-            recipient=built.recipient,
-            raw=built.raw,
-            message_id=built.message_id,
-        )
-
-    def _template(self, invitation: Invitation) -> CompiledEmailTemplate:
-        key = (invitation.user_type_id, invitation.kind, invitation.language)
-        if key not in self.templates:
-            self.templates[key] = load_email_template(self.session, *key)
-        return self.templates[key]
+        # The debit is durable before the provider call: a crash cannot send for free.
+        self.session.commit()
+        outcome.debited = prepared.checked.segments
+        return self.channels.sms.send(prepared.sms)
 
 
 def _cached(cache: dict[K, V], key: K, load: Callable[[K], V]) -> V:
     if key not in cache:
         cache[key] = load(key)
     return cache[key]
-
-
-def invitation_link(base_url: str, portal_slug: str, kind: EmailKind, token: str) -> str:
-    action = "accept" if kind == EmailKind.ACCEPT_INVITATION else "confirm-email"
-    return f"{base_url.rstrip('/')}/{portal_slug}/{action}?token={token}"
-
-
-def _full_name(record: CrmRecord) -> str | None:
-    name = " ".join(part for part in (record.first_name, record.last_name) if part)
-    return name or None
 
 
 def _record(
@@ -274,6 +290,9 @@ def _record(
     counters: dict[int, dict[str, int]] = {}
     for outcome in outcomes:
         invitation = outcome.invitation
+        if outcome.failure is not None and outcome.debited:
+            # The provider did not take it, whoever owns the row now.
+            credits.refund(session, invitation.org_id, outcome.debited)
         if invitation.id not in ours:
             result.skipped.append(invitation.id)
             continue
@@ -297,6 +316,15 @@ def _change_for(
 ) -> tuple[dict[str, object], str | None]:
     """The row change for one outcome, and which run counter it moves (if any)."""
     invitation = outcome.invitation
+    sms = (
+        {
+            "sms_encoding": outcome.sms.encoding,
+            "sms_segments": outcome.sms.segments,
+            "dlt_template_id": outcome.dlt_template_id,
+        }
+        if outcome.sms
+        else {}
+    )
     if outcome.failure is None:
         assert outcome.sent_at is not None
         result.sent.append(invitation.id)
@@ -307,6 +335,7 @@ def _change_for(
             "expires_at": outcome.sent_at + tokens.INVITATION_LIFETIME,
             "failure_code": None,
             "failure_detail": None,
+            **sms,
         }, "sent"
     failure = outcome.failure
     if failure.temporary and invitation.attempts < config.max_attempts:
@@ -326,6 +355,7 @@ def _change_for(
         "token_hash": None,
         "failure_code": code,
         "failure_detail": failure.detail,
+        **sms,
     }, "failed"
 
 

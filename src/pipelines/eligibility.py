@@ -16,6 +16,7 @@ from portalflow.models import (
     CONSENT_BASIS,
     CrmRecord,
     CrmUser,
+    InvitationPreference,
     Org,
     PortalUser,
     PortalUserStatus,
@@ -24,7 +25,7 @@ from portalflow.models import (
     RecordAccess,
 )
 
-from . import addresses, licences
+from . import addresses, licences, phones, sms_templates
 
 
 @dataclass(frozen=True)
@@ -66,23 +67,34 @@ def decide(
             )
         )
     )
-    extra = tuple(extra_disposable_domains)
-    decisions = [
-        _decide_one(crm_id, records.get(crm_id), org, user_type, inviter, portal_record_ids, extra)
-        for crm_id in crm_ids
-    ]
+    by_sms = user_type.invitation_preference == InvitationPreference.PHONE
+    context = _Context(
+        org=org,
+        user_type=user_type,
+        inviter=inviter,
+        portal_record_ids=portal_record_ids,
+        extra_disposable=tuple(extra_disposable_domains),
+        sms_blocked=by_sms and not sms_templates.sms_ready(session, org.id),
+    )
+    decisions = [_decide_one(crm_id, records.get(crm_id), context) for crm_id in crm_ids]
     return _apply_licence_limit(session, org, user_type, decisions)
 
 
-def _decide_one(
-    crm_id: str,
-    record: CrmRecord | None,
-    org: Org,
-    user_type: PortalUserType,
-    inviter: CrmUser,
-    portal_record_ids: set[int],
-    extra_disposable: tuple[str, ...],
-) -> Decision:
+@dataclass(frozen=True)
+class _Context:
+    """What every record of a chunk is checked against."""
+
+    org: Org
+    user_type: PortalUserType
+    inviter: CrmUser
+    portal_record_ids: set[int]
+    extra_disposable: tuple[str, ...]
+    sms_blocked: bool
+
+
+def _decide_one(crm_id: str, record: CrmRecord | None, context: _Context) -> Decision:
+    user_type, inviter = context.user_type, context.inviter
+
     def refuse(reason: ReasonCode, detail: str, address: str | None = None) -> Decision:
         return Decision(crm_id, record, address, reason, detail)
 
@@ -102,7 +114,12 @@ def _decide_one(
         )
     if inviter.record_access == RecordAccess.OWNED and record.owner_id != inviter.id:
         return refuse(ReasonCode.NO_RECORD_PERMISSION, f"{inviter.email} does not own the record")
-    if record.id in portal_record_ids:
+    if context.sms_blocked:
+        return refuse(
+            ReasonCode.SMS_TEMPLATES_NOT_APPROVED,
+            f"{user_type.name} invites by SMS; not every SMS template has an approved DLT mapping",
+        )
+    if record.id in context.portal_record_ids:
         return refuse(ReasonCode.ALREADY_PORTAL_USER, "the record is already a portal user")
     if record.approval_locked:
         return refuse(ReasonCode.AWAITING_APPROVAL, "locked by an approval process")
@@ -110,7 +127,15 @@ def _decide_one(
         return refuse(ReasonCode.UNDER_REVIEW, "waiting for review")
     if record.processing_basis == CONSENT_BASIS and not record.consent_given:
         return refuse(ReasonCode.NO_CONSENT, "consent is the processing basis; none was given")
-    return _decide_address(crm_id, record, org, user_type, extra_disposable)
+    if user_type.invitation_preference == InvitationPreference.PHONE:
+        verdict = phones.indian_mobile(_field_text(record, user_type.invitation_field))
+        return Decision(crm_id, record, verdict.e164, verdict.reason, verdict.detail)
+    return _decide_address(crm_id, record, context.org, user_type, context.extra_disposable)
+
+
+def _field_text(record: CrmRecord, field: str) -> str:
+    value = record.field_value(field)
+    return str(value).strip() if value is not None else ""
 
 
 def _decide_address(
@@ -120,8 +145,7 @@ def _decide_address(
     user_type: PortalUserType,
     extra_disposable: tuple[str, ...],
 ) -> Decision:
-    value = record.field_value(user_type.invitation_field)
-    address = str(value).strip() if value is not None else ""
+    address = _field_text(record, user_type.invitation_field)
     if not address:
         return Decision(
             crm_id,

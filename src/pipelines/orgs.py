@@ -19,6 +19,8 @@ from portalflow.models import (
     InvitationPreference,
     Org,
     Portal,
+    PortalUser,
+    PortalUserStatus,
     PortalUserType,
     RecordAccess,
 )
@@ -143,6 +145,63 @@ def add_crm_user(
     session.add(user)
     session.flush()
     return user
+
+
+def set_invitation_preference(
+    session: Session,
+    org_id: int,
+    user_type_id: int,
+    *,
+    preference: InvitationPreference | str,
+    field: str | None = None,
+) -> PortalUserType:
+    """Change how a user type invites; refused once the type has users."""
+    org = get_org(session, org_id)
+    user_type = get_user_type(session, org_id, user_type_id)
+    wanted = _enum_value(InvitationPreference, preference, "invitation preference")
+    if wanted == InvitationPreference.PHONE and org.country != INDIA:
+        raise InvalidInput("phone invitation preference is only for orgs registered in India")
+    if user_type.is_client_portal and wanted != InvitationPreference.EMAIL:
+        raise InvalidInput("the Client Portal user type invites by email")
+    has_users = session.scalar(
+        select(PortalUser.id)
+        .where(
+            PortalUser.user_type_id == user_type.id,
+            PortalUser.status != PortalUserStatus.REMOVED,
+        )
+        .limit(1)
+    )
+    if has_users is not None:
+        raise InvalidInput(
+            f"user type {user_type.name!r} already has users; its invitation preference "
+            "cannot change (contact support)"
+        )
+    user_type.invitation_preference = wanted
+    user_type.invitation_field = field or (
+        "email" if wanted == InvitationPreference.EMAIL else "phone"
+    )
+    session.flush()
+    return user_type
+
+
+def configure_sms(
+    session: Session,
+    org_id: int,
+    *,
+    sender_id: str | None = None,
+    whitespace_tolerant: bool | None = None,
+) -> Org:
+    """Set the DLT sender id and how strictly an SMS must match its DLT template."""
+    org = get_org(session, org_id)
+    if sender_id is not None:
+        sender_id = sender_id.strip().upper()
+        if not re.fullmatch(r"[A-Z0-9]{3,11}", sender_id):
+            raise InvalidInput(f"sender id {sender_id!r} must be 3 to 11 letters or digits")
+        org.sms_sender_id = sender_id
+    if whitespace_tolerant is not None:
+        org.sms_whitespace_tolerant = whitespace_tolerant
+    session.flush()
+    return org
 
 
 def get_org(session: Session, org_id: int) -> Org:

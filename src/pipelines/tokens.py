@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import string
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from portalflow.models import Invitation, InvitationStatus, utcnow
 
 TOKEN_BYTES = 32
+BASE62 = string.digits + string.ascii_letters
 INVITATION_LIFETIME = timedelta(days=7)
 
 
@@ -37,6 +39,12 @@ def new_token() -> tuple[str, str]:
     """A fresh URL-safe token and the hash to store in its place."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     return token, hash_token(token)
+
+
+def new_short_code(length: int) -> tuple[str, str]:
+    """A random base-62 code of ``length`` characters (for SMS links), and its hash."""
+    code = "".join(secrets.choice(BASE62) for _ in range(length))
+    return code, hash_token(code)
 
 
 def hash_token(token: str) -> str:

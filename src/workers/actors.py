@@ -66,14 +66,14 @@ def _send(invitation_ids: Sequence[int]) -> None:
     if not invitation_ids:
         return
     current = runtime.current()
-    channel = current.email_channel()
+    channels = current.channels()
     try:
         with current.session() as session:
             result = dispatch.dispatch(
-                session, invitation_ids, channel=channel, config=current.dispatch_config()
+                session, invitation_ids, channels=channels, config=current.dispatch_config()
             )
     finally:
-        channel.close()
+        channels.close()
     # The rows are committed as queued with next_attempt_at; the replay sweep covers a lost send.
     for invitation_id, delay in result.retry:
         dispatch_invitation.send_with_options(

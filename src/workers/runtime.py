@@ -11,10 +11,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.config import Settings
-from portalflow.models import make_engine, make_session_factory
+from portalflow.models import DataCentre, make_engine, make_session_factory
 from portalflow.models import session_scope as _session_scope
-from portalflow.pipelines.channels import build_email_channel
-from portalflow.pipelines.channels.base import EmailChannel
+from portalflow.pipelines.channels.bundle import Channels
 from portalflow.pipelines.dispatch import DispatchConfig
 
 
@@ -30,13 +29,19 @@ class Runtime:
         with _session_scope(self.session_factory) as session:
             yield session
 
-    def email_channel(self) -> EmailChannel:
-        return build_email_channel(self.settings)
+    def channels(self) -> Channels:
+        """Fresh channels for one dispatch (each built on first use); close them after."""
+        return Channels.from_settings(self.settings)
 
     def dispatch_config(self) -> DispatchConfig:
+        settings = self.settings
         return DispatchConfig(
-            portal_base_url=self.settings.portal_base_url,
-            max_attempts=self.settings.max_send_attempts,
+            portal_base_url=settings.portal_base_url,
+            max_attempts=settings.max_send_attempts,
+            short_link_domains={
+                dc.value: settings.short_link_domain(dc.value) for dc in DataCentre
+            },
+            variable_limits=settings.variable_limits(),
         )
 
     def close(self) -> None:

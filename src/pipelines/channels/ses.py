@@ -71,7 +71,7 @@ class SesChannel:
             read_timeout=timeout,
             # One attempt only: our actors own retries (with backoff, a cap and a row
             # status), so the SDK must not silently multiply them.
-            retries={"max_attempts": 1, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},
         )
         self.client: Any = boto3.client(
             "sesv2", region_name=region, endpoint_url=endpoint_url or None, config=config
