@@ -4,13 +4,14 @@ into a red ``error: ...`` line and exit code 2 instead of a traceback."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -89,6 +90,27 @@ class PortalflowGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         with errors_as_exit():
             return super().invoke(ctx)
+
+
+ERRORS_SHOWN = 50
+
+
+def print_import_summary(summary: str, errors: Sequence[Any]) -> None:
+    """An import's one-line summary, then its first row errors (``.line``, ``.message``)."""
+    colour = "red" if errors else "green"
+    noun = "row" if len(errors) == 1 else "rows"
+    console.print(f"{summary}, [bold {colour}]{len(errors)}[/] {noun} failed")
+    if not errors:
+        return
+    table = Table(title="Rows not loaded")
+    table.add_column("line", justify="right")
+    table.add_column("problem", overflow="fold")
+    for error in errors[:ERRORS_SHOWN]:
+        table.add_row(str(error.line), escape(error.message))
+    console.print(table)
+    hidden = len(errors) - ERRORS_SHOWN
+    if hidden > 0:
+        console.print(f"... and {hidden} more; use --json to see every row error")
 
 
 def print_json(obj: Any) -> None:

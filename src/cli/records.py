@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from portalflow.pipelines.records import (
     ImportReport,
@@ -18,11 +17,16 @@ from portalflow.pipelines.records import (
     read_record_file,
 )
 
-from .common import EXIT_ROWS_FAILED, console, err_console, new_app, open_session, print_json
+from .common import (
+    EXIT_ROWS_FAILED,
+    err_console,
+    new_app,
+    open_session,
+    print_import_summary,
+    print_json,
+)
 
 app = new_app("Load CRM records (Contacts, Leads, ...) from files.")
-
-ERRORS_SHOWN = 50
 
 
 @app.command("import")
@@ -107,20 +111,8 @@ def _count_lines(path: Path) -> int:
 
 
 def _print_report(path: Path, org: int, report: ImportReport) -> None:
-    colour = "red" if report.errors else "green"
-    console.print(
+    print_import_summary(
         f"{escape(str(path))} -> org {org}: [bold]{report.created}[/] created, "
-        f"[bold]{report.updated}[/] updated, [bold {colour}]{len(report.errors)}[/] "
-        f"{'row' if len(report.errors) == 1 else 'rows'} failed"
+        f"[bold]{report.updated}[/] updated",
+        report.errors,
     )
-    if not report.errors:
-        return
-    table = Table(title="Rows not loaded")
-    table.add_column("line", justify="right")
-    table.add_column("problem", overflow="fold")
-    for error in report.errors[:ERRORS_SHOWN]:
-        table.add_row(str(error.line), escape(error.message))
-    console.print(table)
-    hidden = len(report.errors) - ERRORS_SHOWN
-    if hidden > 0:
-        console.print(f"... and {hidden} more; use --json to see every row error")

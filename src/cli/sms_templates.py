@@ -21,6 +21,7 @@ from .common import (
     fail,
     new_app,
     open_session,
+    print_import_summary,
     print_json,
     settings,
 )
@@ -37,7 +38,6 @@ Kind = Annotated[
     SmsTemplateKind,
     typer.Option("--kind", help="Which template: invitation, verification or forgot_password."),
 ]
-ERRORS_SHOWN = 50
 
 
 @app.command("list")
@@ -322,21 +322,9 @@ def _pending_cell(version: TemplateVersion | None) -> str:
 
 
 def _print_import(path: Path, org: int, report: dlt.DltImportReport) -> None:
-    colour = "red" if report.errors else "green"
-    console.print(
+    print_import_summary(
         f"{escape(str(path))} -> org {org}: [bold]{report.created}[/] created, "
         f"[bold]{report.updated}[/] updated ({report.rejected_rows_imported} rejected on the "
-        f"DLT portal), [bold {colour}]{len(report.errors)}[/] "
-        f"{'row' if len(report.errors) == 1 else 'rows'} failed"
+        "DLT portal)",
+        report.errors,
     )
-    if not report.errors:
-        return
-    table = Table(title="Rows not loaded")
-    table.add_column("line", justify="right")
-    table.add_column("problem", overflow="fold")
-    for error in report.errors[:ERRORS_SHOWN]:
-        table.add_row(str(error.line), escape(error.message))
-    console.print(table)
-    hidden = len(report.errors) - ERRORS_SHOWN
-    if hidden > 0:
-        console.print(f"... and {hidden} more; use --json to see every row error")

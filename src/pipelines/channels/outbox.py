@@ -32,22 +32,29 @@ class OutboxChannel:
 
     def send(self, email: OutgoingEmail) -> str:
         target = self.path_for(email)
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            # No fsync: this is a development channel; the rename alone already
-            # guarantees nobody sees a partial file.
-            fd, temp_name = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(email.raw)
-                os.replace(temp_name, target)
-            except BaseException:
-                Path(temp_name).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            # A full disk or a missing permission heals once someone fixes the folder.
-            raise SendFailure(OUTBOX_WRITE_FAILED, f"{target}: {exc}", temporary=True) from exc
+        write_atomically(target, email.raw)
         return email.message_id
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` so no reader ever sees a partial file.
+
+    Raises a temporary SendFailure when the folder cannot be written.
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # No fsync: outboxes are development channels; the rename alone hides partial files.
+        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temp_name, target)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        # A full disk or a missing permission heals once someone fixes the folder.
+        raise SendFailure(OUTBOX_WRITE_FAILED, f"{target}: {exc}", temporary=True) from exc

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import uuid
 from pathlib import Path
 
-from .base import SendFailure
-from .outbox import OUTBOX_WRITE_FAILED
+from .outbox import write_atomically
 from .sms_base import OutgoingSms
 
 
@@ -40,20 +37,7 @@ class SmsOutboxChannel:
             "dlt_template_id": sms.dlt_template_id,
         }
         data = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            # No fsync: a development channel; the rename alone hides partial files.
-            fd, temp_name = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(temp_name, target)
-            except BaseException:
-                Path(temp_name).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            # A full disk or a missing permission heals once someone fixes the folder.
-            raise SendFailure(OUTBOX_WRITE_FAILED, f"{target}: {exc}", temporary=True) from exc
+        write_atomically(target, data)
         return provider_id
 
     def close(self) -> None:
