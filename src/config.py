@@ -36,6 +36,10 @@ class Settings:
     portal_base_url: str = "http://localhost:8000/portal"
     bulk_chunk_size: int = 500
     max_send_attempts: int = 5
+    # A claim older than this belonged to a dead worker; its row is sent again.
+    send_lease_seconds: int = 1200
+    # Queued work this far past due has lost its message and is enqueued again.
+    replay_grace_seconds: int = 300
     extra_disposable_domains: tuple[str, ...] = field(default_factory=tuple)
     sms_channel: str = "outbox"
     sms_outbox_dir: Path = Path()

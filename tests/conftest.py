@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from dramatiq import Worker
+from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from portalflow.config import Settings
 from portalflow.models import Base, make_engine, make_session_factory
 from portalflow.models.schema import upgrade
+from portalflow.workers import broker, runtime
 
 from .moto_server import reset, running_moto_server
 from .servers import require_server
@@ -147,3 +152,48 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def ses_endpoint(moto_endpoint: str, aws_env: None) -> str:
     reset(moto_endpoint)
     return moto_endpoint
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the workers")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def redis_broker(redis_url: str) -> Iterator[RedisBroker]:
+    """A Redis broker in a namespace of its own, with our actors declared on it."""
+    namespace = f"portalflow-test-{uuid.uuid4().hex[:8]}"
+    redis_broker = RedisBroker(url=redis_url, namespace=namespace)
+    broker.install(redis_broker)
+    yield redis_broker
+    keys = redis_broker.client.keys(f"{namespace}*")
+    if keys:
+        redis_broker.client.delete(*keys)
+    redis_broker.close()
+
+
+@pytest.fixture
+def worker_settings(pg_database_url: str, outbox_dir: Path) -> Iterator[Settings]:
+    """Runtime settings of the in-test workers: PostgreSQL and the file outboxes."""
+    configured = Settings(
+        var_dir=outbox_dir.parent,
+        database_url=pg_database_url,
+        email_channel="outbox",
+        outbox_dir=outbox_dir,
+    )
+    runtime.configure(configured)
+    yield configured
+
+
+@pytest.fixture
+def worker(
+    redis_broker: RedisBroker, worker_settings: Settings, pg_engine: Engine
+) -> Iterator[Worker]:
+    """A real Dramatiq worker (2 threads) on the Redis broker."""
+    running = Worker(redis_broker, worker_threads=2, worker_timeout=100)
+    running.start()
+    yield running
+    running.stop()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +22,9 @@ from portalflow.models import (
     make_session_factory,
 )
 from portalflow.pipelines import bulk, credits, orgs, reports
-from portalflow.workers import actors, broker, enqueue, runtime
+from portalflow.workers import actors, enqueue
 
+from .conftest import wait_for
 from .factories import (
     approve_sms_template,
     client_portal,
@@ -36,47 +35,6 @@ from .factories import (
 )
 
 QUEUE = actors.INVITATIONS_QUEUE
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the workers")
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def redis_broker(redis_url: str) -> Iterator[RedisBroker]:
-    """A Redis broker in a namespace of its own, with our actors declared on it."""
-    namespace = f"portalflow-test-{uuid.uuid4().hex[:8]}"
-    redis_broker = RedisBroker(url=redis_url, namespace=namespace)
-    broker.install(redis_broker)
-    yield redis_broker
-    keys = redis_broker.client.keys(f"{namespace}*")
-    if keys:
-        redis_broker.client.delete(*keys)
-    redis_broker.close()
-
-
-@pytest.fixture
-def settings(pg_database_url: str, outbox_dir: Path) -> Iterator[Settings]:
-    configured = Settings(
-        var_dir=outbox_dir.parent,
-        database_url=pg_database_url,
-        email_channel="outbox",
-        outbox_dir=outbox_dir,
-    )
-    runtime.configure(configured)
-    yield configured
-
-
-@pytest.fixture
-def worker(redis_broker: RedisBroker, settings: Settings, pg_engine: Engine) -> Iterator[Worker]:
-    running = Worker(redis_broker, worker_threads=2, worker_timeout=100)
-    running.start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture
@@ -178,7 +136,7 @@ def test_malformed_and_unknown_messages_write_nothing(
 
 
 def test_sms_invitations_through_redis_worker(
-    worker: Worker, pg_engine: Engine, settings: Settings
+    worker: Worker, pg_engine: Engine, worker_settings: Settings
 ) -> None:
     factory = make_session_factory(pg_engine)
     with factory() as session:
@@ -202,7 +160,7 @@ def test_sms_invitations_through_redis_worker(
             return session.get_one(BulkRun, started.run_id).status == BulkRunStatus.COMPLETED
 
     wait_for(completed)
-    assert len(list(settings.sms_outbox_dir.glob("*.json"))) == 6
+    assert len(list(worker_settings.sms_outbox_dir.glob("*.json"))) == 6
     with factory() as session:
         assert session.get_one(Org, org.id).sms_credits == 94
 

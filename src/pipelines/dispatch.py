@@ -359,6 +359,35 @@ def _change_for(
     }, "failed"
 
 
+def fail_claimed(
+    session: Session, invitation_ids: Sequence[int], code: str, detail: str, at: datetime
+) -> None:
+    """End claimed (``sending``) rows as failed, moving their runs' totals (flushed)."""
+    rows = session.execute(
+        update(Invitation)
+        .where(
+            Invitation.id.in_(list(invitation_ids)), Invitation.status == InvitationStatus.SENDING
+        )
+        .values(
+            status=InvitationStatus.FAILED,
+            claim_token=None,
+            token_hash=None,
+            failure_code=code,
+            failure_detail=detail,
+            updated_at=at,
+        )
+        .returning(Invitation.bulk_run_id, Invitation.portal_user_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    counters: dict[int, dict[str, int]] = {}
+    for row in rows:
+        if row.bulk_run_id is not None:
+            counters.setdefault(row.bulk_run_id, {"sent": 0, "failed": 0})["failed"] += 1
+    _release_portal_users(session, [row.portal_user_id for row in rows if row.portal_user_id], at)
+    _bump_counters(session, counters)
+    bulk.finish_if_done(session, counters)
+
+
 def _release_portal_users(session: Session, portal_user_ids: Sequence[int], at: datetime) -> None:
     """A user whose first invitation failed for good frees its record and licence."""
     if portal_user_ids:

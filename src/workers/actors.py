@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import dramatiq
 
-from portalflow.pipelines import bulk, dispatch
+from portalflow.models import utcnow
+from portalflow.pipelines import bulk, dispatch, recovery
 from portalflow.pipelines.errors import NotFound
 
 from . import runtime
 from .broker import register
 
 INVITATIONS_QUEUE = "invitations"
+MAINTENANCE_QUEUE = "maintenance"
 MINUTE_MS = 60_000
 # Dramatiq's own retries cover infrastructure trouble (database or broker down); send
 # failures are retried by the pipeline's backoff, not by raising.
@@ -60,6 +63,26 @@ def bulk_invite(chunk_id: int) -> None:
 def dispatch_invitation(invitation_id: int) -> None:
     """Send one queued invitation (a single invite, a retry, or a replay)."""
     _send([message_id(invitation_id, "invitation_id")])
+
+
+@register
+@dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=0, time_limit=5 * MINUTE_MS)
+def recover_stuck_work() -> None:
+    """Give expired claims back to the queue and re-enqueue work whose message was lost."""
+    current = runtime.current()
+    settings = current.settings
+    with current.session() as session:
+        found = recovery.recover(
+            session,
+            utcnow(),
+            max_attempts=settings.max_send_attempts,
+            lease=timedelta(seconds=settings.send_lease_seconds),
+            grace=timedelta(seconds=settings.replay_grace_seconds),
+        )
+    for chunk_id in found.chunk_ids:
+        bulk_invite.send(chunk_id)
+    for invitation_id in found.invitation_ids:
+        dispatch_invitation.send(invitation_id)
 
 
 def _send(invitation_ids: Sequence[int]) -> None:
