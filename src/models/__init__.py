@@ -2,6 +2,7 @@
 
 from .base import Base
 from .bulk import BulkChunk, BulkRun
+from .delivery import ChannelPause, ProviderEvent, Suppression
 from .enums import (
     OPEN_INVITATION_STATUSES,
     REASON_DESCRIPTIONS,
@@ -14,7 +15,9 @@ from .enums import (
     EmailKind,
     InvitationPreference,
     InvitationStatus,
+    OutcomeClass,
     PortalUserStatus,
+    ProviderEventStatus,
     ReasonCode,
     RecordAccess,
     SendFailureCode,
@@ -43,6 +46,7 @@ __all__ = [
     "BulkRun",
     "BulkRunStatus",
     "Channel",
+    "ChannelPause",
     "ChunkStatus",
     "CrmRecord",
     "CrmUser",
@@ -56,10 +60,13 @@ __all__ = [
     "InvitationPreference",
     "InvitationStatus",
     "Org",
+    "OutcomeClass",
     "Portal",
     "PortalUser",
     "PortalUserStatus",
     "PortalUserType",
+    "ProviderEvent",
+    "ProviderEventStatus",
     "ReasonCode",
     "RecordAccess",
     "SendFailureCode",
@@ -67,6 +74,7 @@ __all__ = [
     "SmsTemplate",
     "SmsTemplateKind",
     "SmsTemplateMapping",
+    "Suppression",
     "VerificationStatus",
     "describe_failure",
     "make_engine",

@@ -93,6 +93,7 @@ class ReasonCode(StrEnum):
     INVALID_PHONE = "invalid_phone"
     UNSUPPORTED_COUNTRY = "unsupported_country"
     SMS_TEMPLATES_NOT_APPROVED = "sms_templates_not_approved"
+    SUPPRESSED = "suppressed"
 
 
 REASON_DESCRIPTIONS: dict[ReasonCode, str] = {
@@ -116,6 +117,9 @@ REASON_DESCRIPTIONS: dict[ReasonCode, str] = {
     ReasonCode.SMS_TEMPLATES_NOT_APPROVED: (
         "The user type invites by SMS and not all three SMS templates have an approved DLT "
         "mapping yet."
+    ),
+    ReasonCode.SUPPRESSED: (
+        "The address bounced for good, complained or opted out before; an admin must clear it."
     ),
 }
 
@@ -151,6 +155,24 @@ def describe_failure(code: str) -> str:
         except ValueError:
             continue
     return "The provider did not take the message (see the detail)."
+
+
+class OutcomeClass(StrEnum):
+    """What we do about a provider answer."""
+
+    DELIVERED = "delivered"  # the provider reports the message reached the recipient
+    PERMANENT = "permanent"  # do not retry; the address or message is refused for good
+    TEMPORARY = "temporary"  # retry later, with backoff
+    CONFIGURATION = "configuration"  # our side is broken: pause the channel and alert
+    UNKNOWN = "unknown"  # not understood: a bounded number of retries
+    COMPLAINED = "complained"  # the recipient marked the message as spam
+
+
+class ProviderEventStatus(StrEnum):
+    RECEIVED = "received"  # stored raw; the classifying actor has not run yet
+    PROCESSED = "processed"
+    IGNORED = "ignored"  # understood, but about nothing we sent (or not final)
+    FAILED = "failed"  # could not be understood; the detail says why
 
 
 class BulkRunStatus(StrEnum):

@@ -8,7 +8,7 @@ from sqlalchemy import CHAR, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
-from .enums import Channel, EmailKind, InvitationStatus, SmsEncoding
+from .enums import Channel, EmailKind, InvitationStatus, OutcomeClass, SmsEncoding
 from .types import UTCDateTime, enum_column, utcnow
 
 
@@ -25,6 +25,7 @@ class Invitation(Base):
         Index("ix_invitations_chunk_status", "bulk_chunk_id", "status"),
         Index("ix_invitations_status_claimed", "status", "claimed_at"),
         Index("ix_invitations_portal_user_status", "portal_user_id", "status"),
+        Index("ix_invitations_provider_message_id", "provider_message_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -58,6 +59,11 @@ class Invitation(Base):
     dlt_template_id: Mapped[str | None] = mapped_column(String(19))
     sms_encoding: Mapped[SmsEncoding | None] = mapped_column(enum_column(SmsEncoding))
     sms_segments: Mapped[int | None] = mapped_column(Integer)
+    # What the provider said after accepting it (bounce, complaint, delivery receipt).
+    outcome_class: Mapped[OutcomeClass | None] = mapped_column(enum_column(OutcomeClass))
+    outcome_code: Mapped[str | None] = mapped_column(String(64))
+    outcome_raw: Mapped[str | None] = mapped_column(String(200))
+    outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -17,19 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
-
-class OutcomeClass(StrEnum):
-    """What we do about a provider answer."""
-
-    DELIVERED = "delivered"  # the provider reports the message reached the recipient
-    PERMANENT = "permanent"  # do not retry; the address or message is refused for good
-    TEMPORARY = "temporary"  # retry later, with backoff
-    CONFIGURATION = "configuration"  # our side is broken: pause the channel and alert
-    UNKNOWN = "unknown"  # not understood: a bounded number of retries
-    COMPLAINED = "complained"  # the recipient marked the message as spam
+from portalflow.models import OutcomeClass
 
 
 @dataclass(frozen=True)
