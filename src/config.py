@@ -41,6 +41,8 @@ class Settings:
     # Queued work this far past due has lost its message and is enqueued again.
     replay_grace_seconds: int = 300
     extra_disposable_domains: tuple[str, ...] = field(default_factory=tuple)
+    # Bearer token for the admin HTTP API (failure reports); unset: that API refuses.
+    admin_token: str = ""
     sms_channel: str = "outbox"
     sms_outbox_dir: Path = Path()
     twilio_account_sid: str = ""

@@ -308,9 +308,10 @@ def test_ses_nothing_listening_is_a_temporary_connection_error(aws_env: None) ->
     [
         ("TooManyRequestsException", 429, "ses_throttled", True),
         ("MessageRejected", 400, "ses_rejected", False),
-        ("SendingPausedException", 400, "ses_configuration", False),
-        ("MailFromDomainNotVerifiedException", 400, "ses_configuration", False),
-        ("SomethingNew", 400, "ses_unknown", False),
+        ("SendingPausedException", 400, "sending_paused", False),
+        ("MailFromDomainNotVerifiedException", 400, "mail_from_domain_not_verified", False),
+        # Unknown answers get a bounded number of retries, whatever the status.
+        ("SomethingNew", 400, "ses_unknown", True),
         ("SomethingNew", 503, "ses_unknown", True),
     ],
 )

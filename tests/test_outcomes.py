@@ -67,6 +67,17 @@ def bounce_event(
         ("MailFromDomainNotVerifiedException", C.CONFIGURATION, "mail_from_domain_not_verified"),
         ("AccountSuspendedException", C.CONFIGURATION, "account_suspended"),
         ("SendingPausedException", C.CONFIGURATION, "sending_paused"),
+        ("LimitExceededException", C.TEMPORARY, "ses_throttled"),
+        ("BadRequestException", C.PERMANENT, "ses_rejected"),
+        ("NotFoundException", C.CONFIGURATION, "ses_configuration"),
+        ("InternalFailure", C.TEMPORARY, "ses_unavailable"),
+        ("InternalServiceErrorException", C.TEMPORARY, "ses_unavailable"),
+        ("ServiceUnavailable", C.TEMPORARY, "ses_unavailable"),
+        ("AccessDeniedException", C.CONFIGURATION, "ses_configuration"),
+        ("UnrecognizedClientException", C.CONFIGURATION, "ses_configuration"),
+        ("InvalidClientTokenId", C.CONFIGURATION, "ses_configuration"),
+        ("SignatureDoesNotMatch", C.CONFIGURATION, "ses_configuration"),
+        ("MissingAuthenticationToken", C.CONFIGURATION, "ses_configuration"),
         ("SomethingNewException", C.UNKNOWN, "ses_unknown"),
         ("", C.UNKNOWN, "ses_unknown"),
     ],
@@ -77,6 +88,17 @@ def test_ses_errors(ses_code: str, outcome_class: OutcomeClass, code: str) -> No
 
 def test_every_ses_error_row_is_tested() -> None:
     assert set(outcomes.SES_ERRORS) == {
+        "LimitExceededException",
+        "BadRequestException",
+        "NotFoundException",
+        "InternalFailure",
+        "InternalServiceErrorException",
+        "ServiceUnavailable",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "MissingAuthenticationToken",
         "TooManyRequestsException",
         "Throttling",
         "ThrottlingException",
@@ -248,8 +270,44 @@ def test_twilio_errors(twilio_code: int, outcome_class: OutcomeClass, code: str)
     assert classify_twilio_status("failed", twilio_code) == outcome
 
 
+# Rows beyond the list: answers of the Messages API about our own setup or message.
+TWILIO_API_ROWS = [
+    (20003, C.CONFIGURATION, "twilio_configuration"),
+    (20404, C.CONFIGURATION, "twilio_configuration"),
+    (21212, C.CONFIGURATION, "twilio_configuration"),
+    (21606, C.CONFIGURATION, "twilio_configuration"),
+    (21602, C.PERMANENT, "twilio_rejected"),
+    (21617, C.PERMANENT, "twilio_rejected"),
+]
+
+
+@pytest.mark.parametrize(("twilio_code", "outcome_class", "code"), TWILIO_API_ROWS)
+def test_twilio_api_errors(twilio_code: int, outcome_class: OutcomeClass, code: str) -> None:
+    outcome = outcomes.classify_twilio_api_error(twilio_code, 400)
+    assert outcome == Outcome(outcome_class, code, str(twilio_code))
+    assert not outcome.suppresses  # about our setup or the message, not the number
+
+
+@pytest.mark.parametrize(
+    ("http_status", "outcome_class", "code"),
+    [
+        (401, C.CONFIGURATION, "twilio_configuration"),
+        (403, C.CONFIGURATION, "twilio_configuration"),
+        (429, C.TEMPORARY, "twilio_throttled"),
+        (500, C.UNKNOWN, "twilio_unknown"),
+    ],
+)
+def test_twilio_http_status_fallback(
+    http_status: int, outcome_class: OutcomeClass, code: str
+) -> None:
+    outcome = outcomes.classify_twilio_api_error(99999, http_status)
+    assert (outcome.outcome_class, outcome.code) == (outcome_class, code)
+
+
 def test_every_twilio_row_is_tested() -> None:
-    assert set(outcomes.TWILIO_ERRORS) == {row[0] for row in TWILIO_ROWS}
+    tested = {row[0] for row in TWILIO_ROWS} | {row[0] for row in TWILIO_API_ROWS}
+    assert set(outcomes.TWILIO_ERRORS) == tested
+    assert set(outcomes.TWILIO_HTTP_STATUSES) == {401, 403, 429}
 
 
 @pytest.mark.parametrize(("twilio_code", "raw"), [(99999, "99999"), (None, ""), ("abc", "abc")])

@@ -136,6 +136,17 @@ def test_lost_messages_are_found_after_the_grace_period(session: Session) -> Non
     assert recovery.lost_messages(session, later) == (ids, [])
 
 
+def test_provider_events_nobody_took_up_are_found(session: Session) -> None:
+    from portalflow.models import ProviderEvent
+
+    event = ProviderEvent(provider="twilio", dedupe_key="k1", payload={"MessageSid": "SM1"})
+    session.add(event)
+    session.commit()
+    assert recovery.recover(session, utcnow(), max_attempts=3).event_ids == []
+    later = utcnow() + timedelta(minutes=6)
+    assert recovery.recover(session, later, max_attempts=3).event_ids == [event.id]
+
+
 def test_recovery_through_the_redis_worker(
     worker: Any, pg_engine: Any, worker_settings: Settings, outbox_dir: Path
 ) -> None:

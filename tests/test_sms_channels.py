@@ -133,13 +133,14 @@ def test_twilio_messaging_service_instead_of_a_sender(twilio_server: TwilioServe
 @pytest.mark.parametrize(
     ("twilio_code", "status", "code", "temporary"),
     [
-        (21211, 400, "twilio_invalid_number", False),
-        (21614, 400, "twilio_invalid_number", False),
-        (21610, 400, "twilio_opted_out", False),
-        (21408, 400, "twilio_configuration", False),
-        (30007, 400, "twilio_filtered", False),
+        (21211, 400, "invalid_to_number", False),
+        (21614, 400, "not_mobile_number", False),
+        (21610, 400, "opted_out", False),
+        (21408, 400, "region_not_enabled", False),
+        (30007, 400, "carrier_filtered", False),
         (20429, 429, "twilio_throttled", True),
-        (99999, 400, "twilio_unknown", False),
+        # Unknown answers get a bounded number of retries, whatever the status.
+        (99999, 400, "twilio_unknown", True),
         (99999, 503, "twilio_unknown", True),
         (99999, 429, "twilio_throttled", True),
     ],
@@ -167,7 +168,7 @@ def test_twilio_rfc9457_problem_document_is_classified_too(twilio_server: Twilio
     failure = expect_failure(channel, make_sms(to="+10005550101"))
     channel.close()
 
-    assert (failure.code, failure.temporary) == ("twilio_opted_out", False)
+    assert (failure.code, failure.temporary) == ("opted_out", False)
     assert "replied STOP" in failure.detail
 
 

@@ -13,7 +13,21 @@ import typer
 
 from portalflow import __version__
 
-from . import bulk_runs, db, demo, invite, records, setup, sms_templates, templates, worker
+from . import (
+    bulk_runs,
+    db,
+    delivery,
+    demo,
+    failures,
+    invite,
+    outcomes,
+    records,
+    serve,
+    setup,
+    sms_templates,
+    templates,
+    worker,
+)
 from .common import PortalflowGroup, console
 
 HELP = """\
@@ -64,9 +78,14 @@ app.add_typer(records.app, name="records")
 app.add_typer(bulk_runs.app, name="bulk-runs")
 app.add_typer(templates.app, name="templates")
 app.add_typer(sms_templates.app, name="sms-templates")
+app.add_typer(delivery.suppressions_app, name="suppressions")
+app.add_typer(delivery.channels_app, name="channels")
 app.command("invite")(invite.invite)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.command("failures")(failures.failures)
+app.command("outcomes")(outcomes.outcomes)
 
 
 def main() -> None:

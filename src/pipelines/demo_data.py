@@ -11,9 +11,9 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
-from portalflow.models import CrmRecord, Edition, RecordAccess
+from portalflow.models import Channel, CrmRecord, Edition, RecordAccess
 
-from . import orgs
+from . import orgs, suppressions
 
 FIRST_NAMES = ("Aarav", "Aiko", "Amara", "Ana", "Ben", "Chloé", "Diego", "Elif", "Emma", "Fatima")
 LAST_NAMES = ("Brown", "Dubois", "García", "Ito", "Kapoor", "Müller", "Okafor", "Silva", "Weiser")
@@ -102,6 +102,10 @@ def seed(
     for n in (2, 3):  # a colleague's records: the rep may not invite them
         rows[n * step + 2]["owner_id"] = colleague.id
     _insert_records(session, zylker.id, rows)
+    # An address that complained about an earlier email: on the org's suppression list.
+    suppressions.suppress(
+        session, zylker.id, Channel.EMAIL, rows[4 * step + 2]["email"], "complaint"
+    )
     all_ids = [row["crm_id"] for row in rows]
 
     trial = orgs.create_org(

@@ -27,6 +27,7 @@ from portalflow.models import (
     Invitation,
     InvitationStatus,
     Org,
+    OutcomeClass,
     PortalUser,
     PortalUserStatus,
     PortalUserType,
@@ -34,7 +35,7 @@ from portalflow.models import (
     utcnow,
 )
 
-from . import bulk, credits, tokens
+from . import bulk, credits, pauses, suppressions, tokens
 from .channels.base import SendFailure
 from .channels.bundle import Channels
 from .outgoing_email import DEFAULT_FROM, EmailBuilder
@@ -45,6 +46,7 @@ from .sms_text import CheckedSms
 # Outcomes are committed in small batches: bigger is faster, smaller narrows the window in
 # which a worker killed after the provider accepted a message leaves it unrecorded.
 OUTCOME_BATCH = 25
+CHANNEL_PAUSED = "channel_paused"
 DEFAULT_VARIABLE_LIMITS = {"var": 30}
 K = TypeVar("K")
 V = TypeVar("V")
@@ -72,6 +74,8 @@ class DispatchResult:
     retry: list[tuple[int, timedelta]] = field(default_factory=list)
     # Ids that were not ours to send (already claimed, sent, superseded or not yet due).
     skipped: list[int] = field(default_factory=list)
+    # Ids given back unsent because their org's channel is misconfigured (now paused).
+    paused: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -124,6 +128,7 @@ def _claim(session: Session, ids: Sequence[int], at: datetime) -> tuple[str, dic
             Invitation.id.in_(list(ids)),
             Invitation.status == InvitationStatus.QUEUED,
             (Invitation.next_attempt_at.is_(None)) | (Invitation.next_attempt_at <= at),
+            pauses.not_paused(),
         )
         .values(
             status=InvitationStatus.SENDING,
@@ -199,6 +204,8 @@ class _Sender:
         self.orgs: dict[int, Org] = {}
         self.user_types: dict[int, PortalUserType] = {}
         self.inviters: dict[int, CrmUser | None] = {}
+        # (org, channel) found misconfigured during this dispatch: nothing more goes out.
+        self.misconfigured: set[tuple[int, Channel]] = set()
 
     def send(
         self,
@@ -210,7 +217,15 @@ class _Sender:
         session = self.session
         org = _cached(self.orgs, invitation.org_id, lambda key: session.get_one(Org, key))
         outcome = _Outcome(invitation)
+        route = (invitation.org_id, invitation.channel)
         try:
+            if route in self.misconfigured:
+                raise SendFailure(
+                    CHANNEL_PAUSED,
+                    f"the {invitation.channel.value} channel failed with a configuration error",
+                    temporary=False,
+                    outcome_class=OutcomeClass.CONFIGURATION,
+                )
             if org.portal is None or record is None or not invitation.address:
                 raise SendFailure(
                     SendFailureCode.PROVIDER_REJECTED.value,
@@ -223,6 +238,8 @@ class _Sender:
                 outcome.message_id = self._send_email(invitation, record, org, token)
         except SendFailure as failure:
             outcome.failure = failure
+            if failure.outcome_class == OutcomeClass.CONFIGURATION:
+                self.misconfigured.add(route)
             return outcome
         outcome.sent_at = now()
         return outcome
@@ -297,6 +314,7 @@ def _record(
             result.skipped.append(invitation.id)
             continue
         change, column = _change_for(outcome, config, at, result)
+        _act_on_failure(session, outcome)
         changes.append({"id": invitation.id, "claim_token": None, "updated_at": at, **change})
         if change.get("status") == InvitationStatus.FAILED and invitation.portal_user_id:
             released_users.append(invitation.portal_user_id)
@@ -309,6 +327,24 @@ def _record(
     _bump_counters(session, counters)
     bulk.finish_if_done(session, counters)
     session.commit()
+
+
+def _act_on_failure(session: Session, outcome: _Outcome) -> None:
+    """Pause a misconfigured channel; suppress an address the provider refused for good."""
+    failure, invitation = outcome.failure, outcome.invitation
+    if failure is None:
+        return
+    if failure.outcome_class == OutcomeClass.CONFIGURATION and failure.code != CHANNEL_PAUSED:
+        pauses.pause(session, invitation.org_id, invitation.channel, failure.code, failure.detail)
+    if failure.suppress and invitation.address:
+        suppressions.suppress(
+            session,
+            invitation.org_id,
+            invitation.channel,
+            invitation.address,
+            failure.code,
+            invitation_id=invitation.id,
+        )
 
 
 def _change_for(
@@ -338,6 +374,18 @@ def _change_for(
             **sms,
         }, "sent"
     failure = outcome.failure
+    if failure.outcome_class == OutcomeClass.CONFIGURATION:
+        # Our side is broken, not the invitation: give it back without spending the attempt;
+        # it goes out when an admin resumes the channel.
+        result.paused.append(invitation.id)
+        return {
+            "status": InvitationStatus.QUEUED,
+            "attempts": invitation.attempts - 1,
+            "next_attempt_at": None,
+            "token_hash": None,
+            "failure_code": failure.code,
+            "failure_detail": failure.detail,
+        }, None
     if failure.temporary and invitation.attempts < config.max_attempts:
         delay = backoff_delay(invitation.attempts)
         result.retry.append((invitation.id, delay))

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import (
     CONSENT_BASIS,
+    Channel,
     CrmRecord,
     CrmUser,
     InvitationPreference,
@@ -25,7 +26,7 @@ from portalflow.models import (
     RecordAccess,
 )
 
-from . import addresses, licences, phones, sms_templates
+from . import addresses, licences, phones, sms_templates, suppressions
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ def decide(
         sms_blocked=by_sms and not sms_templates.sms_ready(session, org.id),
     )
     decisions = [_decide_one(crm_id, records.get(crm_id), context) for crm_id in crm_ids]
+    decisions = _refuse_suppressed(
+        session, org, Channel.SMS if by_sms else Channel.EMAIL, decisions
+    )
     return _apply_licence_limit(session, org, user_type, decisions)
 
 
@@ -184,6 +188,29 @@ def _decide_address(
             f"{domain} is a disposable or anonymous domain",
         )
     return Decision(crm_id, record, address)
+
+
+def _refuse_suppressed(
+    session: Session, org: Org, channel: Channel, decisions: list[Decision]
+) -> list[Decision]:
+    """Addresses on the org's suppression list get no invitation until an admin clears them."""
+    blocked = suppressions.suppressed_among(
+        session, org.id, channel, [d.address for d in decisions if d.eligible and d.address]
+    )
+    if not blocked:
+        return decisions
+    return [
+        Decision(
+            d.crm_id,
+            d.record,
+            d.address,
+            ReasonCode.SUPPRESSED,
+            f"{d.address} is on the suppression list (clear it with portalflow suppressions)",
+        )
+        if d.eligible and d.address and suppressions.normalise(channel, d.address) in blocked
+        else d
+        for d in decisions
+    ]
 
 
 def _apply_licence_limit(

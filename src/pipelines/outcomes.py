@@ -60,6 +60,8 @@ OUTCOME_DESCRIPTIONS: dict[str, str] = {
     "account_suspended": "The SES account is suspended from sending.",
     "sending_paused": "Sending is paused for the SES account or configuration set.",
     "ses_unknown": "SES answered with an error we do not know.",
+    "ses_configuration": "SES refused our credentials, permissions or configuration set.",
+    "ses_unavailable": "SES had an internal failure; try again later.",
     # SES bounce events
     "bounce_general": "The receiving server refused the address for good.",
     "bounce_no_email": "The address does not exist.",
@@ -96,6 +98,8 @@ OUTCOME_DESCRIPTIONS: dict[str, str] = {
     "queue_overflow": "Twilio's queue for the sender overflowed; try again later.",
     "unreachable_handset": "The handset is unreachable (switched off or out of coverage).",
     "twilio_unknown": "Twilio reported an unknown error, or an error code we do not know.",
+    "twilio_configuration": "Twilio refused our account, sender or service configuration.",
+    "twilio_rejected": "Twilio refused the message itself (empty or too long).",
 }
 
 
@@ -118,6 +122,18 @@ SES_ERRORS: dict[str, tuple[OutcomeClass, str]] = {
     ),
     "AccountSuspendedException": (OutcomeClass.CONFIGURATION, "account_suspended"),
     "SendingPausedException": (OutcomeClass.CONFIGURATION, "sending_paused"),
+    # Beyond the issue's list: the rest of SendEmail's and the common errors.
+    "LimitExceededException": (OutcomeClass.TEMPORARY, "ses_throttled"),  # a quota; it resets
+    "BadRequestException": (OutcomeClass.PERMANENT, "ses_rejected"),  # the input is invalid
+    "NotFoundException": (OutcomeClass.CONFIGURATION, "ses_configuration"),  # e.g. config set
+    "InternalFailure": (OutcomeClass.TEMPORARY, "ses_unavailable"),
+    "InternalServiceErrorException": (OutcomeClass.TEMPORARY, "ses_unavailable"),
+    "ServiceUnavailable": (OutcomeClass.TEMPORARY, "ses_unavailable"),
+    "AccessDeniedException": (OutcomeClass.CONFIGURATION, "ses_configuration"),
+    "UnrecognizedClientException": (OutcomeClass.CONFIGURATION, "ses_configuration"),
+    "InvalidClientTokenId": (OutcomeClass.CONFIGURATION, "ses_configuration"),
+    "SignatureDoesNotMatch": (OutcomeClass.CONFIGURATION, "ses_configuration"),
+    "MissingAuthenticationToken": (OutcomeClass.CONFIGURATION, "ses_configuration"),
 }
 SES_UNKNOWN = "ses_unknown"
 
@@ -231,6 +247,19 @@ TWILIO_ERRORS: dict[int, tuple[OutcomeClass, str]] = {
     30001: (OutcomeClass.TEMPORARY, "queue_overflow"),  # Queue overflow
     30003: (OutcomeClass.TEMPORARY, "unreachable_handset"),  # Unreachable destination handset
     30008: (OutcomeClass.UNKNOWN, "twilio_unknown"),  # Unknown error
+    # Beyond the issue's list: answers of the Messages API itself.
+    20003: (OutcomeClass.CONFIGURATION, "twilio_configuration"),  # Authentication error
+    20404: (OutcomeClass.CONFIGURATION, "twilio_configuration"),  # Wrong account/service SID
+    21212: (OutcomeClass.CONFIGURATION, "twilio_configuration"),  # Invalid 'From' number
+    21606: (OutcomeClass.CONFIGURATION, "twilio_configuration"),  # 'From' cannot send SMS
+    21602: (OutcomeClass.PERMANENT, "twilio_rejected"),  # Message body is required
+    21617: (OutcomeClass.PERMANENT, "twilio_rejected"),  # Body over 1600 characters
+}
+# HTTP status -> outcome, for an API error whose code the table does not list.
+TWILIO_HTTP_STATUSES: dict[int, tuple[OutcomeClass, str]] = {
+    401: (OutcomeClass.CONFIGURATION, "twilio_configuration"),
+    403: (OutcomeClass.CONFIGURATION, "twilio_configuration"),
+    429: (OutcomeClass.TEMPORARY, "twilio_throttled"),
 }
 TWILIO_UNKNOWN = "twilio_unknown"
 
@@ -265,6 +294,17 @@ def classify_twilio_error(code: int | str | None) -> Outcome:
         return Outcome(OutcomeClass.UNKNOWN, TWILIO_UNKNOWN, raw)
     outcome_class, our_code = TWILIO_ERRORS[number]
     return Outcome(outcome_class, our_code, raw)
+
+
+def classify_twilio_api_error(code: int | str | None, http_status: int) -> Outcome:
+    """Classify an error answer of Twilio's API: by code, else by HTTP status."""
+    number = _as_code(code)
+    if number is not None and number in TWILIO_ERRORS:
+        return classify_twilio_error(number)
+    if http_status in TWILIO_HTTP_STATUSES:
+        outcome_class, our_code = TWILIO_HTTP_STATUSES[http_status]
+        return Outcome(outcome_class, our_code, str(code or http_status))
+    return classify_twilio_error(code)
 
 
 def classify_twilio_status(status: str, error_code: int | str | None) -> Outcome | None:
@@ -335,3 +375,54 @@ def supersedes(new: OutcomeClass, old: OutcomeClass | None) -> bool:
     if old is None:
         return True
     return PRECEDENCE.index(new) > PRECEDENCE.index(old)
+
+
+# --- The table, for people -----------------------------------------------------------------
+
+
+def outcome_table() -> list[tuple[str, str, str, str, str]]:
+    """Every provider answer we know: (provider, answer, outcome class, code, meaning)."""
+    rows: list[tuple[str, str, str, str]] = [
+        ("SES API", code, cls.value, ours) for code, (cls, ours) in SES_ERRORS.items()
+    ]
+    rows.append(("SES API", "any other error", OutcomeClass.UNKNOWN.value, SES_UNKNOWN))
+    rows.append(
+        (
+            "SES / SMTP / Twilio / AWS",
+            "connection error or timeout",
+            "temporary",
+            CONNECTION_ERROR_CODE,
+        )
+    )
+    rows += [
+        ("SES event", f"Bounce {kind} / {sub}", cls.value, ours)
+        for (kind, sub), (cls, ours) in SES_BOUNCES.items()
+    ]
+    rows += [
+        ("SES event", f"Bounce {kind} / other subtype", cls.value, ours)
+        for kind, (cls, ours) in SES_BOUNCE_TYPES.items()
+        if kind != "Undetermined"
+    ]
+    rows.append(("SES event", "Complaint", OutcomeClass.COMPLAINED.value, "complaint"))
+    rows.append(("SES event", "Delivery", OutcomeClass.DELIVERED.value, DELIVERED))
+    rows += [
+        ("Twilio", f"error {code}", cls.value, ours) for code, (cls, ours) in TWILIO_ERRORS.items()
+    ]
+    rows.append(("Twilio", "any other error code", OutcomeClass.UNKNOWN.value, TWILIO_UNKNOWN))
+    rows += [
+        ("Twilio", f"HTTP {status}, unlisted code", cls.value, ours)
+        for status, (cls, ours) in TWILIO_HTTP_STATUSES.items()
+    ]
+    rows.append(("Twilio callback", "delivered", OutcomeClass.DELIVERED.value, DELIVERED))
+    rows.append(("Twilio callback", "undelivered / failed", "by ErrorCode", "as the error"))
+    return [(*row, describe(row[3]) if row[3] in OUTCOME_DESCRIPTIONS else "") for row in rows]
+
+
+def outcome_table_markdown() -> str:
+    """The table as Markdown, exactly as the README carries it."""
+    lines = [
+        "| provider | answer | outcome | code | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [f"| {' | '.join(row)} |" for row in outcome_table()]
+    return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
 """Recovering work from the rows when a worker died or a message was lost.
 
 The database is the source of truth: a row stuck in ``sending`` past its lease belonged
-to a worker that died after claiming it, and a ``queued`` row or a ``pending`` chunk that
-nobody took up lost its message. Both are found here and handed back to the queue.
+to a worker that died after claiming it, and a ``queued`` row, a ``pending`` chunk or a
+``received`` provider event that nobody took up lost its message. All are found here and
+handed back to the queue.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from portalflow.models import (
     ChunkStatus,
     Invitation,
     InvitationStatus,
+    ProviderEvent,
+    ProviderEventStatus,
     SendFailureCode,
 )
 
@@ -36,6 +39,7 @@ class Recovered:
 
     invitation_ids: list[int] = field(default_factory=list)
     chunk_ids: list[int] = field(default_factory=list)
+    event_ids: list[int] = field(default_factory=list)
     released_claims: int = 0
     exhausted: list[int] = field(default_factory=list)
 
@@ -125,9 +129,19 @@ def recover(
         session, now, lease=lease, max_attempts=max_attempts
     )
     invitations, chunks = lost_messages(session, now, grace=grace)
+    events = session.scalars(
+        select(ProviderEvent.id)
+        .where(
+            ProviderEvent.status == ProviderEventStatus.RECEIVED,
+            ProviderEvent.received_at < now - grace,
+        )
+        .order_by(ProviderEvent.id)
+        .limit(BATCH)
+    ).all()
     return Recovered(
         invitation_ids=sorted(set(invitations) | set(released)),
         chunk_ids=chunks,
+        event_ids=list(events),
         released_claims=len(released),
         exhausted=exhausted,
     )

@@ -8,7 +8,7 @@ from datetime import timedelta
 import dramatiq
 
 from portalflow.models import utcnow
-from portalflow.pipelines import bulk, dispatch, recovery
+from portalflow.pipelines import bulk, delivery, dispatch, recovery
 from portalflow.pipelines.errors import NotFound
 
 from . import runtime
@@ -16,6 +16,7 @@ from .broker import register
 
 INVITATIONS_QUEUE = "invitations"
 MAINTENANCE_QUEUE = "maintenance"
+EVENTS_QUEUE = "provider-events"
 MINUTE_MS = 60_000
 # Dramatiq's own retries cover infrastructure trouble (database or broker down); send
 # failures are retried by the pipeline's backoff, not by raising.
@@ -66,6 +67,20 @@ def dispatch_invitation(invitation_id: int) -> None:
 
 
 @register
+@dramatiq.actor(
+    queue_name=EVENTS_QUEUE,
+    time_limit=MINUTE_MS,
+    throws=(MalformedMessage, NotFound),
+    **INFRASTRUCTURE_RETRIES,
+)
+def process_provider_event(event_id: int) -> None:
+    """Classify one stored provider event (SES via SNS, Twilio callback) and apply it."""
+    event_id = message_id(event_id, "event_id")
+    with runtime.current().session() as session:
+        delivery.process_event(session, event_id)
+
+
+@register
 @dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=0, time_limit=5 * MINUTE_MS)
 def recover_stuck_work() -> None:
     """Give expired claims back to the queue and re-enqueue work whose message was lost."""
@@ -83,6 +98,8 @@ def recover_stuck_work() -> None:
         bulk_invite.send(chunk_id)
     for invitation_id in found.invitation_ids:
         dispatch_invitation.send(invitation_id)
+    for event_id in found.event_ids:
+        process_provider_event.send(event_id)
 
 
 def _send(invitation_ids: Sequence[int]) -> None:

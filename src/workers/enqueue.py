@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .actors import bulk_invite, dispatch_invitation
+from .actors import INVITATIONS_QUEUE, bulk_invite, dispatch_invitation
+
+__all__ = ["INVITATIONS_QUEUE", "enqueue_chunks", "enqueue_dispatch"]
 
 
 def enqueue_chunks(chunk_ids: Iterable[int]) -> int:

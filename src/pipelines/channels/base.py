@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
+from portalflow.models import OutcomeClass
+
+from ..outcomes import Outcome
+
 # Failure codes shared by several channels; each channel module adds its own.
 CONNECTION_ERROR = "connection_error"
 
@@ -22,17 +26,49 @@ class OutgoingEmail:
 
 
 class SendFailure(Exception):
-    """The provider did not take the message. `temporary` means retry later."""
+    """The provider did not take the message. `temporary` means retry later.
 
-    def __init__(self, code: str, detail: str, *, temporary: bool) -> None:
+    ``outcome_class`` says what to do beyond that: ``configuration`` pauses the channel
+    for the org instead of retrying; ``suppress`` puts the address on the org's list.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        temporary: bool,
+        outcome_class: OutcomeClass | None = None,
+        suppress: bool = False,
+    ) -> None:
         super().__init__(code, detail)
         self.code = code
         self.detail = detail
         self.temporary = temporary
+        self.outcome_class = outcome_class or (
+            OutcomeClass.TEMPORARY if temporary else OutcomeClass.PERMANENT
+        )
+        self.suppress = suppress
+
+    @classmethod
+    def from_outcome(cls, outcome: Outcome, detail: str) -> SendFailure:
+        """The failure for a classified provider answer."""
+        return cls(
+            outcome.code,
+            detail,
+            temporary=outcome.retryable,
+            outcome_class=outcome.outcome_class,
+            suppress=outcome.suppresses,
+        )
 
     def __reduce__(self) -> tuple[Any, tuple[str, str]]:
-        # `temporary` is keyword-only, which Exception's default pickling cannot pass.
-        return partial(type(self), temporary=self.temporary), (self.code, self.detail)
+        # The options are keyword-only, which Exception's default pickling cannot pass.
+        options = {
+            "temporary": self.temporary,
+            "outcome_class": self.outcome_class,
+            "suppress": self.suppress,
+        }
+        return partial(type(self), **options), (self.code, self.detail)
 
     def __str__(self) -> str:
         kind = "temporary" if self.temporary else "permanent"

@@ -14,40 +14,16 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from portalflow.models import OutcomeClass
+
+from ..outcomes import classify_ses_error
 from .base import CONNECTION_ERROR, OutgoingEmail, SendFailure
 
-SES_THROTTLED = "ses_throttled"
-SES_REJECTED = "ses_rejected"
 SES_CONFIGURATION = "ses_configuration"
-SES_UNAVAILABLE = "ses_unavailable"
-SES_UNKNOWN = "ses_unknown"
+
 
 # SES error code (``error["Code"]``) -> (our code, temporary). Checked against the SESv2
 # API reference, SendEmail "Errors", and the "Common Errors" page shared by AWS APIs.
-SES_ERRORS: dict[str, tuple[str, bool]] = {
-    # SendEmail errors
-    "TooManyRequestsException": (SES_THROTTLED, True),  # sending rate exceeded
-    "LimitExceededException": (SES_THROTTLED, True),  # a quota; it resets with time
-    "MessageRejected": (SES_REJECTED, False),  # invalid content, or sender not verified
-    "BadRequestException": (SES_REJECTED, False),  # the input is invalid
-    "MailFromDomainNotVerifiedException": (SES_CONFIGURATION, False),
-    "AccountSuspendedException": (SES_CONFIGURATION, False),
-    "SendingPausedException": (SES_CONFIGURATION, False),  # account or configuration set
-    "NotFoundException": (SES_CONFIGURATION, False),  # e.g. the configuration set is gone
-    # Common errors
-    "ThrottlingException": (SES_THROTTLED, True),
-    "Throttling": (SES_THROTTLED, True),
-    "InternalFailure": (SES_UNAVAILABLE, True),
-    "InternalServiceErrorException": (SES_UNAVAILABLE, True),
-    "ServiceUnavailable": (SES_UNAVAILABLE, True),
-    "AccessDeniedException": (SES_CONFIGURATION, False),
-    "UnrecognizedClientException": (SES_CONFIGURATION, False),
-    "InvalidClientTokenId": (SES_CONFIGURATION, False),
-    "SignatureDoesNotMatch": (SES_CONFIGURATION, False),
-    "MissingAuthenticationToken": (SES_CONFIGURATION, False),
-}
-
-
 class SesChannel:
     """Sends raw messages with SESv2 ``SendEmail``; one boto3 client per instance.
 
@@ -95,7 +71,12 @@ class SesChannel:
             # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError and friends.
             raise SendFailure(CONNECTION_ERROR, str(exc), temporary=True) from exc
         except (NoCredentialsError, PartialCredentialsError) as exc:
-            raise SendFailure(SES_CONFIGURATION, str(exc), temporary=False) from exc
+            raise SendFailure(
+                SES_CONFIGURATION,
+                str(exc),
+                temporary=False,
+                outcome_class=OutcomeClass.CONFIGURATION,
+            ) from exc
         return str(response["MessageId"])
 
     def close(self) -> None:
@@ -104,14 +85,9 @@ class SesChannel:
 
 
 def classify_client_error(exc: ClientError) -> SendFailure:
-    """Turn an SES error answer into a `SendFailure` by `SES_ERRORS`."""
+    """Turn an SES error answer into a `SendFailure` through `outcomes.SES_ERRORS`."""
     error = exc.response.get("Error", {})
     ses_code = str(error.get("Code", ""))
     message = str(error.get("Message", ""))
     detail = f"{ses_code}: {message}" if message else ses_code or str(exc)
-    if ses_code in SES_ERRORS:
-        code, temporary = SES_ERRORS[ses_code]
-        return SendFailure(code, detail, temporary=temporary)
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    # Unlisted: a server-side status is worth a retry, a client-side one is not.
-    return SendFailure(SES_UNKNOWN, detail, temporary=status >= 500 or status == 429)
+    return SendFailure.from_outcome(classify_ses_error(ses_code), detail)

@@ -12,42 +12,11 @@ from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from portalflow.models import OutcomeClass
+
+from ..outcomes import classify_twilio_api_error
 from .base import CONNECTION_ERROR, SendFailure
 from .sms_base import OutgoingSms
-
-TWILIO_INVALID_NUMBER = "twilio_invalid_number"
-TWILIO_OPTED_OUT = "twilio_opted_out"
-TWILIO_FILTERED = "twilio_filtered"
-TWILIO_REJECTED = "twilio_rejected"
-TWILIO_CONFIGURATION = "twilio_configuration"
-TWILIO_THROTTLED = "twilio_throttled"
-TWILIO_UNKNOWN = "twilio_unknown"
-
-# Twilio error code -> (our code, temporary). One line per entry of Twilio's error
-# dictionary, https://www.twilio.com/docs/api/errors/<code>.
-TWILIO_ERRORS: dict[int, tuple[str, bool]] = {
-    20003: (TWILIO_CONFIGURATION, False),  # Authentication Error: wrong SID or token
-    20404: (TWILIO_CONFIGURATION, False),  # Resource not found: wrong account or service SID
-    20429: (TWILIO_THROTTLED, True),  # Too Many Requests
-    21211: (TWILIO_INVALID_NUMBER, False),  # Invalid 'To' Phone Number
-    21212: (TWILIO_CONFIGURATION, False),  # Invalid 'From' Number
-    21408: (TWILIO_CONFIGURATION, False),  # Permission to send to this region not enabled
-    21602: (TWILIO_REJECTED, False),  # Message body is required
-    21606: (TWILIO_CONFIGURATION, False),  # 'From' is not a message-capable Twilio number
-    21608: (TWILIO_CONFIGURATION, False),  # trial account: 'To' number not verified
-    21610: (TWILIO_OPTED_OUT, False),  # Attempt to send to unsubscribed recipient (STOP)
-    21614: (TWILIO_INVALID_NUMBER, False),  # 'To' number is not a valid mobile number
-    21617: (TWILIO_REJECTED, False),  # body exceeds the 1600 character limit
-    30001: (TWILIO_THROTTLED, True),  # Queue overflow
-    30007: (TWILIO_FILTERED, False),  # Message filtered by the carrier (e.g. DLT mismatch)
-}
-
-# HTTP status -> (our code, temporary), for error codes the table above does not list.
-TWILIO_STATUSES: dict[int, tuple[str, bool]] = {
-    401: (TWILIO_CONFIGURATION, False),
-    403: (TWILIO_CONFIGURATION, False),
-    429: (TWILIO_THROTTLED, True),
-}
 
 
 class TwilioSmsChannel:
@@ -103,7 +72,12 @@ class TwilioSmsChannel:
             raise classify_twilio_error(exc) from exc
         except requests.RequestException as exc:
             if isinstance(exc, ValueError):  # InvalidURL, MissingSchema: our base URL
-                raise SendFailure(TWILIO_CONFIGURATION, str(exc), temporary=False) from exc
+                raise SendFailure(
+                    "twilio_configuration",
+                    str(exc),
+                    temporary=False,
+                    outcome_class=OutcomeClass.CONFIGURATION,
+                ) from exc
             # Refused, reset or timed out. After a read timeout Twilio may have taken the
             # message; whether to risk a second copy is the caller's retry decision.
             raise SendFailure(CONNECTION_ERROR, _describe(exc), temporary=True) from exc
@@ -124,13 +98,7 @@ def classify_twilio_error(exc: TwilioRestException | TwilioServiceException) -> 
     else:
         text = exc.msg
     detail = f"{twilio_code} (HTTP {status}) {text}"
-    if twilio_code in TWILIO_ERRORS:
-        code, temporary = TWILIO_ERRORS[twilio_code]
-    elif status in TWILIO_STATUSES:
-        code, temporary = TWILIO_STATUSES[status]
-    else:
-        code, temporary = TWILIO_UNKNOWN, status >= 500
-    return SendFailure(code, detail, temporary=temporary)
+    return SendFailure.from_outcome(classify_twilio_api_error(twilio_code, status), detail)
 
 
 def _as_int(value: object) -> int | None:

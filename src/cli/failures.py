@@ -1,0 +1,150 @@
+"""``portalflow failures``: who failed and why, for an org, a bulk run or a user type."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from portalflow.pipelines import failure_reports
+from portalflow.pipelines.failure_reports import FailureFilter
+
+from .common import console, fail, open_session, print_json
+
+INVITEES_SHOWN = 50
+
+
+def failures(
+    org: Annotated[int, typer.Option("--org", help="Org id.", show_default=False)],
+    bulk_run: Annotated[
+        int | None, typer.Option("--bulk-run", help="Only the invitees of this bulk run.")
+    ] = None,
+    user_type: Annotated[
+        int | None, typer.Option("--user-type", help="Only the invitees of this user type.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only invitations created at or after this ISO 8601 date or time "
+            "(e.g. 2026-11-01 or 2026-11-01T09:30; without an offset it is UTC).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Write the failed invitees as CSV to stdout.")
+    ] = False,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=0, help="At most this many invitees (newest failure first)."),
+    ] = failure_reports.DEFAULT_LIMIT,
+) -> None:
+    """Report failed invitees: counts by reason, by outcome and by user type, and who failed.
+
+    A failed invitee was refused before the send, failed at the provider (retries ran out,
+    the provider refused it ...), or was accepted by the provider and then bounced for good
+    or drew a spam complaint.
+
+    Examples:
+
+    - `portalflow failures --org 1`: a summary and the newest failed invitees
+
+    - `portalflow failures --org 1 --bulk-run 12 --json`: one run's report as JSON
+
+    - `portalflow failures --org 1 --user-type 2 --since 2026-11-01 --csv > failed.csv`
+    """
+    if as_json and as_csv:
+        fail("choose one of --json and --csv, not both")
+    since_at = parse_since(since) if since is not None else None
+    query = FailureFilter(org_id=org, bulk_run_id=bulk_run, user_type_id=user_type, since=since_at)
+    with open_session() as session:
+        report = failure_reports.failure_report(session, query, limit=limit)
+    if as_json:
+        print_json(report)
+    elif as_csv:
+        sys.stdout.write(csv_text(report))
+    else:
+        print_failure_report(report)
+
+
+def parse_since(value: str) -> datetime:
+    """An ISO 8601 date or date-time; naive values are UTC. Exits with code 2 when bad."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        else:
+            parsed = datetime.fromisoformat(text)
+    except ValueError:
+        fail(
+            f"--since {value!r} is not an ISO 8601 date or date-time "
+            "(e.g. 2026-11-01 or 2026-11-01T09:30:00+05:30)"
+        )
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def csv_text(report: dict[str, Any]) -> str:
+    """The report's invitees as CSV: a header row, then one invitee per line."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=failure_reports.CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(failure_reports.rows_for_csv(report))
+    return buffer.getvalue()
+
+
+def print_failure_report(report: dict[str, Any]) -> None:
+    """A Rich summary: the totals, three count tables and the newest failed invitees."""
+    scope = [f"org {report['org_id']}"]
+    chosen = report["filter"]
+    if chosen["bulk_run_id"] is not None:
+        scope.append(f"bulk run {chosen['bulk_run_id']}")
+    if chosen["user_type_id"] is not None:
+        scope.append(f"user type {chosen['user_type_id']}")
+    if chosen["since"]:
+        scope.append(f"since {chosen['since']}")
+    total = report["total_failed"]
+    colour = "red" if total else "green"
+    noun = "invitee" if total == 1 else "invitees"
+    console.print(f"[bold {colour}]{total}[/] failed {noun} ({escape(', '.join(scope))}).")
+    if not total:
+        return
+
+    reasons = Table("reason", "count", "meaning", title="By reason")
+    for code, count in report["by_reason"].items():
+        reasons.add_row(escape(code), str(count), escape(failure_reports.describe_reason(code)))
+    console.print(reasons)
+
+    groups = Table("outcome", "count", title="By outcome")
+    for group, count in report["by_outcome_class"].items():
+        groups.add_row(group, str(count))
+    console.print(groups)
+
+    types = Table("user type", "name", "count", title="By user type")
+    for row in report["by_user_type"]:
+        types.add_row(str(row["user_type_id"]), escape(row["name"]), str(row["failed"]))
+    console.print(types)
+
+    invitees = report["invitees"]
+    if invitees:
+        table = Table(
+            "CRM id", "address", "reason", "attempts", "detail", "at (UTC)", title="Failed invitees"
+        )
+        for row in invitees[:INVITEES_SHOWN]:
+            table.add_row(
+                escape(row["crm_id"]),
+                escape(row["address"] or ""),
+                escape(row["reason"]),
+                str(row["attempts"]),
+                escape(row["detail"] or ""),
+                (row["at"] or "")[:16].replace("T", " "),
+            )
+        console.print(table)
+    more = total - min(len(invitees), INVITEES_SHOWN)
+    if more > 0:
+        console.print(f"... and {more} more (use --json or --csv to see them).")

@@ -1,0 +1,36 @@
+"""``portalflow serve``: the webhook and health-check HTTP server (uvicorn)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import err_console, settings
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Serve the provider webhooks (`POST /webhooks/ses`, `POST /webhooks/twilio`) and
+    `GET /healthz`.
+
+    Each webhook verifies its caller (SNS signature, `X-Twilio-Signature`), stores the raw
+    event, commits, and enqueues `process_provider_event` on `PORTALFLOW_BROKER_URL`; run
+    `portalflow worker` beside it. Set `PORTALFLOW_TWILIO_AUTH_TOKEN` for Twilio and
+    `PORTALFLOW_PUBLIC_BASE_URL` (e.g. `https://hooks.example.com`) when a proxy sits in
+    front.
+
+    Example: `portalflow serve --host 0.0.0.0 --port 8080`
+    """
+    import uvicorn
+
+    if settings().embedded_broker:  # also fails early on a bad PORTALFLOW_* variable
+        err_console.print(
+            "[yellow]warning:[/] PORTALFLOW_BROKER_URL is not set: events are stored, but "
+            "their messages go to an in-process broker that no worker reads."
+        )
+    uvicorn.run(
+        "portalflow.web.app:create_app", factory=True, host=host, port=port, proxy_headers=True
+    )

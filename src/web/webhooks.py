@@ -1,0 +1,217 @@
+"""Provider webhooks: verify the caller, store the raw event, commit, then enqueue.
+
+No rule lives here: what an event means is decided later by the ``process_provider_event``
+actor. The handlers answer fast so a slow classifier never makes a provider time out.
+
+- ``POST /webhooks/ses``: Amazon SNS (SES bounce / complaint / delivery notifications).
+- ``POST /webhooks/twilio``: Twilio message status callbacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session, sessionmaker
+from twilio.request_validator import RequestValidator
+
+from portalflow.models import session_scope
+from portalflow.models.enums import ProviderEventStatus
+from portalflow.pipelines.provider_events import record_provider_event
+from portalflow.pipelines.sns import (
+    CertificateUnavailable,
+    SnsSignatureError,
+    allowed_subscribe_url,
+    verify_sns_message,
+)
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+MAX_BODY_BYTES = 1024 * 1024  # an SNS message is at most 256 KiB; Twilio's are tiny
+SUBSCRIBE_TIMEOUT = 5.0
+TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+@dataclass(frozen=True)
+class WebhookContext:
+    """What the handlers need, built once by :func:`portalflow.web.app.create_app`."""
+
+    session_factory: sessionmaker[Session]
+    enqueue: Callable[[int], None]
+    certificate_loader: Callable[[str], bytes]
+    twilio_auth_token: str
+    # Scheme + host Twilio calls (e.g. "https://hooks.example.com"); None: the request's own.
+    public_base_url: str | None = None
+    # TEST ONLY: confirm SubscribeURLs on 127.0.0.1 / localhost as well.
+    allow_local_subscribe_url: bool = False
+    confirm_subscription: Callable[[str], None] | None = None
+
+
+def get_subscribe_url(url: str) -> None:
+    """Confirm an SNS subscription: one GET of its SubscribeURL, with a timeout."""
+    with urllib.request.urlopen(url, timeout=SUBSCRIBE_TIMEOUT) as response:
+        response.read(64 * 1024)
+
+
+def _context(request: Request) -> WebhookContext:
+    return request.app.state.webhooks
+
+
+def _refuse(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+async def _body(request: Request) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    body = await request.body()
+    return body if len(body) <= MAX_BODY_BYTES else None
+
+
+def _store_then_enqueue(
+    context: WebhookContext,
+    *,
+    provider: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    status: ProviderEventStatus = ProviderEventStatus.RECEIVED,
+    detail: str | None = None,
+    enqueue: bool = True,
+) -> tuple[int, bool]:
+    """Record the event and commit; only a newly stored event is then enqueued."""
+    with session_scope(context.session_factory) as session:
+        event_id, created = record_provider_event(
+            session,
+            provider=provider,
+            dedupe_key=dedupe_key,
+            payload=payload,
+            status=status,
+            detail=detail,
+        )
+    if created and enqueue:
+        try:
+            context.enqueue(event_id)
+        except Exception:  # the row is committed as received; the replay sweep finds it
+            log.exception("could not enqueue provider event %s; left for the replay", event_id)
+    return event_id, created
+
+
+@router.post("/ses")
+async def ses_webhook(request: Request) -> Response:
+    """Amazon SNS: SES event notifications and subscription (un)confirmations."""
+    context = _context(request)
+    body = await _body(request)
+    if body is None:
+        return _refuse(413, "request body too large")
+    try:
+        message = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _refuse(400, "the body is not JSON")
+    if not isinstance(message, dict):
+        return _refuse(400, "the body is not a JSON object")
+    try:
+        await run_in_threadpool(
+            verify_sns_message, message, certificate_loader=context.certificate_loader
+        )
+    except CertificateUnavailable as exc:
+        return _refuse(503, exc.reason)
+    except SnsSignatureError as exc:
+        return _refuse(403, f"invalid SNS signature: {exc.reason}")
+
+    message_type = message["Type"]  # verified: one of the three signed types
+    dedupe_key = f"ses:{message['MessageId']}"
+    if message_type == "Notification":
+        payload = dict(message)
+        payload["message"] = _inner_message(message["Message"])
+        await run_in_threadpool(
+            _store_then_enqueue, context, provider="ses", dedupe_key=dedupe_key, payload=payload
+        )
+        return Response(status_code=200)
+
+    if message_type == "SubscriptionConfirmation":
+        subscribe_url = message["SubscribeURL"]
+        if not allowed_subscribe_url(subscribe_url, allow_local=context.allow_local_subscribe_url):
+            return _refuse(403, "SubscribeURL is not an SNS URL")
+        confirm = context.confirm_subscription or get_subscribe_url
+        try:
+            await run_in_threadpool(confirm, subscribe_url)
+        except Exception as exc:  # SNS sends the confirmation again later
+            log.warning("SNS subscription confirmation failed: %s", exc)
+            return _refuse(502, "could not confirm the subscription")
+        detail = "subscription confirmed"
+    else:
+        detail = "unsubscribe confirmation received"
+    # Nothing to classify: kept for the record, never enqueued.
+    await run_in_threadpool(
+        _store_then_enqueue,
+        context,
+        provider="ses",
+        dedupe_key=dedupe_key,
+        payload=dict(message),
+        status=ProviderEventStatus.IGNORED,
+        detail=f"SNS {message_type}: {detail}",
+        enqueue=False,
+    )
+    return Response(status_code=200)
+
+
+def _inner_message(text: str) -> Any:
+    """SES puts its event as a JSON string inside the SNS Message; None if it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
+@router.post("/twilio")
+async def twilio_webhook(request: Request) -> Response:
+    """Twilio message status callback (form-encoded, signed with X-Twilio-Signature)."""
+    context = _context(request)
+    body = await _body(request)
+    if body is None:
+        return _refuse(413, "request body too large")
+    try:
+        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except (UnicodeDecodeError, ValueError):
+        return _refuse(400, "the body is not form-encoded")
+    signature = request.headers.get("x-twilio-signature", "")
+    if not context.twilio_auth_token:
+        # An empty token would make every signature computable by anyone.
+        return _refuse(403, "Twilio webhooks are not configured (no auth token)")
+    url = _called_url(request, context.public_base_url)
+    if not signature or not RequestValidator(context.twilio_auth_token).validate(
+        url, form, signature
+    ):
+        return _refuse(403, "invalid Twilio signature")
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    status = form.get("MessageStatus") or form.get("SmsStatus")
+    if not sid or not status:
+        return _refuse(400, "MessageSid and MessageStatus are required")
+    await run_in_threadpool(
+        _store_then_enqueue,
+        context,
+        provider="twilio",
+        dedupe_key=f"twilio:{sid}:{status}",
+        payload=form,
+    )
+    return Response(TWIML_EMPTY, status_code=200, media_type="application/xml")
+
+
+def _called_url(request: Request, public_base_url: str | None) -> str:
+    """The URL Twilio signed: the public base URL + our path (+ query), or our own URL."""
+    if not public_base_url:
+        return str(request.url)
+    url = public_base_url.rstrip("/") + request.url.path
+    query = request.url.query
+    return f"{url}?{query}" if query else url
