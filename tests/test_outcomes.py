@@ -389,6 +389,13 @@ def _every_code() -> set[str]:
     codes |= {code for _, code in outcomes.SES_BOUNCES.values()}
     codes |= {code for _, code in outcomes.SES_BOUNCE_TYPES.values()}
     codes |= {code for _, code in outcomes.TWILIO_ERRORS.values()}
+    codes |= {code for _, code in outcomes.AWS_SMS_ERRORS.values()}
+    codes |= {code for _, code in outcomes.AWS_SMS_REASONS.values()}
+    codes |= {code for _, code in outcomes.SMTP_REPLIES.values()}
+    codes |= {
+        outcomes.AWS_SMS_UNKNOWN,
+        "smtp_configuration",
+    }
     codes |= {
         outcomes.SES_UNKNOWN,
         outcomes.SES_BOUNCE_UNKNOWN,
@@ -411,3 +418,35 @@ def test_every_code_has_a_meaning() -> None:
 
 def test_no_description_without_a_code() -> None:
     assert set(outcomes.OUTCOME_DESCRIPTIONS) == _every_code()
+
+
+# --- AWS SMS and SMTP ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("aws_code", "row"), list(outcomes.AWS_SMS_ERRORS.items()))
+def test_aws_sms_errors(aws_code: str, row: tuple[OutcomeClass, str]) -> None:
+    assert outcomes.classify_aws_sms_error(aws_code) == Outcome(row[0], row[1], aws_code)
+
+
+@pytest.mark.parametrize(("reason", "row"), list(outcomes.AWS_SMS_REASONS.items()))
+def test_aws_sms_reasons_win_over_codes(reason: str, row: tuple[OutcomeClass, str]) -> None:
+    outcome = outcomes.classify_aws_sms_error("ValidationException", reason)
+    assert (outcome.outcome_class, outcome.code) == row
+
+
+def test_an_aws_opt_out_suppresses_and_unknown_errors_are_unknown() -> None:
+    assert outcomes.classify_aws_sms_error(
+        "ConflictException", "DESTINATION_PHONE_NUMBER_OPTED_OUT"
+    ).suppresses
+    assert outcomes.classify_aws_sms_error("Weird").outcome_class is C.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("reply", "outcome_class", "code"),
+    [(550, C.PERMANENT, "smtp_rejected"), (554, C.PERMANENT, "smtp_rejected"),
+     (451, C.TEMPORARY, "smtp_temporary"), (421, C.TEMPORARY, "smtp_temporary"),
+     (999, C.TEMPORARY, "smtp_temporary")],
+)  # fmt: skip
+def test_smtp_replies(reply: int, outcome_class: OutcomeClass, code: str) -> None:
+    outcome = outcomes.classify_smtp_reply(reply)
+    assert (outcome.outcome_class, outcome.code) == (outcome_class, code)

@@ -283,7 +283,7 @@ def test_aws_configured_origination_identity_wins(aws_sms_server: AwsSmsServer) 
             "ConflictException",
             400,
             {"Reason": "DESTINATION_PHONE_NUMBER_OPTED_OUT"},
-            "aws_sms_opted_out",
+            "opted_out",
             False,
         ),
         (
@@ -293,7 +293,8 @@ def test_aws_configured_origination_identity_wins(aws_sms_server: AwsSmsServer) 
             "aws_sms_configuration",
             False,
         ),
-        ("SomethingNew", 400, {}, "aws_sms_unknown", False),
+        # Unknown answers get a bounded number of retries, whatever the status.
+        ("SomethingNew", 400, {}, "aws_sms_unknown", True),
     ],
 )
 def test_aws_error_answers_map_to_failures(

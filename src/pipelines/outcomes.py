@@ -100,6 +100,16 @@ OUTCOME_DESCRIPTIONS: dict[str, str] = {
     "twilio_unknown": "Twilio reported an unknown error, or an error code we do not know.",
     "twilio_configuration": "Twilio refused our account, sender or service configuration.",
     "twilio_rejected": "Twilio refused the message itself (empty or too long).",
+    # AWS End User Messaging SMS
+    "aws_sms_throttled": "AWS SMS refused the request for now: over the sending rate.",
+    "aws_sms_rejected": "AWS SMS refused the message (number, DLT ids or body).",
+    "aws_sms_configuration": "The AWS SMS account, sender id or country setup is incomplete.",
+    "aws_sms_unavailable": "AWS SMS had an internal failure; try again later.",
+    "aws_sms_unknown": "AWS SMS answered with an error we do not know.",
+    # SMTP
+    "smtp_rejected": "The SMTP server refused the message for good (a 5xx reply).",
+    "smtp_temporary": "The SMTP server refused the message for now (a 4xx reply).",
+    "smtp_configuration": "Our SMTP login, STARTTLS or certificate setup was refused.",
 }
 
 
@@ -328,6 +338,59 @@ def classify_twilio_status(status: str, error_code: int | str | None) -> Outcome
     return classify_twilio_error(error_code)
 
 
+# --- AWS End User Messaging SMS (pinpoint-sms-voice-v2 SendTextMessage) --------------------
+
+# Error code -> (outcome class, our code).
+AWS_SMS_ERRORS: dict[str, tuple[OutcomeClass, str]] = {
+    "ThrottlingException": (OutcomeClass.TEMPORARY, "aws_sms_throttled"),  # over MPS / API rate
+    "ValidationException": (OutcomeClass.PERMANENT, "aws_sms_rejected"),  # number, ids, body
+    "ConflictException": (OutcomeClass.PERMANENT, "aws_sms_rejected"),  # see the Reason table
+    "AccessDeniedException": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
+    "ResourceNotFoundException": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
+    "ServiceQuotaExceededException": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
+    "InternalServerException": (OutcomeClass.TEMPORARY, "aws_sms_unavailable"),
+    "InternalFailure": (OutcomeClass.TEMPORARY, "aws_sms_unavailable"),
+    "ServiceUnavailable": (OutcomeClass.TEMPORARY, "aws_sms_unavailable"),
+    "UnrecognizedClientException": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
+    "InvalidClientTokenId": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
+    "SignatureDoesNotMatch": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
+    "MissingAuthenticationToken": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
+}
+# The error's Reason field, which says more than its code (checked first).
+AWS_SMS_REASONS: dict[str, tuple[OutcomeClass, str]] = {
+    "DESTINATION_PHONE_NUMBER_OPTED_OUT": (OutcomeClass.PERMANENT, "opted_out"),
+    "DESTINATION_PHONE_NUMBER_NOT_VERIFIED": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
+    "NO_ORIGINATION_IDENTITIES_FOUND": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
+    "SENDER_ID_NOT_REGISTERED": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
+    "SENDER_ID_REQUIRES_REGISTRATION": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
+    "COUNTRY_NOT_ENABLED": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
+}
+AWS_SMS_UNKNOWN = "aws_sms_unknown"
+
+
+def classify_aws_sms_error(code: str, reason: str = "") -> Outcome:
+    """Classify an AWS SMS error by its Reason, else its code; anything else is unknown."""
+    for key, table in ((reason, AWS_SMS_REASONS), (code, AWS_SMS_ERRORS)):
+        if key and key in table:
+            outcome_class, our_code = table[key]
+            return Outcome(outcome_class, our_code, key)
+    return Outcome(OutcomeClass.UNKNOWN, AWS_SMS_UNKNOWN, reason or code)
+
+
+# --- SMTP ----------------------------------------------------------------------------------
+
+SMTP_REPLIES: dict[int, tuple[OutcomeClass, str]] = {
+    5: (OutcomeClass.PERMANENT, "smtp_rejected"),  # 5xx: this message will never be taken
+    4: (OutcomeClass.TEMPORARY, "smtp_temporary"),  # 4xx: try again later
+}
+
+
+def classify_smtp_reply(code: int) -> Outcome:
+    """A 5xx reply is final; a 4xx (or a garbled reply) is worth another try."""
+    outcome_class, our_code = SMTP_REPLIES.get(code // 100, SMTP_REPLIES[4])
+    return Outcome(outcome_class, our_code, str(code))
+
+
 # --- Suppression and precedence ------------------------------------------------------------
 
 # Codes whose outcome puts the address or number on the org's suppression list (complaints
@@ -414,6 +477,18 @@ def outcome_table() -> list[tuple[str, str, str, str, str]]:
         for status, (cls, ours) in TWILIO_HTTP_STATUSES.items()
     ]
     rows.append(("Twilio callback", "delivered", OutcomeClass.DELIVERED.value, DELIVERED))
+    rows += [
+        ("AWS SMS", f"Reason {reason}", cls.value, ours)
+        for reason, (cls, ours) in AWS_SMS_REASONS.items()
+    ]
+    rows += [("AWS SMS", code, cls.value, ours) for code, (cls, ours) in AWS_SMS_ERRORS.items()]
+    rows.append(("AWS SMS", "any other error", OutcomeClass.UNKNOWN.value, AWS_SMS_UNKNOWN))
+    rows += [
+        ("SMTP", f"{digit}xx reply", cls.value, ours) for digit, (cls, ours) in SMTP_REPLIES.items()
+    ]
+    rows.append(
+        ("SMTP", "login, STARTTLS or certificate refused", "configuration", "smtp_configuration")
+    )
     rows.append(("Twilio callback", "undelivered / failed", "by ErrorCode", "as the error"))
     return [(*row, describe(row[3]) if row[3] in OUTCOME_DESCRIPTIONS else "") for row in rows]
 

@@ -14,45 +14,13 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from portalflow.models import OutcomeClass
+
+from ..outcomes import classify_aws_sms_error
 from .base import CONNECTION_ERROR, SendFailure
 from .sms_base import OutgoingSms
 
-AWS_SMS_THROTTLED = "aws_sms_throttled"
-AWS_SMS_REJECTED = "aws_sms_rejected"
-AWS_SMS_OPTED_OUT = "aws_sms_opted_out"
 AWS_SMS_CONFIGURATION = "aws_sms_configuration"
-AWS_SMS_UNAVAILABLE = "aws_sms_unavailable"
-AWS_SMS_UNKNOWN = "aws_sms_unknown"
-
-# Error code (``error["Code"]``) -> (our code, temporary). Checked against the API
-# reference, SendTextMessage "Errors", and the "Common Errors" page shared by AWS APIs.
-AWS_SMS_ERRORS: dict[str, tuple[str, bool]] = {
-    # SendTextMessage errors
-    "ThrottlingException": (AWS_SMS_THROTTLED, True),  # over the MPS or API rate
-    "ValidationException": (AWS_SMS_REJECTED, False),  # bad number, DLT ids, body...
-    "ConflictException": (AWS_SMS_REJECTED, False),  # e.g. opted out (see Reason below)
-    "AccessDeniedException": (AWS_SMS_CONFIGURATION, False),  # account disabled, IAM
-    "ResourceNotFoundException": (AWS_SMS_CONFIGURATION, False),  # origination identity
-    "ServiceQuotaExceededException": (AWS_SMS_CONFIGURATION, False),  # e.g. spend limit
-    "InternalServerException": (AWS_SMS_UNAVAILABLE, True),
-    # Common errors
-    "InternalFailure": (AWS_SMS_UNAVAILABLE, True),
-    "ServiceUnavailable": (AWS_SMS_UNAVAILABLE, True),
-    "UnrecognizedClientException": (AWS_SMS_CONFIGURATION, False),
-    "InvalidClientTokenId": (AWS_SMS_CONFIGURATION, False),
-    "SignatureDoesNotMatch": (AWS_SMS_CONFIGURATION, False),
-    "MissingAuthenticationToken": (AWS_SMS_CONFIGURATION, False),
-}
-
-# The error's ``Reason`` field -> (our code, temporary), where it says more than the code.
-AWS_SMS_REASONS: dict[str, tuple[str, bool]] = {
-    "DESTINATION_PHONE_NUMBER_OPTED_OUT": (AWS_SMS_OPTED_OUT, False),  # ConflictException
-    "DESTINATION_PHONE_NUMBER_NOT_VERIFIED": (AWS_SMS_CONFIGURATION, False),  # sandbox
-    "NO_ORIGINATION_IDENTITIES_FOUND": (AWS_SMS_CONFIGURATION, False),
-    "SENDER_ID_NOT_REGISTERED": (AWS_SMS_CONFIGURATION, False),  # ValidationException
-    "SENDER_ID_REQUIRES_REGISTRATION": (AWS_SMS_CONFIGURATION, False),
-    "COUNTRY_NOT_ENABLED": (AWS_SMS_CONFIGURATION, False),
-}
 
 
 class AwsSmsChannel:
@@ -107,7 +75,12 @@ class AwsSmsChannel:
             # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError and friends.
             raise SendFailure(CONNECTION_ERROR, str(exc), temporary=True) from exc
         except (NoCredentialsError, PartialCredentialsError) as exc:
-            raise SendFailure(AWS_SMS_CONFIGURATION, str(exc), temporary=False) from exc
+            raise SendFailure(
+                AWS_SMS_CONFIGURATION,
+                str(exc),
+                temporary=False,
+                outcome_class=OutcomeClass.CONFIGURATION,
+            ) from exc
         return str(response["MessageId"])
 
     def close(self) -> None:
@@ -116,7 +89,7 @@ class AwsSmsChannel:
 
 
 def classify_client_error(exc: ClientError) -> SendFailure:
-    """Turn an error answer into a `SendFailure` by `AWS_SMS_REASONS`, then `AWS_SMS_ERRORS`."""
+    """Turn an error answer into a `SendFailure` through `outcomes.classify_aws_sms_error`."""
     error = exc.response.get("Error", {})
     aws_code = str(error.get("Code", ""))
     message = str(error.get("Message", ""))
@@ -125,12 +98,4 @@ def classify_client_error(exc: ClientError) -> SendFailure:
     detail = f"{aws_code}: {message}" if message else aws_code or str(exc)
     if reason:
         detail = f"{detail} [{reason}]"
-    if reason in AWS_SMS_REASONS:
-        code, temporary = AWS_SMS_REASONS[reason]
-        return SendFailure(code, detail, temporary=temporary)
-    if aws_code in AWS_SMS_ERRORS:
-        code, temporary = AWS_SMS_ERRORS[aws_code]
-        return SendFailure(code, detail, temporary=temporary)
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    # Unlisted: a server-side status is worth a retry, a client-side one is not.
-    return SendFailure(AWS_SMS_UNKNOWN, detail, temporary=status >= 500 or status == 429)
+    return SendFailure.from_outcome(classify_aws_sms_error(aws_code, reason), detail)

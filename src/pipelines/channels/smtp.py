@@ -6,11 +6,14 @@ import smtplib
 import ssl
 from typing import Literal
 
+from portalflow.models import OutcomeClass
+
+from ..outcomes import classify_smtp_reply
 from .base import CONNECTION_ERROR, OutgoingEmail, SendFailure
 
-SMTP_REJECTED = "smtp_rejected"  # 5xx reply: this message will never be taken
-SMTP_TEMPORARY = "smtp_temporary"  # 4xx reply: try again later
 SMTP_CONFIGURATION = "smtp_configuration"  # our side is wrong: login, STARTTLS, certificate
+SMTP_REJECTED = "smtp_rejected"
+CONFIGURATION = OutcomeClass.CONFIGURATION
 
 TlsMode = Literal["none", "starttls", "ssl"]
 
@@ -81,7 +84,9 @@ class SmtpChannel:
                 code, reply = exc.recipients.get(email.recipient, (550, b"recipient refused"))
                 raise _reply_failure(code, reply) from exc
             except smtplib.SMTPNotSupportedError as exc:
-                raise SendFailure(SMTP_CONFIGURATION, str(exc), temporary=False) from exc
+                raise SendFailure(
+                    SMTP_CONFIGURATION, str(exc), temporary=False, outcome_class=CONFIGURATION
+                ) from exc
             except smtplib.SMTPResponseException as exc:
                 if connection.sock is None:  # smtplib hangs up itself after a 421
                     self._discard()
@@ -126,12 +131,17 @@ class SmtpChannel:
                 connection.login(self.username, self.password)
         except (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError) as exc:
             connection.close()
-            raise SendFailure(SMTP_CONFIGURATION, _describe(exc), temporary=False) from exc
+            raise SendFailure(
+                SMTP_CONFIGURATION, _describe(exc), temporary=False, outcome_class=CONFIGURATION
+            ) from exc
         except smtplib.SMTPResponseException as exc:
             connection.close()
             if 500 <= exc.smtp_code <= 599:  # e.g. 535 bad credentials, 554 at greeting
                 raise SendFailure(
-                    SMTP_CONFIGURATION, _reply_text(exc.smtp_code, exc.smtp_error), temporary=False
+                    SMTP_CONFIGURATION,
+                    _reply_text(exc.smtp_code, exc.smtp_error),
+                    temporary=False,
+                    outcome_class=CONFIGURATION,
                 ) from exc
             raise _reply_failure(exc.smtp_code, exc.smtp_error) from exc
         except (OSError, smtplib.SMTPException) as exc:
@@ -149,9 +159,7 @@ class SmtpChannel:
 
 def _reply_failure(code: int, reply: bytes | str) -> SendFailure:
     """5xx is final, anything else (4xx, or a garbled reply) is worth another try."""
-    if 500 <= code <= 599:
-        return SendFailure(SMTP_REJECTED, _reply_text(code, reply), temporary=False)
-    return SendFailure(SMTP_TEMPORARY, _reply_text(code, reply), temporary=True)
+    return SendFailure.from_outcome(classify_smtp_reply(code), _reply_text(code, reply))
 
 
 def _reply_text(code: int, reply: bytes | str) -> str:
