@@ -12,8 +12,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .local_http import LocalServer, serving
 
 TARGET = "PinpointSMSVoiceV2.SendTextMessage"
 CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -40,17 +42,14 @@ class AwsSmsState:
         self.errors[to] = (status, {"__type": error_type, "message": "error", **fields})
 
 
-class AwsSmsServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class AwsSmsServer(LocalServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.state = AwsSmsState()
 
     @property
     def endpoint_url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.url
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -90,14 +89,5 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def running_aws_sms_server() -> Iterator[AwsSmsServer]:
     """Serve on a free port of 127.0.0.1 until the block ends."""
-    server = AwsSmsServer()
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
+    with serving(AwsSmsServer()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)

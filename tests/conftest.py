@@ -117,6 +117,16 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clean PORTALFLOW_* environment with its state under tmp_path; returns the var dir."""
+    for name in [n for n in os.environ if n.startswith("PORTALFLOW_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PORTALFLOW_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("COLUMNS", "200")  # keep Rich from wrapping what the tests look for
+    return tmp_path / "var"
+
+
+@pytest.fixture
 def outbox_dir(tmp_path: Path) -> Path:
     path = tmp_path / "outbox"
     path.mkdir()

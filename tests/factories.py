@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import CrmRecord, CrmUser, Org, PortalUserType, RecordAccess, SmsTemplateKind
-from portalflow.pipelines import orgs
+from portalflow.pipelines import bulk, orgs
 from portalflow.pipelines.dlt import import_dlt_file
 from portalflow.pipelines.sms_templates import edit_template, map_template, set_verification
 
@@ -106,3 +106,27 @@ def approve_sms_template(
     edit_template(session, org.id, kind, body or default_body, config=SMS_CONFIG)
     map_template(session, org.id, kind, dlt_id)
     set_verification(session, org.id, kind, "approved")
+
+
+def start_and_expand(
+    session: Session,
+    org: Org,
+    inviter: CrmUser,
+    crm_ids: list[str],
+    *,
+    user_type_id: int | None = None,
+    **options: Any,
+) -> tuple[bulk.StartedRun, list[int]]:
+    """Start a run and expand its chunks as the bulk_invite actor would; (run, queued ids)."""
+    started = bulk.start_bulk_run(
+        session,
+        org_id=org.id,
+        user_type_id=user_type_id or client_portal(session, org).id,
+        inviter_id=inviter.id,
+        crm_ids=crm_ids,
+        **options,
+    )
+    session.commit()
+    ids = [i for chunk in started.chunk_ids for i in bulk.expand_chunk(session, chunk)]
+    session.commit()
+    return started, ids

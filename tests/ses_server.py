@@ -8,8 +8,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .local_http import LocalServer, serving
 
 
 @dataclass
@@ -21,17 +23,14 @@ class SesState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class SesServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class SesServer(LocalServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.state = SesState()
 
     @property
     def endpoint_url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.url
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -65,12 +64,5 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def running_ses_server() -> Iterator[SesServer]:
-    server = SesServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
+    with serving(SesServer()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()

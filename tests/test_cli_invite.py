@@ -8,24 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
-
-from portalflow.cli import app
 from portalflow.models import ReasonCode
 
-
-@pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in [n for n in os.environ if n.startswith("PORTALFLOW_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("PORTALFLOW_VAR_DIR", str(tmp_path / "var"))
-    return tmp_path / "var"
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.output
+from .cli import run
 
 
 def test_invite_records_end_to_end(cli_env: Path, tmp_path: Path) -> None:

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import select
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from portalflow.cli import app
 from portalflow.models import CrmRecord, make_engine, make_session_factory
 from portalflow.models.schema import alembic_config
+
+from .cli import invoke
 
 
 @pytest.fixture
@@ -24,8 +25,7 @@ def cli_database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
+run = invoke
 
 
 def run_json(*args: str) -> Any:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from portalflow.cli import app
+from .cli import invoke
 
 FIXTURES = Path(__file__).parents[2] / "shared" / "fixtures" / "dlt"
 TEXTS = {
@@ -33,11 +31,8 @@ TEXTS = {
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in [n for n in os.environ if n.startswith("PORTALFLOW_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("PORTALFLOW_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("COLUMNS", "200")  # keep Rich from wrapping what the tests look for
+def zylker(cli_env: Path, tmp_path: Path) -> Path:
+    """A migrated database with one Indian org, Zylker."""
     assert run("db", "upgrade").exit_code == 0
     created = run("orgs", "create", "--name", "Zylker", "--domain", "zylker.com",
                   "--country", "IN", "--data-centre", "in")  # fmt: skip
@@ -45,8 +40,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
+run = invoke
 
 
 def run_json(*args: str, code: int = 0) -> Any:
@@ -55,7 +49,7 @@ def run_json(*args: str, code: int = 0) -> Any:
     return json.loads(result.stdout)
 
 
-def test_the_whole_flow_to_sms_ready(cli_env: Path) -> None:
+def test_the_whole_flow_to_sms_ready(zylker: Path) -> None:
     report = run_json("sms-templates", "import-dlt", str(FIXTURES / "jio-approved.csv"),
                       "--org", "1", code=1)  # fmt: skip
     assert (report["created"], report["rejected_rows_imported"]) == (4, 1)
@@ -88,10 +82,10 @@ def test_the_whole_flow_to_sms_ready(cli_env: Path) -> None:
     assert "is 33 characters; the cap is 30" in mismatch.stderr
 
 
-def test_edit_from_a_file_and_an_edit_awaiting_approval(cli_env: Path) -> None:
+def test_edit_from_a_file_and_an_edit_awaiting_approval(zylker: Path) -> None:
     run("sms-templates", "import-dlt", str(FIXTURES / "jio-approved.csv"), "--org", "1")
     text, dlt_id = TEXTS["verification"]
-    body = cli_env / "verify.txt"
+    body = zylker / "verify.txt"
     body.write_text(text, encoding="utf-8")
     assert run("sms-templates", "edit", "--org", "1", "--kind", "verification",
                "--file", str(body)).exit_code == 0  # fmt: skip
@@ -121,14 +115,14 @@ def test_edit_from_a_file_and_an_edit_awaiting_approval(cli_env: Path) -> None:
         (["check", "--kind", "invitation", "--values", "[1]"], "must be a JSON object"),
     ],
 )
-def test_refusals_are_clean(cli_env: Path, args: list[str], needle: str) -> None:
+def test_refusals_are_clean(zylker: Path, args: list[str], needle: str) -> None:
     result = run("sms-templates", *args, "--org", "1")
     assert result.exit_code == 2, result.output
     assert needle in result.stderr and "Traceback" not in result.output
 
 
-def test_a_file_that_is_not_a_dlt_export_is_fatal(cli_env: Path) -> None:
-    other = cli_env / "contacts.csv"
+def test_a_file_that_is_not_a_dlt_export_is_fatal(zylker: Path) -> None:
+    other = zylker / "contacts.csv"
     other.write_text("crm_id,email\n1,a@example.org\n", encoding="utf-8")
     result = run("sms-templates", "import-dlt", str(other), "--org", "1")
     assert result.exit_code == 2

@@ -21,11 +21,11 @@ from portalflow.models import (
     ProviderEventStatus,
     utcnow,
 )
-from portalflow.pipelines import bulk, delivery, dispatch, pauses, reports, suppressions
+from portalflow.pipelines import delivery, dispatch, pauses, reports, suppressions
 from portalflow.pipelines.channels import build_email_channel
 from portalflow.pipelines.channels.bundle import Channels
 
-from .factories import client_portal, make_inviter, make_org, make_record
+from .factories import make_inviter, make_org, make_record, start_and_expand
 from .ses_server import SesServer, running_ses_server
 
 CONFIG = dispatch.DispatchConfig(portal_base_url="https://portal.test", max_attempts=5)
@@ -43,16 +43,7 @@ def ses_channels(server: SesServer) -> Channels:
 
 
 def invite(session: Session, world: dict[str, Any], crm_ids: list[str]) -> tuple[int, list[int]]:
-    started = bulk.start_bulk_run(
-        session,
-        org_id=world["org"].id,
-        user_type_id=client_portal(session, world["org"]).id,
-        inviter_id=world["inviter"].id,
-        crm_ids=crm_ids,
-    )
-    session.commit()
-    ids = bulk.expand_chunk(session, started.chunk_ids[0])
-    session.commit()
+    started, ids = start_and_expand(session, world["org"], world["inviter"], crm_ids)
     return started.run_id, ids
 
 

@@ -21,10 +21,11 @@ from portalflow.models import (
     PortalUserStatus,
     utcnow,
 )
-from portalflow.pipelines import bulk, dispatch, email_templates
+from portalflow.pipelines import dispatch, email_templates
 from portalflow.pipelines.channels import build_email_channel
 from portalflow.pipelines.channels.bundle import Channels
 
+from . import factories
 from .factories import client_portal, make_inviter, make_org, make_record
 from .moto_server import sent_raw_messages
 from .smtp_server import SmtpServer
@@ -33,18 +34,7 @@ SENDER = "portal@zylker-support.com"
 
 
 def start_and_expand(session: Session, world: dict[str, Any], crm_ids: list[str], **kw: Any):
-    started = bulk.start_bulk_run(
-        session,
-        org_id=world["org"].id,
-        user_type_id=client_portal(session, world["org"]).id,
-        inviter_id=world["inviter"].id,
-        crm_ids=crm_ids,
-        **kw,
-    )
-    session.commit()
-    ids = [i for chunk in started.chunk_ids for i in bulk.expand_chunk(session, chunk)]
-    session.commit()
-    return started, ids
+    return factories.start_and_expand(session, world["org"], world["inviter"], crm_ids, **kw)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,9 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
-from portalflow.cli import app
 from portalflow.config import Settings
 from portalflow.models import (
     EmailKind,
@@ -43,6 +40,7 @@ from portalflow.pipelines.failure_reports import (
 )
 from portalflow.pipelines.outcomes import OUTCOME_DESCRIPTIONS
 
+from .cli import run
 from .factories import client_portal, make_inviter, make_org, make_record
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
@@ -335,19 +333,6 @@ def test_report_costs_a_fixed_number_of_statements(
 
 
 # --- the CLI ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in [n for n in os.environ if n.startswith("PORTALFLOW_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("PORTALFLOW_VAR_DIR", str(tmp_path / "var"))
-    return tmp_path / "var"
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.output
 
 
 @pytest.fixture

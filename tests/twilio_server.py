@@ -10,9 +10,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
+
+from .local_http import LocalServer, serving
 
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
 
@@ -67,17 +69,14 @@ class TwilioState:
         )
 
 
-class TwilioServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class TwilioServer(LocalServer):
     def __init__(self, state: TwilioState) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.state = state
 
     @property
     def base_url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.url
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -170,14 +169,5 @@ def running_twilio_server(
 ) -> Iterator[TwilioServer]:
     """Serve on a free port of 127.0.0.1 until the block ends."""
     server = TwilioServer(TwilioState(account_sid, auth_token))
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
+    with serving(server, before_stop=server.state.released.set):
         yield server
-    finally:
-        server.state.released.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
