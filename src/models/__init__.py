@@ -6,9 +6,12 @@ from .delivery import ChannelPause, ProviderEvent, Suppression
 from .enums import (
     OPEN_INVITATION_STATUSES,
     REASON_DESCRIPTIONS,
+    BulkAction,
     BulkRunStatus,
     Channel,
     ChunkStatus,
+    CrmEventKind,
+    CrmEventStatus,
     DataCentre,
     DltTemplateStatus,
     Edition,
@@ -26,6 +29,7 @@ from .enums import (
     VerificationStatus,
     describe_failure,
 )
+from .events import CrmEvent
 from .invitations import Invitation
 from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal, PortalUserType
 from .portal_users import PortalUser
@@ -42,12 +46,16 @@ __all__ = [
     "OPEN_INVITATION_STATUSES",
     "REASON_DESCRIPTIONS",
     "Base",
+    "BulkAction",
     "BulkChunk",
     "BulkRun",
     "BulkRunStatus",
     "Channel",
     "ChannelPause",
     "ChunkStatus",
+    "CrmEvent",
+    "CrmEventKind",
+    "CrmEventStatus",
     "CrmRecord",
     "CrmUser",
     "DataCentre",

@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, JSONDocument
-from .enums import BulkRunStatus, ChunkStatus, EmailKind
+from .enums import BulkAction, BulkRunStatus, ChunkStatus, EmailKind
 from .types import UTCDateTime, enum_column, utcnow
 
 
@@ -22,6 +22,10 @@ class BulkRun(Base):
     user_type_id: Mapped[int] = mapped_column(ForeignKey("portal_user_types.id"))
     inviter_id: Mapped[int] = mapped_column(ForeignKey("crm_users.id"))
     kind: Mapped[EmailKind] = mapped_column(enum_column(EmailKind))
+    # What the run does to each target: invite records, or act on portal users.
+    action: Mapped[BulkAction] = mapped_column(
+        enum_column(BulkAction), default=BulkAction.INVITE, server_default="invite"
+    )
     language: Mapped[str] = mapped_column(String(10))
     status: Mapped[BulkRunStatus] = mapped_column(
         enum_column(BulkRunStatus), default=BulkRunStatus.RUNNING

@@ -175,6 +175,27 @@ class ProviderEventStatus(StrEnum):
     FAILED = "failed"  # could not be understood; the detail says why
 
 
+class BulkAction(StrEnum):
+    INVITE = "invite"
+    REINVITE = "reinvite"
+    DEACTIVATE = "deactivate"
+    ACTIVATE = "activate"
+    REMOVE = "remove"
+    TRANSFER = "transfer"
+
+
+class CrmEventKind(StrEnum):
+    EMAIL_CHANGED = "record.email_changed"
+    PHONE_CHANGED = "record.phone_changed"
+    LEAD_CONVERTED = "lead.converted"
+
+
+class CrmEventStatus(StrEnum):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    FAILED = "failed"  # the detail says why; an admin may need to act
+
+
 class BulkRunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"

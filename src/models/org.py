@@ -90,6 +90,12 @@ class PortalUserType(Base):
     invitation_field: Mapped[str] = mapped_column(String(100), default="email")
     is_client_portal: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The Contacts type converted leads go to when several could take them.
+    conversion_default: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    # Set by "transfer and delete": every user is being moved there, then this type goes.
+    transfer_to_id: Mapped[int | None] = mapped_column(ForeignKey("portal_user_types.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     org: Mapped[Org] = relationship(back_populates="user_types")

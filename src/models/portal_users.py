@@ -27,5 +27,12 @@ class PortalUser(Base):
     phone: Mapped[str | None] = mapped_column(String(40))
     invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("crm_users.id"))
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the user accepts: a scrypt hash, never the password; locale from acceptance.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(10))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    # An email change that reached a deactivated user: confirmed when they are activated.
+    pending_email: Mapped[str | None] = mapped_column(String(320))
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -10,6 +10,13 @@ from .broker import install, make_broker
 
 install(make_broker(Settings.from_env()))
 
+from . import address_actors, lifecycle_actors, transfer_actors  # noqa: E402
 from .actors import bulk_invite, dispatch_invitation  # noqa: E402
 
-__all__ = ["bulk_invite", "dispatch_invitation"]
+__all__ = [
+    "address_actors",
+    "bulk_invite",
+    "dispatch_invitation",
+    "lifecycle_actors",
+    "transfer_actors",
+]

@@ -1,0 +1,1 @@
+"""Actors of address changes: CRM email and phone change events."""

@@ -1,0 +1,1 @@
+"""Actors of the portal user lifecycle: the expiry sweep."""

@@ -1,0 +1,1 @@
+"""Actors that move users between types: transfer-and-delete, lead conversion."""
