@@ -14,10 +14,12 @@ import typer
 from portalflow import __version__
 
 from . import (
+    accept,
     bulk_runs,
     db,
     delivery,
     demo,
+    events,
     failures,
     invite,
     outcomes,
@@ -26,6 +28,7 @@ from . import (
     setup,
     sms_templates,
     templates,
+    users,
     worker,
 )
 from .common import PortalflowGroup, console
@@ -78,14 +81,19 @@ app.add_typer(records.app, name="records")
 app.add_typer(bulk_runs.app, name="bulk-runs")
 app.add_typer(templates.app, name="templates")
 app.add_typer(sms_templates.app, name="sms-templates")
+app.add_typer(users.app, name="users")
 app.add_typer(delivery.suppressions_app, name="suppressions")
 app.add_typer(delivery.channels_app, name="channels")
+app.add_typer(events.app, name="events")
 app.command("invite")(invite.invite)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("failures")(failures.failures)
 app.command("outcomes")(outcomes.outcomes)
+app.command("accept")(accept.accept)
+app.command("confirm-email")(accept.confirm_email)
+app.add_typer(accept.sweep_app, name="sweep")
 
 
 def main() -> None:

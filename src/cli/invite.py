@@ -13,7 +13,7 @@ from portalflow.pipelines import bulk, reports
 from portalflow.pipelines.errors import InvalidInput
 
 from .common import EXIT_ROWS_FAILED, console, fail, print_json, settings
-from .waiting import wait_for_runs
+from .waiting import run_and_wait
 
 EMBEDDED_TIMEOUT_SECONDS = 3600.0
 
@@ -52,7 +52,6 @@ def invite(
     crm_ids = _requested_ids(record, records_file, all_uninvited)
     config = settings()
     from portalflow.workers import enqueue, runtime
-    from portalflow.workers.embedded import embedded_worker
 
     current = runtime.configure(config)
     with current.session() as session:
@@ -65,15 +64,14 @@ def invite(
             language=language,
             chunk_size=config.bulk_chunk_size,
         )
-    if config.embedded_broker:
-        with embedded_worker():
-            enqueue.enqueue_chunks(started.chunk_ids)
-            finished = wait_for_runs(
-                current.session_factory, [started.run_id], timeout=EMBEDDED_TIMEOUT_SECONDS
-            )
-    else:
-        enqueue.enqueue_chunks(started.chunk_ids)
-        finished = wait and wait_for_runs(current.session_factory, [started.run_id])
+    finished = run_and_wait(
+        config,
+        current.session_factory,
+        started.run_id,
+        lambda: enqueue.enqueue_chunks(started.chunk_ids),
+        wait=wait,
+        timeout=EMBEDDED_TIMEOUT_SECONDS,
+    )
     with current.session() as session:
         report = reports.bulk_run_report(session, started.run_id)
     if as_json:

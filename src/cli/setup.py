@@ -356,3 +356,57 @@ def set_preference(
         print_json(summary)
     else:
         _print_user_types([summary], title="User type updated")
+
+
+@user_types_app.command("delete")
+def delete_user_type(
+    org: OrgId,
+    user_type: Annotated[int, typer.Option("--user-type", help="The user type to delete.")],
+    transfer_to: Annotated[
+        int,
+        typer.Option(
+            "--transfer-to", help="The user type (same invitation preference) its users move to."
+        ),
+    ],
+    batch_size: Annotated[int, typer.Option(min=1, help="Users moved per committed batch.")] = 500,
+    json_output: Json = False,
+) -> None:
+    """Transfer and delete: move every user of a type to another type, then delete it.
+
+    Users move in committed batches; if the command is interrupted, run it again to finish.
+    The Client Portal type cannot be deleted.
+
+    Example:
+
+        portalflow user-types delete --org 1 --user-type 3 --transfer-to 2
+    """
+    from .transfers import run_transfer_and_delete
+
+    summary = run_transfer_and_delete(
+        org, user_type, transfer_to, batch_size=batch_size, progress=not json_output
+    )
+    if json_output:
+        print_json(summary)
+
+
+@user_types_app.command("set-conversion-default")
+def set_conversion_default(
+    org: OrgId,
+    user_type: Annotated[int, typer.Option("--user-type", help="A Contacts user type's id.")],
+    json_output: Json = False,
+) -> None:
+    """Make a Contacts user type the one converted leads go to when several could.
+
+    Example:
+
+        portalflow user-types set-conversion-default --org 1 --user-type 4
+    """
+    from portalflow.pipelines import transfers
+
+    with open_session() as session:
+        updated = transfers.set_conversion_default(session, org, user_type)
+        summary = _user_type_summary(updated) | {"conversion_default": True}
+    if json_output:
+        print_json(summary)
+    else:
+        _print_user_types([summary], title="Conversion default set")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.orm import Session, sessionmaker
 
+from portalflow.config import Settings
 from portalflow.pipelines import reports
 
 from .common import err_console
@@ -41,3 +42,27 @@ def wait_for_runs(
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(poll_seconds)
+
+
+def run_and_wait(
+    config: Settings,
+    session_factory: sessionmaker[Session],
+    run_id: int,
+    enqueue: Callable[[], object],
+    *,
+    wait: bool = True,
+    timeout: float = 3600.0,
+) -> bool:
+    """Enqueue a committed run's messages and (optionally) wait for it to finish.
+
+    With the embedded broker a worker runs inside this process until the run is done, as
+    nothing else could take the messages.
+    """
+    if config.embedded_broker:
+        from portalflow.workers.embedded import embedded_worker
+
+        with embedded_worker():
+            enqueue()
+            return wait_for_runs(session_factory, [run_id], timeout=timeout)
+    enqueue()
+    return wait and wait_for_runs(session_factory, [run_id])

@@ -1,7 +1,7 @@
 """The model layer: tables, enums, sessions and migrations. Imports nothing else of ours."""
 
 from .base import Base
-from .bulk import BulkChunk, BulkRun
+from .bulk import BulkActionRefusal, BulkChunk, BulkRun
 from .delivery import ChannelPause, ProviderEvent, Suppression
 from .enums import (
     OPEN_INVITATION_STATUSES,
@@ -47,6 +47,7 @@ __all__ = [
     "REASON_DESCRIPTIONS",
     "Base",
     "BulkAction",
+    "BulkActionRefusal",
     "BulkChunk",
     "BulkRun",
     "BulkRunStatus",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, JSONDocument
@@ -58,3 +58,14 @@ class BulkChunk(Base):
         enum_column(ChunkStatus), default=ChunkStatus.PENDING
     )
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class BulkActionRefusal(Base):
+    """A portal user a bulk action could not act on, and why (e.g. a refused transition)."""
+
+    __tablename__ = "bulk_action_refusals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bulk_run_id: Mapped[int] = mapped_column(ForeignKey("bulk_runs.id"), index=True)
+    portal_user_id: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text)

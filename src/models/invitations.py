@@ -26,6 +26,7 @@ class Invitation(Base):
         Index("ix_invitations_status_claimed", "status", "claimed_at"),
         Index("ix_invitations_portal_user_status", "portal_user_id", "status"),
         Index("ix_invitations_provider_message_id", "provider_message_id"),
+        Index("ix_invitations_status_expires", "status", "expires_at"),  # the expiry sweep
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

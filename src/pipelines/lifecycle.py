@@ -132,7 +132,8 @@ def transition_many(
             update(PortalUser)
             .where(PortalUser.id.in_(ids))
             .values(status=target, status_changed_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
+            # Keep users already loaded in this session in step with the rows.
+            .execution_options(synchronize_session="evaluate")
         )
         result.moved.extend(ids)
     return result

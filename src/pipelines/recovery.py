@@ -15,7 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
+    BulkAction,
     BulkChunk,
+    BulkRun,
     ChunkStatus,
     Invitation,
     InvitationStatus,
@@ -38,7 +40,8 @@ class Recovered:
     """What a recovery pass found: ids to put back on the queue."""
 
     invitation_ids: list[int] = field(default_factory=list)
-    chunk_ids: list[int] = field(default_factory=list)
+    chunk_ids: list[int] = field(default_factory=list)  # invite chunks
+    action_chunk_ids: list[int] = field(default_factory=list)  # user-action chunks
     event_ids: list[int] = field(default_factory=list)
     released_claims: int = 0
     exhausted: list[int] = field(default_factory=list)
@@ -94,8 +97,8 @@ def release_expired_claims(
 
 def lost_messages(
     session: Session, now: datetime, *, grace: timedelta = DEFAULT_GRACE
-) -> tuple[list[int], list[int]]:
-    """(queued invitation ids, pending chunk ids) that are past due by more than ``grace``."""
+) -> tuple[list[int], list[tuple[int, BulkAction]]]:
+    """Queued invitation ids and (pending chunk id, its run's action) past due by ``grace``."""
     cutoff = now - grace
     invitations = session.scalars(
         select(Invitation.id)
@@ -107,13 +110,14 @@ def lost_messages(
         .order_by(Invitation.id)
         .limit(BATCH)
     ).all()
-    chunks = session.scalars(
-        select(BulkChunk.id)
+    chunks = session.execute(
+        select(BulkChunk.id, BulkRun.action)
+        .join(BulkRun, BulkRun.id == BulkChunk.bulk_run_id)
         .where(BulkChunk.status == ChunkStatus.PENDING, BulkChunk.updated_at < cutoff)
         .order_by(BulkChunk.id)
         .limit(BATCH)
     ).all()
-    return list(invitations), list(chunks)
+    return list(invitations), [(row.id, row.action) for row in chunks]
 
 
 def recover(
@@ -140,7 +144,8 @@ def recover(
     ).all()
     return Recovered(
         invitation_ids=sorted(set(invitations) | set(released)),
-        chunk_ids=chunks,
+        chunk_ids=[chunk for chunk, action in chunks if action == BulkAction.INVITE],
+        action_chunk_ids=[chunk for chunk, action in chunks if action != BulkAction.INVITE],
         event_ids=list(events),
         released_claims=len(released),
         exhausted=exhausted,

@@ -10,14 +10,17 @@ from portalflow.models import (
     CrmRecord,
     EmailKind,
     Invitation,
+    InvitationPreference,
     InvitationStatus,
     PortalUser,
     PortalUserStatus,
+    PortalUserType,
     utcnow,
 )
 
-from . import orgs
+from . import lifecycle, orgs
 from .errors import InvalidInput, NotFound
+from .lifecycle import Action
 from .rendering import SUPPORTED_LANGUAGES
 
 # Login-suspended users confirm their changed address; not-yet-accepted users accept again.
@@ -40,16 +43,16 @@ def reinvite(
     if user is None or user.org_id != org_id:
         raise NotFound(f"portal user {portal_user_id} does not exist in org {org_id}")
     orgs.get_crm_user(session, org_id, inviter_id)
-    kind = KIND_FOR_STATUS.get(user.status)
-    if kind is None:
-        raise InvalidInput(
-            f"portal user {portal_user_id} is {user.status.value}; only unconfirmed users "
-            "(invited or login suspended) can be reinvited"
-        )
+    lifecycle.next_status(user.status, Action.REINVITE, user.id)
+    kind = KIND_FOR_STATUS[user.status]
     if language not in SUPPORTED_LANGUAGES:
         raise InvalidInput(f"language {language!r} is not supported")
-    if not user.email:
-        raise InvalidInput(f"portal user {portal_user_id} has no email address")
+    user_type = session.get_one(PortalUserType, user.user_type_id)
+    by_sms = user_type.invitation_preference == InvitationPreference.PHONE
+    address = user.phone if by_sms else user.email
+    if not address:
+        what = "phone number" if by_sms else "email address"
+        raise InvalidInput(f"portal user {portal_user_id} has no {what}")
     in_flight = session.scalar(
         select(Invitation.id).where(
             Invitation.portal_user_id == user.id,
@@ -70,9 +73,9 @@ def reinvite(
         portal_user_id=user.id,
         invited_by_id=inviter_id,
         kind=kind,
-        channel=Channel.EMAIL,
+        channel=Channel.SMS if by_sms else Channel.EMAIL,
         language=language,
-        address=user.email,
+        address=address,
         status=InvitationStatus.QUEUED,
         attempts=0,
     )

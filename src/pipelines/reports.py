@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portalflow.models import BulkRun, Invitation, InvitationStatus
+from portalflow.models import BulkActionRefusal, BulkRun, Invitation, InvitationStatus
 
 from .errors import NotFound
 
@@ -57,8 +57,15 @@ def bulk_run_report(
         .order_by(Invitation.id)
         .limit(limit)
     ).all()
+    refused = session.execute(
+        select(BulkActionRefusal.portal_user_id, BulkActionRefusal.detail)
+        .where(BulkActionRefusal.bulk_run_id == run_id)
+        .order_by(BulkActionRefusal.id)
+        .limit(limit)
+    ).all()
     return {
         "id": run.id,
+        "action": run.action.value,
         "org_id": run.org_id,
         "user_type_id": run.user_type_id,
         "status": run.status.value,
@@ -71,6 +78,9 @@ def bulk_run_report(
         "failed_invitees": [
             {"crm_id": crm_id, "address": address, "reason": code, "detail": detail}
             for crm_id, address, code, detail in failed
+        ],
+        "refused_users": [
+            {"portal_user_id": user_id, "detail": detail} for user_id, detail in refused
         ],
         "created_at": run.created_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,

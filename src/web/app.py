@@ -27,7 +27,7 @@ from portalflow.config import Settings
 from portalflow.models import make_engine, make_session_factory
 from portalflow.pipelines.sns import CachedCertificateLoader
 
-from . import reports
+from . import portal, reports
 from .webhooks import WebhookContext, router
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ def create_app(
     app.state.session_factory = context.session_factory
     app.include_router(router)
     app.include_router(reports.router)
+    app.include_router(portal.router)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import dramatiq
 
 from portalflow.models import utcnow
-from portalflow.pipelines import bulk, delivery, dispatch, recovery
+from portalflow.pipelines import bulk, delivery, dispatch, recovery, user_actions
 from portalflow.pipelines.errors import NotFound
 
 from . import runtime
@@ -68,6 +68,21 @@ def dispatch_invitation(invitation_id: int) -> None:
 
 @register
 @dramatiq.actor(
+    queue_name=INVITATIONS_QUEUE,
+    time_limit=15 * MINUTE_MS,
+    throws=(MalformedMessage, NotFound),
+    **INFRASTRUCTURE_RETRIES,
+)
+def user_action_chunk(chunk_id: int) -> None:
+    """Reinvite, deactivate, activate or remove one chunk of a user type's portal users."""
+    chunk_id = message_id(chunk_id, "chunk_id")
+    with runtime.current().session() as session:
+        invitation_ids = user_actions.run_chunk(session, chunk_id)
+    _send(invitation_ids)
+
+
+@register
+@dramatiq.actor(
     queue_name=EVENTS_QUEUE,
     time_limit=MINUTE_MS,
     throws=(MalformedMessage, NotFound),
@@ -96,6 +111,8 @@ def recover_stuck_work() -> None:
         )
     for chunk_id in found.chunk_ids:
         bulk_invite.send(chunk_id)
+    for chunk_id in found.action_chunk_ids:
+        user_action_chunk.send(chunk_id)
     for invitation_id in found.invitation_ids:
         dispatch_invitation.send(invitation_id)
     for event_id in found.event_ids:

@@ -1,1 +1,57 @@
 """Actors of address changes: CRM email and phone change events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import dramatiq
+from sqlalchemy.orm import Session
+
+from portalflow.models import CrmEventKind
+from portalflow.pipelines import address_changes, crm_events, transfers
+from portalflow.pipelines.errors import NotFound
+
+from . import actors, runtime
+from .actors import INFRASTRUCTURE_RETRIES, MINUTE_MS, MalformedMessage, message_id
+from .broker import register
+
+CRM_EVENTS_QUEUE = "crm-events"
+
+# Event kind -> the pipeline that applies it; it flushes and returns invitation ids to send.
+Handler = Callable[[Session, int, datetime | None], list[int]]
+HANDLERS: dict[CrmEventKind, Handler] = {
+    CrmEventKind.EMAIL_CHANGED: address_changes.handle_email_changed,
+    CrmEventKind.PHONE_CHANGED: address_changes.handle_phone_changed,
+    CrmEventKind.LEAD_CONVERTED: transfers.apply_lead_converted,
+}
+
+
+class UnsupportedEvent(MalformedMessage):
+    """An event of a kind this actor does not handle; retrying cannot help."""
+
+
+@register
+@dramatiq.actor(
+    queue_name=CRM_EVENTS_QUEUE,
+    time_limit=MINUTE_MS,
+    throws=(MalformedMessage, NotFound),
+    **INFRASTRUCTURE_RETRIES,
+)
+def handle_crm_event(event_id: int) -> None:
+    """Apply one stored CRM event once, then send the invitations it wrote.
+
+    An invitation of the user being sent at this very moment raises InvitationInFlight,
+    which Dramatiq retries with backoff like any infrastructure trouble.
+    """
+    event_id = message_id(event_id, "event_id")
+    with runtime.current().session() as session:
+        kind = crm_events.get_event(session, event_id).kind
+        handler = HANDLERS.get(kind)
+        if handler is None:
+            # lead.converted is applied by the transfer actors, not here.
+            raise UnsupportedEvent(f"CRM event {event_id} is {kind.value}; not an address change")
+        invitation_ids = handler(session, event_id, None)
+    # Committed: the rows the messages name exist for whichever worker picks them up.
+    for invitation_id in invitation_ids:
+        actors.dispatch_invitation.send(invitation_id)

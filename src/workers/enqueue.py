@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .actors import INVITATIONS_QUEUE, bulk_invite, dispatch_invitation
+from .actors import INVITATIONS_QUEUE, bulk_invite, dispatch_invitation, user_action_chunk
 
-__all__ = ["INVITATIONS_QUEUE", "enqueue_chunks", "enqueue_dispatch"]
+__all__ = ["INVITATIONS_QUEUE", "enqueue_action_chunks", "enqueue_chunks", "enqueue_dispatch"]
 
 
 def enqueue_chunks(chunk_ids: Iterable[int]) -> int:
@@ -22,5 +22,14 @@ def enqueue_dispatch(invitation_ids: Iterable[int]) -> int:
     count = 0
     for invitation_id in invitation_ids:
         dispatch_invitation.send(invitation_id)
+        count += 1
+    return count
+
+
+def enqueue_action_chunks(chunk_ids: Iterable[int]) -> int:
+    """One user_action_chunk message per chunk of a bulk user action."""
+    count = 0
+    for chunk_id in chunk_ids:
+        user_action_chunk.send(chunk_id)
         count += 1
     return count

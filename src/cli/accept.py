@@ -1,0 +1,120 @@
+"""``portalflow accept``, ``portalflow confirm-email`` and ``portalflow sweep expired``.
+
+What a portal user's link does, for scripting and the demo, and the expiry sweep run by
+hand. The password is read from a file or stdin, never from the command line (argv is
+visible to every user of the machine).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from portalflow.models import PortalUser, utcnow
+from portalflow.pipelines import acceptance, expiry
+
+from .common import console, err_console, fail, new_app, open_session, print_json
+
+sweep_app = new_app("Run a maintenance sweep now, in this process.")
+
+
+def _read_password(source: str) -> str:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read the password from {source}: {exc}")
+    return text.rstrip("\r\n")
+
+
+def _report(result: dict[str, object], verb: str, as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+    else:
+        console.print(
+            f"{verb}: portal user {result['portal_user_id']} is now [bold]{result['status']}[/]"
+        )
+
+
+def _result(user: PortalUser) -> dict[str, object]:
+    return {"portal_user_id": user.id, "status": user.status.value}
+
+
+def _refused(exc: acceptance.AcceptanceError) -> NoReturn:
+    fail(f"{exc} ({exc.problem.value})")
+
+
+def accept(
+    token: Annotated[str, typer.Argument(help="The token from the invitation link.")],
+    password_file: Annotated[
+        str,
+        typer.Option(
+            "--password-file",
+            help="File holding the new password (its trailing newline is dropped); - for stdin.",
+            show_default=False,
+        ),
+    ],
+    language: Annotated[
+        str | None, typer.Option(help="Language code; default: the inviting CRM user's.")
+    ] = None,
+    time_zone: Annotated[
+        str | None, typer.Option(help="IANA time zone; default: the inviting CRM user's.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Accept an invitation: set the password and confirm the portal user.
+
+    Example: `portalflow accept 3q2-Xk... --password-file pw.txt --time-zone Asia/Kolkata`
+    """
+    password = _read_password(password_file)
+    try:
+        with open_session() as session:
+            user = acceptance.accept_invitation(
+                session, token, password=password, language=language, time_zone=time_zone
+            )
+            result = _result(user)
+    except acceptance.AcceptanceError as exc:
+        _refused(exc)
+    _report(result, "accepted", as_json)
+
+
+def confirm_email(
+    token: Annotated[str, typer.Argument(help="The token from the confirm-email link.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Confirm a changed email address: the user's access comes back, password unchanged.
+
+    Example: `portalflow confirm-email 3q2-Xk...`
+    """
+    try:
+        with open_session() as session:
+            result = _result(acceptance.confirm_email(session, token))
+    except acceptance.AcceptanceError as exc:
+        _refused(exc)
+    _report(result, "confirmed", as_json)
+
+
+@sweep_app.command("expired")
+def sweep_expired(
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Invitations per transaction.")
+    ] = expiry.DEFAULT_BATCH_SIZE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Mark every sent invitation past its 7 days `expired` now (what the worker's sweep does).
+
+    Example: `portalflow sweep expired --json`
+    """
+    with open_session() as session:
+        if as_json:
+            swept = expiry.expire_invitations(session, utcnow(), batch_size=batch_size)
+        else:
+            with err_console.status("expiring invitations past their 7 days ..."):
+                swept = expiry.expire_invitations(session, utcnow(), batch_size=batch_size)
+    if as_json:
+        print_json({"expired": swept.expired, "batches": swept.batches})
+        return
+    noun = "invitation" if swept.expired == 1 else "invitations"
+    console.print(f"expired [bold]{swept.expired}[/] {noun} in {swept.batches} batch(es)")

@@ -1,0 +1,144 @@
+"""``portalflow users``: list a user type's portal users and act on them in bulk."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from portalflow.models import BulkAction
+from portalflow.pipelines import lifecycle, reports, user_actions
+from portalflow.pipelines.lifecycle import UserFilter
+
+from . import transfers
+from .common import EXIT_ROWS_FAILED, console, new_app, open_session, print_json, settings
+from .waiting import run_and_wait
+
+app = new_app("List a user type's portal users; reinvite, deactivate, activate or remove them.")
+
+OrgId = Annotated[int, typer.Option("--org", help="Org id.")]
+UserTypeId = Annotated[int, typer.Option("--user-type", help="User type id.")]
+Filter = Annotated[
+    UserFilter,
+    typer.Option("--status", help="The Users tab filter (ignored when --user is given)."),
+]
+Users = Annotated[list[int] | None, typer.Option("--user", help="A portal user id; repeatable.")]
+ActorId = Annotated[int, typer.Option("--actor", help="Id of the CRM user acting.")]
+Json = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
+
+
+@app.command("list")
+def list_users(
+    org: OrgId,
+    user_type: Annotated[int | None, typer.Option("--user-type", help="Only this type.")] = None,
+    status: Filter = UserFilter.ALL,
+    as_json: Json = False,
+) -> None:
+    """List portal users by the spec's filters: all, active, confirmed, unconfirmed
+    (not_accepted, login_suspended), deactivated.
+
+    Example: `portalflow users list --org 1 --status unconfirmed`
+    """
+    with open_session() as session:
+        users = session.scalars(lifecycle.users_query(org, status, user_type)).all()
+        rows = [
+            {
+                "id": user.id,
+                "user_type_id": user.user_type_id,
+                "status": user.status.value,
+                "email": user.email,
+                "phone": user.phone,
+                "confirmed_at": user.confirmed_at.isoformat() if user.confirmed_at else None,
+            }
+            for user in users
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "type", "status", "email", "phone", title=f"Portal users ({status.value})")
+    for row in rows:
+        table.add_row(
+            str(row["id"]), str(row["user_type_id"]), row["status"], row["email"] or "",
+            row["phone"] or "",
+        )  # fmt: skip
+    console.print(table if rows else "No portal user matches.")
+
+
+def _act(
+    action: BulkAction,
+    org: int,
+    user_type: int,
+    actor: int,
+    users: list[int] | None,
+    status: UserFilter,
+    language: str,
+    as_json: bool,
+) -> None:
+    config = settings()
+    from portalflow.workers import enqueue, runtime
+
+    current = runtime.configure(config)
+    with current.session() as session:
+        started = user_actions.start_user_action(
+            session,
+            org_id=org,
+            user_type_id=user_type,
+            actor_id=actor,
+            action=action,
+            user_ids=users or None,
+            user_filter=status,
+            language=language,
+            chunk_size=config.bulk_chunk_size,
+        )
+    run_and_wait(
+        config,
+        current.session_factory,
+        started.run_id,
+        lambda: enqueue.enqueue_action_chunks(started.chunk_ids),
+    )
+    with current.session() as session:
+        report = reports.bulk_run_report(session, started.run_id, limit=50)
+    if as_json:
+        print_json(report)
+    else:
+        console.print(
+            f"{action.value}: [green]{report['sent']} done[/], [red]{report['failed']} refused[/]"
+            f" of {report['requested']} (bulk run {report['id']})."
+        )
+        for refusal in report["refused_users"]:
+            console.print(f"  user {refusal['portal_user_id']}: {refusal['detail']}")
+    if report["failed"]:
+        raise typer.Exit(EXIT_ROWS_FAILED)
+
+
+def _command(action: BulkAction, summary: str) -> None:
+    def command(
+        org: OrgId,
+        user_type: UserTypeId,
+        actor: ActorId,
+        user: Users = None,
+        status: Filter = UserFilter.ALL,
+        language: Annotated[str, typer.Option(help="Email language (reinvite).")] = "en",
+        as_json: Json = False,
+    ) -> None:
+        _act(action, org, user_type, actor, user, status, language, as_json)
+
+    command.__doc__ = (
+        f"{summary}\n\nBy id (`--user`, repeatable) or by filter (`--status`); users the "
+        f"action is not allowed for are refused and listed.\n\nExample: `portalflow users "
+        f"{action.value} --org 1 --user-type 1 --actor 1 --status "
+        f"{'unconfirmed' if action == BulkAction.REINVITE else 'all'}`"
+    )
+    app.command(action.value)(command)
+
+
+_command(
+    BulkAction.REINVITE,
+    "Reinvite unconfirmed users: not accepted -> accept email; login suspended -> confirm email.",
+)
+_command(BulkAction.DEACTIVATE, "Deactivate active users (they stop holding a licence).")
+_command(BulkAction.ACTIVATE, "Activate deactivated users (a held email change is confirmed).")
+_command(BulkAction.REMOVE, "Remove users: access revoked; the record can be invited again.")
+
+app.command("transfer")(transfers.transfer)

@@ -1,0 +1,79 @@
+"""What a portal user's link calls: accept an invitation, confirm a changed email address.
+
+The handlers only call :mod:`portalflow.pipelines.acceptance` and commit. A token that
+cannot be used is a 400 with a stable ``problem`` code (unknown, used, expired,
+superseded, not_sent, wrong_kind); a bad password or locale is a 422; a user whose status
+does not allow the step (removed in the meantime, say) is a 409.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from portalflow.models import PortalUser
+from portalflow.pipelines import acceptance
+from portalflow.pipelines.errors import InvalidInput
+from portalflow.pipelines.lifecycle import InvalidTransition
+
+router = APIRouter(prefix="/portal", tags=["portal"])
+
+
+class AcceptRequest(BaseModel):
+    token: str = Field(max_length=200)
+    password: str = Field(repr=False)
+    language: str | None = None
+    time_zone: str | None = None
+
+
+class ConfirmEmailRequest(BaseModel):
+    token: str = Field(max_length=200)
+
+
+class PortalUserAnswer(BaseModel):
+    portal_user_id: int
+    status: str
+
+
+def _run(request: Request, step: Callable[[Session], PortalUser]) -> Any:
+    with request.app.state.session_factory() as session:
+        try:
+            user = step(session)
+            answer = PortalUserAnswer(portal_user_id=user.id, status=user.status.value)
+            session.commit()
+        except acceptance.AcceptanceError as exc:
+            session.rollback()
+            return JSONResponse({"detail": str(exc), "problem": exc.problem.value}, 400)
+        except InvalidTransition as exc:
+            session.rollback()
+            return JSONResponse({"detail": str(exc), "problem": "invalid_transition"}, 409)
+        except InvalidInput as exc:
+            session.rollback()
+            return JSONResponse({"detail": str(exc), "problem": "invalid_input"}, 422)
+    return answer
+
+
+@router.post("/accept", response_model=PortalUserAnswer)
+def accept(request: Request, body: AcceptRequest) -> Any:
+    """Accept an invitation: set the password (and locale); the user is confirmed."""
+    return _run(
+        request,
+        lambda session: acceptance.accept_invitation(
+            session,
+            body.token,
+            password=body.password,
+            language=body.language,
+            time_zone=body.time_zone,
+        ),
+    )
+
+
+@router.post("/confirm-email", response_model=PortalUserAnswer)
+def confirm_email(request: Request, body: ConfirmEmailRequest) -> Any:
+    """Confirm a changed email address; access is restored with the existing password."""
+    return _run(request, lambda session: acceptance.confirm_email(session, body.token))
