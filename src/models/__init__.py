@@ -31,6 +31,7 @@ from .enums import (
 )
 from .events import CrmEvent
 from .invitations import Invitation
+from .licences import LicenceAlert, LicencePurchase, LicenceReport
 from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal, PortalUserType
 from .portal_users import PortalUser
 from .records import CONSENT_BASIS, CrmRecord
@@ -68,6 +69,9 @@ __all__ = [
     "Invitation",
     "InvitationPreference",
     "InvitationStatus",
+    "LicenceAlert",
+    "LicencePurchase",
+    "LicenceReport",
     "Org",
     "OutcomeClass",
     "Portal",

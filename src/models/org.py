@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -42,6 +44,13 @@ class Org(Base):
     # The Notification SMS integration: credits (one per segment) and the DLT sender id.
     sms_credits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sms_sender_id: Mapped[str | None] = mapped_column(String(11))
+    # Licences: when the trial began, who hears licence alerts, at what use, at what price.
+    trial_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    admin_email: Mapped[str | None] = mapped_column(String(254))
+    near_limit_percent: Mapped[int] = mapped_column(Integer, default=90, server_default="90")
+    # None: the standard price list; else [{"up_to": N | None, "cents": C}, ...].
+    price_slabs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
+    deletion_scheduled_for: Mapped[date | None] = mapped_column(Date)
     # Compare an SMS with its DLT template ignoring whitespace differences.
     sms_whitespace_tolerant: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=text("false")
@@ -94,6 +103,8 @@ class PortalUserType(Base):
     conversion_default: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=text("false")
     )
+    # Licence holders as last counted by the nightly reconciliation.
+    holders_cached: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Set by "transfer and delete": every user is being moved there, then this type goes.
     transfer_to_id: Mapped[int | None] = mapped_column(ForeignKey("portal_user_types.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
