@@ -383,7 +383,12 @@ def test_a_change_waits_while_an_invitation_is_being_sent(session: Session) -> N
 def phone_world(session: Session, status: PortalUserStatus) -> tuple[Org, PortalUser]:
     org = make_org(session, country="IN", data_centre="in")
     agents = orgs.add_user_type(
-        session, org.id, name="Agents", module="Vendors", invitation_preference="phone"
+        session,
+        org.id,
+        name="Agents",
+        module="Vendors",
+        invitation_preference="phone",
+        licences=1000,
     )
     user = make_user(
         session,

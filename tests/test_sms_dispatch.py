@@ -42,7 +42,12 @@ def sms_world(session: Session, *, approve: tuple[SmsTemplateKind, ...] = tuple(
     for kind in approve:
         approve_sms_template(session, org, kind)
     agents = orgs.add_user_type(
-        session, org.id, name="Agents", module="Vendors", invitation_preference="phone"
+        session,
+        org.id,
+        name="Agents",
+        module="Vendors",
+        invitation_preference="phone",
+        licences=1000,
     )
     inviter = make_inviter(session, org, modules=["Vendors"], email="ops@zylker.com")
     session.commit()

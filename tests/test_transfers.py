@@ -87,6 +87,7 @@ def org(session: Session) -> Org:
 
 
 def contacts_type(session: Session, org: Org, name: str, **options: Any) -> PortalUserType:
+    options.setdefault("licences", 100)
     return orgs.add_user_type(session, org.id, name=name, module="Contacts", **options)
 
 
@@ -340,7 +341,8 @@ def test_cli_user_types_delete_transfer_to(cli_env: Any) -> None:
     )
     assert code == 0, out
     org = json.loads(out)
-    add = ("user-types", "add", "--org", str(org["id"]), "--module", "Contacts", "--json")
+    add = ("user-types", "add", "--org", str(org["id"]), "--module", "Contacts",
+           "--licences", "50", "--json")  # fmt: skip
     partners = json.loads(run(*add, "--name", "Partners")[1])
     customers = json.loads(run(*add, "--name", "Customers")[1])
 

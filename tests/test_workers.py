@@ -144,7 +144,12 @@ def test_sms_invitations_through_redis_worker(
         for kind in SmsTemplateKind:
             approve_sms_template(session, org, kind)
         agents = orgs.add_user_type(
-            session, org.id, name="Agents", module="Vendors", invitation_preference="phone"
+            session,
+            org.id,
+            name="Agents",
+            module="Vendors",
+            invitation_preference="phone",
+            licences=1000,
         )
         inviter = make_inviter(session, org, modules=["Vendors"], email="ops@zylker.com")
         credits.add(session, org.id, 100)

@@ -22,6 +22,7 @@ from . import (
     events,
     failures,
     invite,
+    licences,
     outcomes,
     records,
     serve,
@@ -85,6 +86,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(delivery.suppressions_app, name="suppressions")
 app.add_typer(delivery.channels_app, name="channels")
 app.add_typer(events.app, name="events")
+app.add_typer(licences.app, name="licenses")
 app.command("invite")(invite.invite)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)

@@ -111,9 +111,15 @@ def add_user_type(
         str | None,
         typer.Option(help="The record field holding the address (default: email or phone)."),
     ] = None,
+    licences: Annotated[
+        int | None,
+        typer.Option(min=0, help="Portal user licences to buy for it, in force from today."),
+    ] = None,
     json_output: Json = False,
 ) -> None:
     """Add a portal user type to an org (at most five per org; none on a trial).
+
+    A type other than the Client Portal invites only as many users as it has licences.
 
     Example:
 
@@ -127,6 +133,7 @@ def add_user_type(
             module=module,
             invitation_preference=preference,
             invitation_field=field,
+            licences=licences,
         )
         summary = _user_type_summary(user_type)
     if json_output:

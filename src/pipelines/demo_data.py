@@ -78,7 +78,9 @@ def seed(
         reply_to="help@zylker-support.com",
     )
     client_portal = next(t for t in zylker.user_types if t.is_client_portal)
-    partners = orgs.add_user_type(session, zylker.id, name="Partners", module="Contacts")
+    partners = orgs.add_user_type(
+        session, zylker.id, name="Partners", module="Contacts", licences=25
+    )
     rep = orgs.add_crm_user(
         session,
         zylker.id,

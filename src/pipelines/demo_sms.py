@@ -71,7 +71,12 @@ def seed_sms(
         sms_templates.set_verification(session, org.id, kind, VerificationStatus.APPROVED)
 
     agents_type = orgs.add_user_type(
-        session, org.id, name="Field agents (SMS)", module="Vendors", invitation_preference="phone"
+        session,
+        org.id,
+        name="Field agents (SMS)",
+        module="Vendors",
+        invitation_preference="phone",
+        licences=100,
     )
     rows = [
         {
@@ -95,7 +100,12 @@ def seed_sms(
         data_centre="in",
     )
     riders = orgs.add_user_type(
-        session, unready.id, name="Riders", module="Vendors", invitation_preference="phone"
+        session,
+        unready.id,
+        name="Riders",
+        module="Vendors",
+        invitation_preference="phone",
+        licences=10,
     )
     kites_admin = orgs.add_crm_user(
         session, unready.id, name="Kiran Das", email="kiran@kites.example", modules=["Vendors"]

@@ -217,8 +217,6 @@ def _apply_licence_limit(
     session: Session, org: Org, user_type: PortalUserType, decisions: list[Decision]
 ) -> list[Decision]:
     remaining = licences.remaining_capacity(session, org, user_type)
-    if remaining is None:
-        return decisions
     limited = []
     for decision in decisions:
         if decision.eligible:
@@ -228,7 +226,7 @@ def _apply_licence_limit(
                     decision.record,
                     decision.address,
                     ReasonCode.LICENSE_LIMIT,
-                    f"{user_type.name} has no licence left",
+                    f"{user_type.name} has no licence left (see portalflow licenses purchase)",
                 )
             else:
                 remaining -= 1

@@ -1,11 +1,13 @@
-"""How many more portal users a user type may hold (grows with purchased licences later)."""
+"""How many more portal users a user type may hold: free Client Portal, purchases, trial cap."""
 
 from __future__ import annotations
+
+from datetime import date
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portalflow.models import Edition, Org, PortalUser, PortalUserStatus, PortalUserType
+from portalflow.models import Edition, Org, PortalUser, PortalUserStatus, PortalUserType, utcnow
 
 CLIENT_PORTAL_FREE_USERS = 10_000
 TRIAL_MAX_USERS = 10
@@ -13,21 +15,26 @@ TRIAL_MAX_USERS = 10
 NON_HOLDING_STATUSES = (PortalUserStatus.DEACTIVATED, PortalUserStatus.REMOVED)
 
 
-def remaining_capacity(session: Session, org: Org, user_type: PortalUserType) -> int | None:
-    """Licences left for ``user_type``; None when nothing caps it yet.
+def remaining_capacity(
+    session: Session, org: Org, user_type: PortalUserType, day: date | None = None
+) -> int:
+    """Licences left for ``user_type``: what it may hold, less the users holding one.
 
-    Callers that go on to invite must hold the user type's row lock (see
+    The Client Portal holds up to 10,000 for free; any other type holds the licences
+    purchased and in force ``day`` (today by default); a trial org holds 10 in all.
+    Callers that go on to add holders must hold the user type's row lock (see
     ``lock_user_type``) so two concurrent runs cannot both spend the last licence.
     """
-    limits: list[int] = []
-    if org.edition == Edition.TRIAL:
-        limits.append(TRIAL_MAX_USERS - _holders(session, PortalUser.org_id == org.id))
+    from . import purchases  # purchases validates through orgs, which imports this module
+
+    holders = _holders(session, PortalUser.user_type_id == user_type.id)
     if user_type.is_client_portal:
-        limits.append(
-            CLIENT_PORTAL_FREE_USERS - _holders(session, PortalUser.user_type_id == user_type.id)
-        )
-    # Purchased licences for paid user types arrive with the licence model.
-    return max(0, min(limits)) if limits else None
+        left = CLIENT_PORTAL_FREE_USERS - holders
+    else:
+        left = purchases.licences_in_force(session, user_type.id, day or utcnow().date()) - holders
+    if org.edition == Edition.TRIAL:
+        left = min(left, TRIAL_MAX_USERS - _holders(session, PortalUser.org_id == org.id))
+    return max(0, left)
 
 
 def lock_user_type(session: Session, user_type_id: int) -> None:

@@ -23,6 +23,7 @@ from portalflow.models import (
     PortalUserStatus,
     PortalUserType,
     RecordAccess,
+    utcnow,
 )
 
 from .addresses import normalise_domain, validate_sender_address
@@ -90,8 +91,12 @@ def add_user_type(
     module: str,
     invitation_preference: InvitationPreference | str = InvitationPreference.EMAIL,
     invitation_field: str | None = None,
+    licences: int | None = None,
 ) -> PortalUserType:
-    """Add a (paid) user type; at most five per org, none on a trial."""
+    """Add a (paid) user type; at most five per org, none on a trial.
+
+    ``licences`` buys that many portal user licences for it, in force from today.
+    """
     org = get_org(session, org_id)
     preference = _enum_value(InvitationPreference, invitation_preference, "invitation preference")
     if org.edition == Edition.TRIAL:
@@ -116,6 +121,10 @@ def add_user_type(
     )
     session.add(user_type)
     session.flush()
+    if licences is not None:
+        from . import purchases  # purchases validates through this module
+
+        purchases.record_purchase(session, org_id, user_type.id, licences, utcnow().date())
     return user_type
 
 

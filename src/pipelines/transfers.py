@@ -158,7 +158,7 @@ def _check_capacity(session: Session, org: Org, target: PortalUserType, holders:
     if holders == 0:
         return
     capacity = licences.remaining_capacity(session, org, target)
-    if capacity is not None and holders > capacity:
+    if holders > capacity:
         raise InvalidInput(
             f"{LICENSE_LIMIT}: user type {target.name!r} has {capacity} licence(s) left and "
             f"{holders} of the users to move hold one; nobody was moved"
@@ -501,7 +501,7 @@ def _convert_one(session: Session, org: Org, item: dict[str, Any], now: datetime
     licences.lock_user_type(session, target.id)
     if user.status not in licences.NON_HOLDING_STATUSES:
         capacity = licences.remaining_capacity(session, org, target)
-        if capacity is not None and capacity < 1:
+        if capacity < 1:
             raise _LeadFailure(LICENSE_LIMIT, f"user type {target.name!r} has no licence left")
     user.record_id = contact.id
     user.user_type_id = target.id

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
@@ -22,10 +22,14 @@ from portalflow.models import (
     EmailKind,
     Invitation,
     InvitationStatus,
+    PortalUser,
+    PortalUserStatus,
+    PortalUserType,
+    ReasonCode,
     utcnow,
 )
 
-from . import bulk, lifecycle, orgs, reinvite
+from . import bulk, licences, lifecycle, orgs, reinvite
 from .bulk import StartedRun
 from .errors import InvalidInput, NotFound
 from .lifecycle import Action, UserFilter
@@ -119,7 +123,12 @@ def run_chunk(session: Session, chunk_id: int, now: datetime | None = None) -> l
 def _transition(
     session: Session, run: BulkRun, user_ids: Sequence[int], now: datetime
 ) -> tuple[list[int], dict[int, str], list[int]]:
+    user_ids, refused = _of_the_type(session, run, user_ids)
+    if run.action == BulkAction.ACTIVATE:
+        user_ids, over_limit = _within_licences(session, run, user_ids)
+        refused.update(over_limit)
     result = lifecycle.transition_many(session, run.org_id, user_ids, ACTIONS[run.action], now)
+    result.refused.update(refused)
     invitations: list[int] = []
     if run.action == BulkAction.REMOVE and result.moved:
         _revoke_live_tokens(session, result.moved, now)
@@ -131,6 +140,54 @@ def _transition(
             if invitation_id is not None:
                 invitations.append(invitation_id)
     return result.moved, result.refused, invitations
+
+
+def _of_the_type(
+    session: Session, run: BulkRun, user_ids: Sequence[int]
+) -> tuple[list[int], dict[int, str]]:
+    """A run acts on its own user type's users; anyone else is refused by name."""
+    theirs = set(
+        session.scalars(
+            select(PortalUser.id).where(
+                PortalUser.id.in_(list(user_ids)), PortalUser.user_type_id == run.user_type_id
+            )
+        )
+    )
+    refused = {
+        user_id: f"portal user {user_id} is not a user of user type {run.user_type_id}"
+        for user_id in user_ids
+        if user_id not in theirs
+    }
+    return [user_id for user_id in user_ids if user_id in theirs], refused
+
+
+def _within_licences(
+    session: Session, run: BulkRun, user_ids: Sequence[int]
+) -> tuple[list[int], dict[int, str]]:
+    """Activated users hold a licence again: only as many as the type has left."""
+    licences.lock_user_type(session, run.user_type_id)
+    user_type = session.get_one(PortalUserType, run.user_type_id)
+    left = licences.remaining_capacity(session, orgs.get_org(session, run.org_id), user_type)
+    returning = set(
+        session.scalars(
+            select(PortalUser.id).where(
+                PortalUser.id.in_(list(user_ids)),
+                PortalUser.status == PortalUserStatus.DEACTIVATED,
+            )
+        )
+    )
+    allowed: list[int] = []
+    refused: dict[int, str] = {}
+    for user_id in user_ids:
+        if user_id in returning:
+            if left <= 0:
+                refused[user_id] = (
+                    f"{ReasonCode.LICENSE_LIMIT.value}: {user_type.name} has no licence left"
+                )
+                continue
+            left -= 1
+        allowed.append(user_id)
+    return allowed, refused
 
 
 def _revoke_live_tokens(session: Session, user_ids: Sequence[int], now: datetime) -> None:

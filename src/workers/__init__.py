@@ -10,13 +10,14 @@ from .broker import install, make_broker
 
 install(make_broker(Settings.from_env()))
 
-from . import address_actors, lifecycle_actors, transfer_actors  # noqa: E402
+from . import address_actors, licence_actors, lifecycle_actors, transfer_actors  # noqa: E402
 from .actors import bulk_invite, dispatch_invitation  # noqa: E402
 
 __all__ = [
     "address_actors",
     "bulk_invite",
     "dispatch_invitation",
+    "licence_actors",
     "lifecycle_actors",
     "transfer_actors",
 ]
