@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
@@ -42,6 +40,7 @@ from portalflow.pipelines.outcomes import OUTCOME_DESCRIPTIONS
 
 from .cli import run
 from .factories import client_portal, make_inviter, make_org, make_record
+from .sql import counting_statements
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 
@@ -280,20 +279,6 @@ def test_rows_for_csv_flattens_the_invitees(session: Session, world: World) -> N
     assert (refused["reason"], refused["group"]) == ("record_missing", "refused")
     assert refused["bulk_run_id"] == world.run_id
     assert all(value is not None for row in rows for value in row.values())
-
-
-@contextmanager
-def counting_statements(engine: Engine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_report_costs_a_fixed_number_of_statements(

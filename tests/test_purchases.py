@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from portalflow.models import Org, PortalUserType
@@ -26,6 +24,7 @@ from portalflow.pipelines.purchases import (
 
 from .cli import invoke, run
 from .factories import client_portal, make_org
+from .sql import counting_statements
 
 JULY = date(2025, 7, 1)
 
@@ -38,20 +37,6 @@ def org(session: Session) -> Org:
 @pytest.fixture
 def vendors(session: Session, org: Org) -> PortalUserType:
     return orgs.add_user_type(session, org.id, name="Vendors", module="Vendors")
-
-
-@contextmanager
-def counting_statements(engine: Engine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_effective_dates_decide_what_is_in_force(

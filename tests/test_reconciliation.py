@@ -26,7 +26,7 @@ from portalflow.models import (
     PortalUserStatus,
     PortalUserType,
 )
-from portalflow.pipelines import licence_alerts, orgs, purchases
+from portalflow.pipelines import licence_alerts, orgs, purchases, reconciliation
 from portalflow.pipelines.reconciliation import ReconcileSummary, catch_up, reconcile
 from portalflow.workers import licence_actors, runtime
 
@@ -182,15 +182,7 @@ def _content(report: LicenceReport) -> dict[str, Any]:
             "id",
             "org_id",
             "day",
-            "edition",
-            "holders",
-            "licences",
-            "monthly_price_cents",
-            "overage",
-            "trial_expired",
-            "deletion_scheduled_for",
-            "counters_corrected",
-            "details",
+            *reconciliation.REPORT_FIELDS,
         )
     }
 
