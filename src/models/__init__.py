@@ -1,5 +1,6 @@
 """The model layer: tables, enums, sessions and migrations. Imports nothing else of ours."""
 
+from .access import ApiKey, ScheduledRun
 from .base import Base
 from .bulk import BulkActionRefusal, BulkChunk, BulkRun
 from .delivery import ChannelPause, ProviderEvent, Suppression
@@ -46,6 +47,7 @@ __all__ = [
     "CONSENT_BASIS",
     "OPEN_INVITATION_STATUSES",
     "REASON_DESCRIPTIONS",
+    "ApiKey",
     "Base",
     "BulkAction",
     "BulkActionRefusal",
@@ -82,6 +84,7 @@ __all__ = [
     "ProviderEventStatus",
     "ReasonCode",
     "RecordAccess",
+    "ScheduledRun",
     "SendFailureCode",
     "SmsEncoding",
     "SmsTemplate",

@@ -185,6 +185,10 @@ class BulkAction(StrEnum):
 
 
 class CrmEventKind(StrEnum):
+    RECORD_UPSERTED = "record.upserted"
+    RECORD_DELETED = "record.deleted"
+    RECORD_RESTORED = "record.restored"
+    INVITATION_REQUESTED = "invitation.requested"
     EMAIL_CHANGED = "record.email_changed"
     PHONE_CHANGED = "record.phone_changed"
     LEAD_CONVERTED = "lead.converted"
