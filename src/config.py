@@ -62,6 +62,12 @@ class Settings:
     sms_max_variable_length: int = 30
     # "tag=length" pairs overriding the cap for one DLT tag type, e.g. "alphanumeric=40".
     sms_variable_limits: tuple[str, ...] = field(default_factory=tuple)
+    # Hour (UTC) of the nightly licence reconciliation fired by `portalflow scheduler`.
+    reconcile_hour_utc: int = 2
+    # Processed or ignored provider webhook events older than this many days are deleted.
+    retention_days: int = 30
+    # How long a scheduler holds the Redis lock of one job firing (one enqueue per slot).
+    scheduler_lock_seconds: int = 60
 
     def __post_init__(self) -> None:
         # Derived defaults live under var_dir, so one variable moves all local state.
@@ -80,6 +86,12 @@ class Settings:
             raise SettingsError("PORTALFLOW_BULK_CHUNK_SIZE must be between 1 and 5000")
         if self.max_send_attempts < 1:
             raise SettingsError("PORTALFLOW_MAX_SEND_ATTEMPTS must be at least 1")
+        if not 0 <= self.reconcile_hour_utc <= 23:
+            raise SettingsError("PORTALFLOW_RECONCILE_HOUR_UTC must be between 0 and 23")
+        if self.retention_days < 1:
+            raise SettingsError("PORTALFLOW_RETENTION_DAYS must be at least 1")
+        if self.scheduler_lock_seconds < 1:
+            raise SettingsError("PORTALFLOW_SCHEDULER_LOCK_SECONDS must be at least 1")
 
     def short_link_domain(self, data_centre: str) -> str:
         """The whitelisted short-link domain of a data centre (``in`` -> ``in.zcrm.to``)."""

@@ -170,7 +170,7 @@ def test_recording_refuses_unknown_orgs_kinds_and_empty_keys(session: Session) -
     with pytest.raises(NotFound, match="org 999 does not exist"):
         crm_events.record_event(session, 999, CrmEventKind.EMAIL_CHANGED, "k", {})
     with pytest.raises(InvalidInput, match="event kind"):
-        crm_events.record_event(session, org.id, "record.deleted", "k", {})
+        crm_events.record_event(session, org.id, "record.teleported", "k", {})
     with pytest.raises(InvalidInput, match="idempotency key"):
         crm_events.record_event(session, org.id, CrmEventKind.EMAIL_CHANGED, "  ", {})
 

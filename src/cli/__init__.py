@@ -15,6 +15,7 @@ from portalflow import __version__
 
 from . import (
     accept,
+    api_keys,
     bulk_runs,
     db,
     delivery,
@@ -24,7 +25,9 @@ from . import (
     invite,
     licences,
     outcomes,
+    queues,
     records,
+    scheduler,
     serve,
     setup,
     sms_templates,
@@ -87,12 +90,15 @@ app.add_typer(delivery.suppressions_app, name="suppressions")
 app.add_typer(delivery.channels_app, name="channels")
 app.add_typer(events.app, name="events")
 app.add_typer(licences.app, name="licenses")
+app.add_typer(api_keys.app, name="api-keys")
 app.command("invite")(invite.invite)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("scheduler")(scheduler.scheduler)
 app.command("failures")(failures.failures)
 app.command("outcomes")(outcomes.outcomes)
+app.command("queues")(queues.queues)
 app.command("accept")(accept.accept)
 app.command("confirm-email")(accept.confirm_email)
 app.add_typer(accept.sweep_app, name="sweep")

@@ -2,7 +2,7 @@
 
 The database is the source of truth: a row stuck in ``sending`` past its lease belonged
 to a worker that died after claiming it, and a ``queued`` row, a ``pending`` chunk or a
-``received`` provider event that nobody took up lost its message. All are found here and
+``received`` provider or CRM event that nobody took up lost its message. All are found here and
 handed back to the queue.
 """
 
@@ -19,6 +19,8 @@ from portalflow.models import (
     BulkChunk,
     BulkRun,
     ChunkStatus,
+    CrmEvent,
+    CrmEventStatus,
     Invitation,
     InvitationStatus,
     ProviderEvent,
@@ -43,6 +45,7 @@ class Recovered:
     chunk_ids: list[int] = field(default_factory=list)  # invite chunks
     action_chunk_ids: list[int] = field(default_factory=list)  # user-action chunks
     event_ids: list[int] = field(default_factory=list)
+    crm_event_ids: list[int] = field(default_factory=list)  # CRM events never taken up
     released_claims: int = 0
     exhausted: list[int] = field(default_factory=list)
 
@@ -142,11 +145,21 @@ def recover(
         .order_by(ProviderEvent.id)
         .limit(BATCH)
     ).all()
+    crm_events = session.scalars(
+        select(CrmEvent.id)
+        .where(
+            CrmEvent.status == CrmEventStatus.RECEIVED,
+            CrmEvent.received_at < now - grace,
+        )
+        .order_by(CrmEvent.id)
+        .limit(BATCH)
+    ).all()
     return Recovered(
         invitation_ids=sorted(set(invitations) | set(released)),
         chunk_ids=[chunk for chunk, action in chunks if action == BulkAction.INVITE],
         action_chunk_ids=[chunk for chunk, action in chunks if action != BulkAction.INVITE],
         event_ids=list(events),
+        crm_event_ids=list(crm_events),
         released_claims=len(released),
         exhausted=exhausted,
     )

@@ -27,7 +27,7 @@ from portalflow.config import Settings
 from portalflow.models import make_engine, make_session_factory
 from portalflow.pipelines.sns import CachedCertificateLoader
 
-from . import portal, reports
+from . import admin, events, ops, portal, reports
 from .webhooks import WebhookContext, router
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,9 @@ def create_app(
     app.include_router(router)
     app.include_router(reports.router)
     app.include_router(portal.router)
+    app.include_router(events.router)
+    app.include_router(admin.router)
+    app.include_router(ops.router)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

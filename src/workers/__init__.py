@@ -10,7 +10,13 @@ from .broker import install, make_broker
 
 install(make_broker(Settings.from_env()))
 
-from . import address_actors, licence_actors, lifecycle_actors, transfer_actors  # noqa: E402
+from . import (  # noqa: E402
+    address_actors,
+    licence_actors,
+    lifecycle_actors,
+    scheduler,
+    transfer_actors,
+)
 from .actors import bulk_invite, dispatch_invitation  # noqa: E402
 
 __all__ = [
@@ -19,5 +25,6 @@ __all__ = [
     "dispatch_invitation",
     "licence_actors",
     "lifecycle_actors",
+    "scheduler",
     "transfer_actors",
 ]

@@ -117,6 +117,10 @@ def recover_stuck_work() -> None:
         dispatch_invitation.send(invitation_id)
     for event_id in found.event_ids:
         process_provider_event.send(event_id)
+    from .address_actors import handle_crm_event  # it imports this module
+
+    for event_id in found.crm_event_ids:
+        handle_crm_event.send(event_id)
 
 
 def _send(invitation_ids: Sequence[int]) -> None:

@@ -9,7 +9,7 @@ import dramatiq
 from sqlalchemy.orm import Session
 
 from portalflow.models import CrmEventKind
-from portalflow.pipelines import address_changes, crm_events, transfers
+from portalflow.pipelines import address_changes, crm_events, intake, transfers
 from portalflow.pipelines.errors import NotFound
 
 from . import actors, runtime
@@ -24,6 +24,14 @@ HANDLERS: dict[CrmEventKind, Handler] = {
     CrmEventKind.EMAIL_CHANGED: address_changes.handle_email_changed,
     CrmEventKind.PHONE_CHANGED: address_changes.handle_phone_changed,
     CrmEventKind.LEAD_CONVERTED: transfers.apply_lead_converted,
+    CrmEventKind.RECORD_UPSERTED: intake.handle_record_upserted,
+    CrmEventKind.RECORD_DELETED: intake.handle_record_deleted,
+    CrmEventKind.RECORD_RESTORED: intake.handle_record_restored,
+}
+# Event kind -> the pipeline that applies it by writing a bulk run; it returns the run's
+# chunk ids, which go to the bulk-invite actor after the commit.
+CHUNK_HANDLERS: dict[CrmEventKind, Handler] = {
+    CrmEventKind.INVITATION_REQUESTED: intake.handle_invitation_requested,
 }
 
 
@@ -48,10 +56,17 @@ def handle_crm_event(event_id: int) -> None:
     with runtime.current().session() as session:
         kind = crm_events.get_event(session, event_id).kind
         handler = HANDLERS.get(kind)
-        if handler is None:
-            # lead.converted is applied by the transfer actors, not here.
-            raise UnsupportedEvent(f"CRM event {event_id} is {kind.value}; not an address change")
-        invitation_ids = handler(session, event_id, None)
+        chunk_handler = CHUNK_HANDLERS.get(kind)
+        invitation_ids: list[int] = []
+        chunk_ids: list[int] = []
+        if handler is not None:
+            invitation_ids = handler(session, event_id, None)
+        elif chunk_handler is not None:
+            chunk_ids = chunk_handler(session, event_id, None)
+        else:
+            raise UnsupportedEvent(f"CRM event {event_id} is {kind.value}; no handler for it")
     # Committed: the rows the messages name exist for whichever worker picks them up.
+    for chunk_id in chunk_ids:
+        actors.bulk_invite.send(chunk_id)
     for invitation_id in invitation_ids:
         actors.dispatch_invitation.send(invitation_id)

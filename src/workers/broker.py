@@ -1,4 +1,4 @@
-"""The Dramatiq broker: Redis from PORTALFLOW_BROKER_URL, or the in-process stub broker."""
+"""The Dramatiq broker named by PORTALFLOW_BROKER_URL: Redis, RabbitMQ or the in-process stub."""
 
 from __future__ import annotations
 
@@ -11,15 +11,34 @@ from portalflow.config import Settings, SettingsError
 
 _actors: list[Actor] = []
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+RABBITMQ_SCHEMES = ("amqp://", "amqps://")
+
 
 def make_broker(settings: Settings) -> Broker:
-    """A broker for the settings: ``redis://`` / ``rediss://`` or, when unset, embedded."""
+    """A broker for the settings: Redis, RabbitMQ or, when unset, embedded.
+
+    ``amqp://`` / ``amqps://`` give Dramatiq's RabbitMQ broker with publisher confirms
+    (``confirm_delivery``): ``send`` returns only once RabbitMQ has taken the message. Its
+    queues are durable and its messages persistent (``delivery_mode=2``), Dramatiq's defaults.
+    """
     url = settings.broker_url
     if not url:
         return StubBroker()
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(REDIS_SCHEMES):
         return RedisBroker(url=url)
-    raise SettingsError(f"PORTALFLOW_BROKER_URL={url!r}: only redis:// URLs are supported")
+    if url.startswith(RABBITMQ_SCHEMES):
+        # Imported here so that pika is only needed by deployments that use RabbitMQ.
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=url, confirm_delivery=True)
+    scheme = url.split(":", 1)[0]  # never echo the rest: it may hold a password
+    supported = ", ".join(REDIS_SCHEMES + RABBITMQ_SCHEMES)
+    raise SettingsError(
+        f"PORTALFLOW_BROKER_URL: unsupported scheme {scheme!r}; use one of {supported} "
+        "(e.g. redis://host:6379/0 or amqp://user:pass@host:5672/vhost), or leave it unset "
+        "for the in-process broker"
+    )
 
 
 def register(actor: Actor) -> Actor:

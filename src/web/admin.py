@@ -1,0 +1,218 @@
+"""The admin API: bulk invite, reinvite, transfer, and reading runs and failure reports.
+
+The same pipelines as the CLI, behind the same per-org API keys as ``POST /events``: the
+org is always the key's, so another org's run or user type is answered 404. Handlers only
+call a pipeline, commit, then enqueue the chunks it wrote.
+
+Tests may set ``app.state.enqueue_invite_chunks`` / ``app.state.enqueue_action_chunks``
+(callables taking a list of chunk ids); by default the Dramatiq actors are sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from portalflow.models import BulkAction
+from portalflow.pipelines import (
+    bulk,
+    failure_reports,
+    lifecycle,
+    orgs,
+    reports,
+    transfers,
+    user_actions,
+)
+from portalflow.pipelines.errors import PortalflowError
+from portalflow.pipelines.lifecycle import UserFilter
+
+from .events import MAX_CRM_IDS, CrmId, Id, OrgId, problem
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+Language = Annotated[str, Field(min_length=2, max_length=8)]
+UserIds = Annotated[list[Id], Field(min_length=1, max_length=MAX_CRM_IDS)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InviteRequest(_Body):
+    user_type_id: Id
+    inviter_id: Id
+    crm_ids: Annotated[list[CrmId], Field(min_length=1, max_length=MAX_CRM_IDS)] | None = None
+    all: bool = Field(False, description="Invite every uninvited record of the type's module.")
+    language: Language = "en"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> InviteRequest:
+        if (self.crm_ids is None) == (not self.all):
+            raise ValueError("give crm_ids, or all=true, not both")
+        return self
+
+
+class ReinviteRequest(_Body):
+    user_type_id: Id
+    actor_id: Id
+    filter: UserFilter | None = None
+    user_ids: UserIds | None = None
+    language: Language = "en"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ReinviteRequest:
+        if self.filter is not None and self.user_ids is not None:
+            raise ValueError("give user_ids, or a filter, not both")
+        return self
+
+
+class TransferRequest(_Body):
+    to_user_type_id: Id
+    user_ids: UserIds | None = None
+    from_user_type_id: Id | None = None
+    filter: UserFilter | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TransferRequest:
+        if (self.user_ids is None) == (self.from_user_type_id is None):
+            raise ValueError("give user_ids, or from_user_type_id (with a filter), not both")
+        if self.user_ids is not None and self.filter is not None:
+            raise ValueError("a filter needs from_user_type_id, not user_ids")
+        return self
+
+
+class StartedRunAnswer(BaseModel):
+    run_id: int
+    requested: int
+    chunks: int
+
+
+class Refusal(BaseModel):
+    user_id: int
+    reason: str
+
+
+class TransferAnswer(BaseModel):
+    to_user_type_id: int
+    moved: list[int]
+    refused: list[Refusal]
+
+
+def _enqueuer(request: Request, name: str, default: str) -> Callable[[list[int]], Any]:
+    send = getattr(request.app.state, name, None)
+    if send is None:
+        # Imported lazily: importing the workers package installs the configured broker.
+        from portalflow.workers import enqueue
+
+        send = getattr(enqueue, default)
+    return send
+
+
+@router.post("/invitations", status_code=202, response_model=StartedRunAnswer)
+def invite(request: Request, org_id: OrgId, body: InviteRequest) -> StartedRunAnswer:
+    """Bulk invite records (``crm_ids``, or ``all`` uninvited ones) to a user type."""
+    with request.app.state.session_factory() as session:
+        try:
+            started = bulk.start_bulk_run(
+                session,
+                org_id=org_id,
+                user_type_id=body.user_type_id,
+                inviter_id=body.inviter_id,
+                crm_ids=None if body.all else body.crm_ids,
+                language=body.language,
+            )
+        except PortalflowError as exc:
+            raise problem(exc) from None
+        session.commit()
+    _enqueuer(request, "enqueue_invite_chunks", "enqueue_chunks")(started.chunk_ids)
+    return StartedRunAnswer(
+        run_id=started.run_id, requested=started.requested, chunks=len(started.chunk_ids)
+    )
+
+
+@router.post("/users/reinvite", status_code=202, response_model=StartedRunAnswer)
+def reinvite(request: Request, org_id: OrgId, body: ReinviteRequest) -> StartedRunAnswer:
+    """Reinvite a user type's users: by ``user_ids``, or everyone a ``filter`` shows."""
+    with request.app.state.session_factory() as session:
+        try:
+            started = user_actions.start_user_action(
+                session,
+                org_id=org_id,
+                user_type_id=body.user_type_id,
+                actor_id=body.actor_id,
+                action=BulkAction.REINVITE,
+                user_ids=body.user_ids,
+                user_filter=body.filter or UserFilter.ALL,
+                language=body.language,
+            )
+        except PortalflowError as exc:
+            raise problem(exc) from None
+        session.commit()
+    _enqueuer(request, "enqueue_action_chunks", "enqueue_action_chunks")(started.chunk_ids)
+    return StartedRunAnswer(
+        run_id=started.run_id, requested=started.requested, chunks=len(started.chunk_ids)
+    )
+
+
+@router.post("/users/transfer", response_model=TransferAnswer)
+def transfer(request: Request, org_id: OrgId, body: TransferRequest) -> TransferAnswer:
+    """Move users to another user type of the org, keeping their status (done at once)."""
+    with request.app.state.session_factory() as session:
+        try:
+            if body.user_ids is not None:
+                ids = list(body.user_ids)
+            else:
+                assert body.from_user_type_id is not None
+                orgs.get_user_type(session, org_id, body.from_user_type_id)
+                ids = lifecycle.user_ids(
+                    session, org_id, body.filter or UserFilter.ALL, body.from_user_type_id
+                )
+            result = transfers.transfer_users(session, org_id, ids, body.to_user_type_id)
+        except PortalflowError as exc:
+            raise problem(exc) from None
+        session.commit()
+    return TransferAnswer(
+        to_user_type_id=body.to_user_type_id,
+        moved=result.moved,
+        refused=[Refusal(user_id=uid, reason=why) for uid, why in result.refused.items()],
+    )
+
+
+@router.get("/bulk-runs/{run_id}")
+def bulk_run(request: Request, org_id: OrgId, run_id: Id) -> dict[str, Any]:
+    """A run's totals and its failed invitees with their reasons."""
+    with request.app.state.session_factory() as session:
+        try:
+            return reports.bulk_run_report(session, run_id, org_id=org_id)
+        except PortalflowError as exc:
+            raise problem(exc) from None
+
+
+@router.get("/failures")
+def failures(
+    request: Request,
+    org_id: OrgId,
+    bulk_run_id: Id | None = None,
+    user_type_id: Id | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    """Who failed and why (as `portalflow failures`): counts by reason, outcome and type."""
+    with request.app.state.session_factory() as session:
+        try:
+            return failure_reports.failure_report(
+                session,
+                failure_reports.FailureFilter(
+                    org_id=org_id,
+                    bulk_run_id=bulk_run_id,
+                    user_type_id=user_type_id,
+                    since=since,
+                ),
+                limit=limit,
+            )
+        except PortalflowError as exc:
+            raise problem(exc) from None

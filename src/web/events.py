@@ -1,0 +1,215 @@
+"""CRM event intake: ``POST /events`` with a per-org API key.
+
+The body is validated against the schema of its ``type`` (a bad one is answered 422 naming
+the field and nothing is stored); the event is stored once per (org, CRM event id),
+committed, and only then enqueued to ``handle_crm_event``. A repeat of an event id is
+answered 200 with the first event's status and is not enqueued again. The org is the
+key's, never the body's.
+
+Tests (or an embedding app) may set ``app.state.enqueue_crm_event`` to a callable taking
+the event row id; by default the Dramatiq actor is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from portalflow.pipelines import api_keys, crm_events
+from portalflow.pipelines.errors import InvalidInput, NotFound
+
+router = APIRouter(tags=["events"])
+bearer = HTTPBearer(auto_error=False, description="A per-org API key: `pf_<prefix>_<secret>`.")
+
+CrmId = Annotated[str, Field(min_length=1, max_length=64)]
+Text = Annotated[str, Field(max_length=255)]
+EventId = Annotated[str, Field(min_length=1, max_length=crm_events.MAX_KEY_LENGTH)]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+MAX_CRM_IDS = 5000
+
+
+# --- authentication ----------------------------------------------------------------------
+
+
+def require_org(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> int:
+    """The org id of the presented API key; 401 for a missing, unknown or revoked key."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "an API key is required", {"WWW-Authenticate": "Bearer"})
+    with request.app.state.session_factory() as session:
+        org_id = api_keys.authenticate(session, credentials.credentials)
+    if org_id is None:
+        raise HTTPException(
+            401, "the API key is unknown or revoked", {"WWW-Authenticate": "Bearer"}
+        )
+    return org_id
+
+
+OrgId = Annotated[int, Depends(require_org)]
+
+
+def problem(exc: Exception) -> HTTPException:
+    """A pipeline's refusal as an HTTP error: 404 for NotFound, 422 for the rest."""
+    return HTTPException(404 if isinstance(exc, NotFound) else 422, str(exc))
+
+
+# --- the event schemas -------------------------------------------------------------------
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecordUpserted(_Data):
+    crm_id: CrmId
+    module: Annotated[str, Field(min_length=1, max_length=64)]
+    first_name: Text | None = None
+    last_name: Text | None = None
+    email: Text | None = None
+    phone: Annotated[str, Field(max_length=32)] | None = None
+    owner_email: Text | None = None
+    approval_locked: bool | None = None
+    review_locked: bool | None = None
+    processing_basis: Annotated[str, Field(max_length=64)] | None = None
+    consent_given: bool | None = None
+    in_recycle_bin: bool | None = None
+    fields: dict[str, Any] | None = None
+
+
+class InvitationRequested(_Data):
+    user_type_id: Id
+    inviter_id: Id
+    crm_ids: Annotated[list[CrmId], Field(min_length=1, max_length=MAX_CRM_IDS)]
+    language: Annotated[str, Field(min_length=2, max_length=8)] | None = None
+
+
+class EmailChanged(_Data):
+    record_id: CrmId
+    email: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class PhoneChanged(_Data):
+    record_id: CrmId
+    phone: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class Lead(_Data):
+    lead_id: CrmId
+    contact_id: CrmId
+    user_type_id: Id | None = None
+
+
+class LeadConverted(_Data):
+    leads: Annotated[list[Lead], Field(min_length=1, max_length=MAX_CRM_IDS)]
+
+
+class RecordRef(_Data):
+    record_id: CrmId
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: EventId = Field(description="The CRM's event id: the same id twice is one event.")
+
+
+class RecordUpsertedEvent(_Event):
+    type: Literal["record.upserted"]
+    data: RecordUpserted
+
+
+class InvitationRequestedEvent(_Event):
+    type: Literal["invitation.requested"]
+    data: InvitationRequested
+
+
+class EmailChangedEvent(_Event):
+    type: Literal["record.email_changed"]
+    data: EmailChanged
+
+
+class PhoneChangedEvent(_Event):
+    type: Literal["record.phone_changed"]
+    data: PhoneChanged
+
+
+class LeadConvertedEvent(_Event):
+    type: Literal["lead.converted"]
+    data: LeadConverted
+
+
+class RecordDeletedEvent(_Event):
+    type: Literal["record.deleted"]
+    data: RecordRef
+
+
+class RecordRestoredEvent(_Event):
+    type: Literal["record.restored"]
+    data: RecordRef
+
+
+Event = Annotated[
+    RecordUpsertedEvent
+    | InvitationRequestedEvent
+    | EmailChangedEvent
+    | PhoneChangedEvent
+    | LeadConvertedEvent
+    | RecordDeletedEvent
+    | RecordRestoredEvent,
+    Field(discriminator="type"),
+]
+
+
+class EventAnswer(BaseModel):
+    event_id: int = Field(description="portalflow's id of the stored event.")
+    status: str = Field(description="received, processed or failed.")
+    result_code: str | None = None
+    detail: str | None = None
+
+
+# --- the route ---------------------------------------------------------------------------
+
+
+def _enqueuer(request: Request) -> Callable[[int], Any]:
+    send = getattr(request.app.state, "enqueue_crm_event", None)
+    if send is None:
+        # Imported lazily: importing the workers package installs the configured broker.
+        from portalflow.workers.address_actors import handle_crm_event
+
+        send = handle_crm_event.send
+    return send
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    response_model=EventAnswer,
+    responses={200: {"model": EventAnswer, "description": "A repeat of a known event id."}},
+)
+def receive_event(
+    request: Request, response: Response, org_id: OrgId, event: Annotated[Event, Body()]
+) -> EventAnswer:
+    """Store one CRM event, commit, then queue it; a repeated event id is answered 200."""
+    payload = event.data.model_dump(mode="json", exclude_unset=True)
+    with request.app.state.session_factory() as session:
+        try:
+            row, created = crm_events.record_event(session, org_id, event.type, event.id, payload)
+        except (InvalidInput, NotFound) as exc:
+            raise problem(exc) from None
+        session.commit()
+        answer = EventAnswer(
+            event_id=row.id,
+            status=row.status.value,
+            result_code=row.result_code,
+            detail=row.detail,
+        )
+    if created:
+        _enqueuer(request)(answer.event_id)  # after the commit: the replay covers a failure
+    else:
+        response.status_code = 200
+    return answer
