@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from portalflow.events import MAX_CRM_IDS, CrmId, Id
 from portalflow.models import BulkAction
 from portalflow.pipelines import (
     bulk,
@@ -30,7 +31,7 @@ from portalflow.pipelines import (
 from portalflow.pipelines.errors import PortalflowError
 from portalflow.pipelines.lifecycle import UserFilter
 
-from .events import MAX_CRM_IDS, CrmId, Id, OrgId, problem
+from .events import OrgId, problem
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

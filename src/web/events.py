@@ -13,26 +13,18 @@ the event row id; by default the Dramatiq actor is sent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from portalflow.events import Event
 from portalflow.pipelines import api_keys, crm_events
 from portalflow.pipelines.errors import InvalidInput, NotFound
 
 router = APIRouter(tags=["events"])
 bearer = HTTPBearer(auto_error=False, description="A per-org API key: `pf_<prefix>_<secret>`.")
-
-CrmId = Annotated[str, Field(min_length=1, max_length=64)]
-Text = Annotated[str, Field(max_length=255)]
-EventId = Annotated[str, Field(min_length=1, max_length=crm_events.MAX_KEY_LENGTH)]
-Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
-MAX_CRM_IDS = 5000
-
-
-# --- authentication ----------------------------------------------------------------------
 
 
 def require_org(
@@ -60,109 +52,6 @@ def problem(exc: Exception) -> HTTPException:
 
 
 # --- the event schemas -------------------------------------------------------------------
-
-
-class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RecordUpserted(_Data):
-    crm_id: CrmId
-    module: Annotated[str, Field(min_length=1, max_length=64)]
-    first_name: Text | None = None
-    last_name: Text | None = None
-    email: Text | None = None
-    phone: Annotated[str, Field(max_length=32)] | None = None
-    owner_email: Text | None = None
-    approval_locked: bool | None = None
-    review_locked: bool | None = None
-    processing_basis: Annotated[str, Field(max_length=64)] | None = None
-    consent_given: bool | None = None
-    in_recycle_bin: bool | None = None
-    fields: dict[str, Any] | None = None
-
-
-class InvitationRequested(_Data):
-    user_type_id: Id
-    inviter_id: Id
-    crm_ids: Annotated[list[CrmId], Field(min_length=1, max_length=MAX_CRM_IDS)]
-    language: Annotated[str, Field(min_length=2, max_length=8)] | None = None
-
-
-class EmailChanged(_Data):
-    record_id: CrmId
-    email: Annotated[str, Field(min_length=1, max_length=255)]
-
-
-class PhoneChanged(_Data):
-    record_id: CrmId
-    phone: Annotated[str, Field(min_length=1, max_length=32)]
-
-
-class Lead(_Data):
-    lead_id: CrmId
-    contact_id: CrmId
-    user_type_id: Id | None = None
-
-
-class LeadConverted(_Data):
-    leads: Annotated[list[Lead], Field(min_length=1, max_length=MAX_CRM_IDS)]
-
-
-class RecordRef(_Data):
-    record_id: CrmId
-
-
-class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: EventId = Field(description="The CRM's event id: the same id twice is one event.")
-
-
-class RecordUpsertedEvent(_Event):
-    type: Literal["record.upserted"]
-    data: RecordUpserted
-
-
-class InvitationRequestedEvent(_Event):
-    type: Literal["invitation.requested"]
-    data: InvitationRequested
-
-
-class EmailChangedEvent(_Event):
-    type: Literal["record.email_changed"]
-    data: EmailChanged
-
-
-class PhoneChangedEvent(_Event):
-    type: Literal["record.phone_changed"]
-    data: PhoneChanged
-
-
-class LeadConvertedEvent(_Event):
-    type: Literal["lead.converted"]
-    data: LeadConverted
-
-
-class RecordDeletedEvent(_Event):
-    type: Literal["record.deleted"]
-    data: RecordRef
-
-
-class RecordRestoredEvent(_Event):
-    type: Literal["record.restored"]
-    data: RecordRef
-
-
-Event = Annotated[
-    RecordUpsertedEvent
-    | InvitationRequestedEvent
-    | EmailChangedEvent
-    | PhoneChangedEvent
-    | LeadConvertedEvent
-    | RecordDeletedEvent
-    | RecordRestoredEvent,
-    Field(discriminator="type"),
-]
 
 
 class EventAnswer(BaseModel):

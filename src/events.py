@@ -1,0 +1,167 @@
+"""The CRM event contract, and ``publish``: the Python way for a CRM to send one.
+
+Each event type has its schema (the same ones ``POST /events`` validates against). A
+published event is stored once per (org, CRM event id), committed, and only then queued to
+the ``handle_crm_event`` actor.
+
+>>> from portalflow.events import publish
+>>> publish(org_id=1, event_id="crm-evt-42", type="record.email_changed",
+...         data={"record_id": "C-100", "email": "new@example.org"})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from portalflow.pipelines import crm_events
+
+CrmId = Annotated[str, Field(min_length=1, max_length=64)]
+Text = Annotated[str, Field(max_length=255)]
+EventId = Annotated[str, Field(min_length=1, max_length=crm_events.MAX_KEY_LENGTH)]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+MAX_CRM_IDS = 5000
+
+
+# --- authentication ----------------------------------------------------------------------
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecordUpserted(_Data):
+    crm_id: CrmId
+    module: Annotated[str, Field(min_length=1, max_length=64)]
+    first_name: Text | None = None
+    last_name: Text | None = None
+    email: Text | None = None
+    phone: Annotated[str, Field(max_length=32)] | None = None
+    owner_email: Text | None = None
+    approval_locked: bool | None = None
+    review_locked: bool | None = None
+    processing_basis: Annotated[str, Field(max_length=64)] | None = None
+    consent_given: bool | None = None
+    in_recycle_bin: bool | None = None
+    fields: dict[str, Any] | None = None
+
+
+class InvitationRequested(_Data):
+    user_type_id: Id
+    inviter_id: Id
+    crm_ids: Annotated[list[CrmId], Field(min_length=1, max_length=MAX_CRM_IDS)]
+    language: Annotated[str, Field(min_length=2, max_length=8)] | None = None
+
+
+class EmailChanged(_Data):
+    record_id: CrmId
+    email: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class PhoneChanged(_Data):
+    record_id: CrmId
+    phone: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class Lead(_Data):
+    lead_id: CrmId
+    contact_id: CrmId
+    user_type_id: Id | None = None
+
+
+class LeadConverted(_Data):
+    leads: Annotated[list[Lead], Field(min_length=1, max_length=MAX_CRM_IDS)]
+
+
+class RecordRef(_Data):
+    record_id: CrmId
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: EventId = Field(description="The CRM's event id: the same id twice is one event.")
+
+
+class RecordUpsertedEvent(_Event):
+    type: Literal["record.upserted"]
+    data: RecordUpserted
+
+
+class InvitationRequestedEvent(_Event):
+    type: Literal["invitation.requested"]
+    data: InvitationRequested
+
+
+class EmailChangedEvent(_Event):
+    type: Literal["record.email_changed"]
+    data: EmailChanged
+
+
+class PhoneChangedEvent(_Event):
+    type: Literal["record.phone_changed"]
+    data: PhoneChanged
+
+
+class LeadConvertedEvent(_Event):
+    type: Literal["lead.converted"]
+    data: LeadConverted
+
+
+class RecordDeletedEvent(_Event):
+    type: Literal["record.deleted"]
+    data: RecordRef
+
+
+class RecordRestoredEvent(_Event):
+    type: Literal["record.restored"]
+    data: RecordRef
+
+
+Event = Annotated[
+    RecordUpsertedEvent
+    | InvitationRequestedEvent
+    | EmailChangedEvent
+    | PhoneChangedEvent
+    | LeadConvertedEvent
+    | RecordDeletedEvent
+    | RecordRestoredEvent,
+    Field(discriminator="type"),
+]
+
+
+_EVENT = TypeAdapter(Event)
+
+
+def validate(event_id: str, type: str, data: dict[str, Any]) -> Any:
+    """The event checked against its type's schema; pydantic.ValidationError names the field."""
+    return _EVENT.validate_python({"id": event_id, "type": type, "data": data})
+
+
+def publish(
+    *,
+    org_id: int,
+    event_id: str,
+    type: str,
+    data: dict[str, Any],
+    database_url: str | None = None,
+) -> tuple[int, bool]:
+    """Validate, store (once per event id), commit, then enqueue; (stored id, is new)."""
+    from portalflow.config import Settings
+    from portalflow.models import make_engine, make_session_factory, session_scope
+
+    event = validate(event_id, type, data)
+    payload = event.data.model_dump(mode="json", exclude_unset=True)
+    engine = make_engine(database_url or Settings.from_env().database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            row, created = crm_events.record_event(session, org_id, event.type, event.id, payload)
+            stored = row.id
+    finally:
+        engine.dispose()
+    if created:
+        # Imported here: importing the workers package installs the configured broker.
+        from portalflow.workers.address_actors import handle_crm_event
+
+        handle_crm_event.send(stored)
+    return stored, created
