@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -454,8 +453,14 @@ def test_duplicated_event_through_redis_worker_sends_one_email(
     redis_broker.join(address_actors.CRM_EVENTS_QUEUE, timeout=30_000)
     redis_broker.join(actors.INVITATIONS_QUEUE, timeout=30_000)
     outbox = worker_settings.outbox_dir
-    wait_for(lambda: len(list(outbox.glob("*.eml"))) >= 1)
-    time.sleep(0.3)
+
+    def sent() -> bool:
+        with make_session_factory(pg_engine)() as session:
+            statuses = session.scalars(select(Invitation.status)).all()
+            return statuses == [InvitationStatus.SENT]
+
+    wait_for(sent)
+    redis_broker.join(actors.INVITATIONS_QUEUE, timeout=30_000)
 
     [eml] = list(outbox.glob("*.eml"))
     assert NEW.encode() in eml.read_bytes()

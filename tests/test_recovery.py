@@ -157,7 +157,14 @@ def test_recovery_through_the_redis_worker(
         die_after_claim(session, ids[:2], minutes_ago=30)
     # Two rows claimed by a dead worker, two whose dispatch message was lost.
     actors.recover_stuck_work.send()
-    wait_for(lambda: len(list(outbox_dir.glob("*.eml"))) == 4)
+
+    def completed() -> bool:
+        # The outcome is committed after the provider took the message: wait for the row.
+        with factory() as session:
+            return session.get_one(BulkRun, started.run_id).status == BulkRunStatus.COMPLETED
+
+    wait_for(completed)
     with factory() as session:
         run = session.get_one(BulkRun, started.run_id)
         assert (run.sent, run.queued) == (4, 0)
+    assert len(list(outbox_dir.glob("*.eml"))) == 4

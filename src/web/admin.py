@@ -203,6 +203,18 @@ def failures(
     limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     """Who failed and why (as `portalflow failures`): counts by reason, outcome and type."""
+    return failure_report(request, org_id, bulk_run_id, user_type_id, since, limit)
+
+
+def failure_report(
+    request: Request,
+    org_id: int,
+    bulk_run_id: int | None,
+    user_type_id: int | None,
+    since: datetime | None,
+    limit: int,
+) -> dict[str, Any]:
+    """The failure report for an org, its refusals as HTTP errors; shared with /orgs/.../."""
     with request.app.state.session_factory() as session:
         try:
             return failure_reports.failure_report(

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 
-from portalflow.pipelines import failure_reports
-from portalflow.pipelines.errors import NotFound
+from .admin import failure_report
 
 router = APIRouter(tags=["admin"])
 
@@ -34,17 +33,4 @@ def failures(
     limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     """Who failed and why: counts by reason, outcome and user type, and the invitees."""
-    with request.app.state.session_factory() as session:
-        try:
-            return failure_reports.failure_report(
-                session,
-                failure_reports.FailureFilter(
-                    org_id=org_id,
-                    bulk_run_id=bulk_run_id,
-                    user_type_id=user_type_id,
-                    since=since,
-                ),
-                limit=limit,
-            )
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+    return failure_report(request, org_id, bulk_run_id, user_type_id, since, limit)

@@ -8,16 +8,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
 )
-from botocore.exceptions import ConnectionError as BotoConnectionError
-
-from portalflow.models import OutcomeClass
 
 from ..outcomes import classify_aws_sms_error
-from .base import CONNECTION_ERROR, SendFailure
+from . import aws
+from .base import SendFailure
 from .sms_base import OutgoingSms
 
 AWS_SMS_CONFIGURATION = "aws_sms_configuration"
@@ -67,20 +62,12 @@ class AwsSmsChannel:
         origination = self.origination_identity or sms.sender_id
         if origination:
             request["OriginationIdentity"] = origination
-        try:
-            response = self.client.send_text_message(**request)
-        except ClientError as exc:
-            raise classify_client_error(exc) from exc
-        except (BotoConnectionError, HTTPClientError) as exc:
-            # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError and friends.
-            raise SendFailure(CONNECTION_ERROR, str(exc), temporary=True) from exc
-        except (NoCredentialsError, PartialCredentialsError) as exc:
-            raise SendFailure(
-                AWS_SMS_CONFIGURATION,
-                str(exc),
-                temporary=False,
-                outcome_class=OutcomeClass.CONFIGURATION,
-            ) from exc
+        response = aws.call(
+            self.client.send_text_message,
+            request,
+            classify=classify_client_error,
+            configuration_code=AWS_SMS_CONFIGURATION,
+        )
         return str(response["MessageId"])
 
     def close(self) -> None:

@@ -8,16 +8,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
 )
-from botocore.exceptions import ConnectionError as BotoConnectionError
-
-from portalflow.models import OutcomeClass
 
 from ..outcomes import classify_ses_error
-from .base import CONNECTION_ERROR, OutgoingEmail, SendFailure
+from . import aws
+from .base import OutgoingEmail, SendFailure
 
 SES_CONFIGURATION = "ses_configuration"
 
@@ -63,20 +58,12 @@ class SesChannel:
         }
         if self.configuration_set:
             request["ConfigurationSetName"] = self.configuration_set
-        try:
-            response = self.client.send_email(**request)
-        except ClientError as exc:
-            raise classify_client_error(exc) from exc
-        except (BotoConnectionError, HTTPClientError) as exc:
-            # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError and friends.
-            raise SendFailure(CONNECTION_ERROR, str(exc), temporary=True) from exc
-        except (NoCredentialsError, PartialCredentialsError) as exc:
-            raise SendFailure(
-                SES_CONFIGURATION,
-                str(exc),
-                temporary=False,
-                outcome_class=OutcomeClass.CONFIGURATION,
-            ) from exc
+        response = aws.call(
+            self.client.send_email,
+            request,
+            classify=classify_client_error,
+            configuration_code=SES_CONFIGURATION,
+        )
         return str(response["MessageId"])
 
     def close(self) -> None:
