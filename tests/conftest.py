@@ -172,6 +172,17 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def wait_for_run(session_factory: sessionmaker[Session], run_id: int) -> None:
+    """Wait until the workers have finished a bulk run (its row says completed)."""
+    from portalflow.models import BulkRun, BulkRunStatus
+
+    def completed() -> bool:
+        with session_factory() as session:
+            return session.get_one(BulkRun, run_id).status == BulkRunStatus.COMPLETED
+
+    wait_for(completed)
+
+
 @pytest.fixture
 def redis_broker(redis_url: str) -> Iterator[RedisBroker]:
     """A Redis broker in a namespace of its own, with our actors declared on it."""

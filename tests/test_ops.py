@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import ScheduledRun, utcnow
-from portalflow.pipelines import bulk, ops_stats, queue_stats
+from portalflow.pipelines import ops_stats, queue_stats
 from portalflow.web.app import create_app
 from portalflow.workers import actors
 
 from .cli import run
-from .factories import client_portal, make_inviter, make_org, make_record
+from .factories import make_inviter, make_org, make_record, start_and_expand
 
 TOKEN = "ops-admin-token"
 BASIC = ("admin", TOKEN)
@@ -85,15 +85,7 @@ def failed_invitations(session: Session) -> None:
     inviter = make_inviter(session, org)
     make_record(session, org, "boss", email="boss@zylker.com")
     session.commit()
-    started = bulk.start_bulk_run(
-        session,
-        org_id=org.id,
-        user_type_id=client_portal(session, org).id,
-        inviter_id=inviter.id,
-        crm_ids=["boss", "ghost"],
-    )
-    session.commit()
-    bulk.expand_chunk(session, started.chunk_ids[0])
+    start_and_expand(session, org, inviter, ["boss", "ghost"])
     now = utcnow()
     session.add_all(
         [

@@ -23,7 +23,7 @@ from portalflow.models import BulkRun, BulkRunStatus, Invitation, make_session_f
 from portalflow.pipelines import reports
 from portalflow.workers import actors, broker, enqueue
 
-from .conftest import wait_for
+from .conftest import wait_for, wait_for_run
 from .servers import require_server
 from .test_workers import (  # noqa: F401 (collected here: the same tests on RabbitMQ)
     QUEUE,
@@ -77,11 +77,7 @@ def test_bulk_invite_through_rabbitmq_worker(
         started = start_run(session, world, ids, chunk=7)
     assert enqueue.enqueue_chunks(started.chunk_ids) == 5
 
-    def completed() -> bool:
-        with factory() as session:
-            return session.get_one(BulkRun, started.run_id).status == BulkRunStatus.COMPLETED
-
-    wait_for(completed)
+    wait_for_run(factory, started.run_id)
     with factory() as session:
         report = reports.bulk_run_report(session, started.run_id)
     assert (report["sent"], report["failed"], report["queued"]) == (30, 2, 0)

@@ -10,10 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
-from portalflow.pipelines import bulk
 from portalflow.web.app import create_app
 
-from .factories import client_portal, make_inviter, make_org, make_record
+from .factories import make_inviter, make_org, make_record, start_and_expand
 
 TOKEN = "s3cret-admin-token"
 
@@ -24,15 +23,7 @@ def org_with_failures(session: Session) -> Any:
     inviter = make_inviter(session, org)
     make_record(session, org, "boss", email="boss@zylker.com")
     session.commit()
-    started = bulk.start_bulk_run(
-        session,
-        org_id=org.id,
-        user_type_id=client_portal(session, org).id,
-        inviter_id=inviter.id,
-        crm_ids=["boss", "ghost"],
-    )
-    session.commit()
-    bulk.expand_chunk(session, started.chunk_ids[0])
+    start_and_expand(session, org, inviter, ["boss", "ghost"])
     session.commit()
     return org
 

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from portalflow.config import Settings
 from portalflow.models import (
     BulkRun,
-    BulkRunStatus,
     Invitation,
     Org,
     SmsTemplateKind,
@@ -23,7 +22,7 @@ from portalflow.models import (
 from portalflow.pipelines import bulk, credits, orgs, reports
 from portalflow.workers import actors, enqueue
 
-from .conftest import wait_for
+from .conftest import wait_for_run
 from .factories import (
     approve_sms_template,
     client_portal,
@@ -74,11 +73,7 @@ def test_bulk_invite_through_redis_worker(
         started = start_run(session, world, ids, chunk=7)
     assert enqueue.enqueue_chunks(started.chunk_ids) == 5
 
-    def completed() -> bool:
-        with factory() as session:
-            return session.get_one(BulkRun, started.run_id).status == BulkRunStatus.COMPLETED
-
-    wait_for(completed)
+    wait_for_run(factory, started.run_id)
     with factory() as session:
         report = reports.bulk_run_report(session, started.run_id)
     assert (report["sent"], report["failed"], report["queued"]) == (30, 2, 0)
@@ -105,11 +100,7 @@ def test_redelivered_messages_send_once(
     enqueue.enqueue_dispatch(invitation_ids * 2)
     redis_broker.join(QUEUE, timeout=30_000)
 
-    def completed() -> bool:
-        with factory() as session:
-            return session.get_one(BulkRun, started.run_id).status == BulkRunStatus.COMPLETED
-
-    wait_for(completed)
+    wait_for_run(factory, started.run_id)
     redis_broker.join(QUEUE, timeout=30_000)  # the duplicates, too, have been handled
     assert len(list(outbox_dir.glob("*.eml"))) == 10
     with factory() as session:
@@ -163,11 +154,7 @@ def test_sms_invitations_through_redis_worker(
         started = start_run(session, world, [f"v{n}" for n in range(6)], chunk=4)
     enqueue.enqueue_chunks(started.chunk_ids)
 
-    def completed() -> bool:
-        with factory() as session:
-            return session.get_one(BulkRun, started.run_id).status == BulkRunStatus.COMPLETED
-
-    wait_for(completed)
+    wait_for_run(factory, started.run_id)
     assert len(list(worker_settings.sms_outbox_dir.glob("*.json"))) == 6
     with factory() as session:
         assert session.get_one(Org, org.id).sms_credits == 94
