@@ -14,8 +14,10 @@ internal network (or behind the proxy's own auth). It carries counts only, recom
 each scrape: ``portalflow_queue_messages{queue,state}``, ``portalflow_dead_letters{queue}``,
 ``portalflow_workers``, ``portalflow_invitations{status}`` and
 ``portalflow_invitation_outcomes{outcome_class}``. Dramatiq's own middleware metrics
-(message counts and durations per actor) are served by the workers themselves when they
-run with ``dramatiq.middleware.prometheus`` (``dramatiq_prom_port``, port 9191 by default).
+(``dramatiq_messages_total``, ``dramatiq_message_errors_total``,
+``dramatiq_message_duration_milliseconds``, ... per queue and actor) are added, summed over
+every worker process, when ``dramatiq_prom_db`` names an existing directory: the one the
+workers (started with the same variable) write their prometheus_client multiprocess files to.
 
 The Redis namespace is ``PORTALFLOW_BROKER_NAMESPACE`` (default ``dramatiq``, Dramatiq's).
 """
@@ -27,6 +29,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -36,6 +39,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from portalflow.pipelines import ops_stats, queue_stats
@@ -45,6 +49,8 @@ from .reports import require_admin
 router = APIRouter(tags=["ops"])
 
 NAMESPACE_ENV = "PORTALFLOW_BROKER_NAMESPACE"
+# Dramatiq's variable: where its Prometheus middleware writes (see workers/broker.py).
+DRAMATIQ_METRICS_ENV = "dramatiq_prom_db"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -141,7 +147,7 @@ live workers: <strong id="live-workers">{{ queues.workers|length }}</strong></p>
 <th>message</th><th></th></tr></thead>
 <tbody>
 {% for d in dead %}
-<tr>
+<tr data-message-id="{{ d.message_id }}">
 <td>{{ d.queue }}</td><td>{{ d.actor }}</td><td><code>{{ d.args }}</code></td>
 <td class="n">{{ d.retries }}</td><td>{{ d.dead_at.strftime("%Y-%m-%d %H:%M:%S") }} UTC</td>
 <td><code>{{ d.message_id }}</code></td>
@@ -307,9 +313,20 @@ class OpsCollector(Collector):
         yield outcomes
 
 
+def dramatiq_metrics_dir() -> Path | None:
+    """The workers' multiprocess metrics directory, when configured and present."""
+    configured = os.environ.get(DRAMATIQ_METRICS_ENV)
+    if configured and Path(configured).is_dir():
+        return Path(configured)
+    return None
+
+
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
     """Prometheus text exposition; no credential (see the module docstring)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(OpsCollector(request))
+    directory = dramatiq_metrics_dir()
+    if directory is not None:
+        MultiProcessCollector(registry, path=str(directory))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,6 +1,16 @@
-"""The Dramatiq broker named by PORTALFLOW_BROKER_URL: Redis, RabbitMQ or the in-process stub."""
+"""The Dramatiq broker named by PORTALFLOW_BROKER_URL: Redis, RabbitMQ or the in-process stub.
+
+Dramatiq's own metrics: with ``dramatiq_prom_db`` set to a directory, Redis and RabbitMQ
+brokers get Dramatiq's ``Prometheus`` middleware. Each worker process then counts messages,
+errors, retries, rejects and durations per queue and actor in prometheus_client's
+multiprocess files in that directory (and Dramatiq serves them per machine on
+``dramatiq_prom_host:dramatiq_prom_port``, 0.0.0.0:9191 by default). Give the web app the
+same directory (a shared volume) and its ``/metrics`` adds them to ours.
+"""
 
 from __future__ import annotations
+
+import os
 
 import dramatiq
 from dramatiq import Actor, Broker
@@ -10,6 +20,9 @@ from dramatiq.brokers.stub import StubBroker
 from portalflow.config import Settings, SettingsError
 
 _actors: list[Actor] = []
+
+# Dramatiq's variable (read by dramatiq.middleware.prometheus when it is imported).
+PROMETHEUS_DIR_ENV = "dramatiq_prom_db"
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 RABBITMQ_SCHEMES = ("amqp://", "amqps://")
@@ -26,12 +39,12 @@ def make_broker(settings: Settings) -> Broker:
     if not url:
         return StubBroker()
     if url.startswith(REDIS_SCHEMES):
-        return RedisBroker(url=url)
+        return with_metrics(RedisBroker(url=url))
     if url.startswith(RABBITMQ_SCHEMES):
         # Imported here so that pika is only needed by deployments that use RabbitMQ.
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        return RabbitmqBroker(url=url, confirm_delivery=True)
+        return with_metrics(RabbitmqBroker(url=url, confirm_delivery=True))
     scheme = url.split(":", 1)[0]  # never echo the rest: it may hold a password
     supported = ", ".join(REDIS_SCHEMES + RABBITMQ_SCHEMES)
     raise SettingsError(
@@ -39,6 +52,18 @@ def make_broker(settings: Settings) -> Broker:
         "(e.g. redis://host:6379/0 or amqp://user:pass@host:5672/vhost), or leave it unset "
         "for the in-process broker"
     )
+
+
+def with_metrics(broker: Broker) -> Broker:
+    """Add Dramatiq's Prometheus middleware when ``dramatiq_prom_db`` is set."""
+    if os.environ.get(PROMETHEUS_DIR_ENV):
+        # Imported only then: importing it creates the directory. It counts only in
+        # `dramatiq` worker processes (their boot sets PROMETHEUS_MULTIPROC_DIR before
+        # prometheus_client is imported); producers such as the web app never touch it.
+        from dramatiq.middleware.prometheus import Prometheus
+
+        broker.add_middleware(Prometheus())
+    return broker
 
 
 def register(actor: Actor) -> Actor:
