@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -68,6 +69,11 @@ class Settings:
     retention_days: int = 30
     # How long a scheduler holds the Redis lock of one job firing (one enqueue per slot).
     scheduler_lock_seconds: int = 60
+    # Provider requests per second, shared by every worker process; 0 (unset): no limit.
+    email_max_send_rate: float = 0.0
+    sms_max_send_rate: float = 0.0
+    # Redis that holds the shared send-rate schedule; unset: the Redis broker's own.
+    rate_limit_redis_url: str = ""
 
     def __post_init__(self) -> None:
         # Derived defaults live under var_dir, so one variable moves all local state.
@@ -92,6 +98,7 @@ class Settings:
             raise SettingsError("PORTALFLOW_RETENTION_DAYS must be at least 1")
         if self.scheduler_lock_seconds < 1:
             raise SettingsError("PORTALFLOW_SCHEDULER_LOCK_SECONDS must be at least 1")
+        self._check_send_rates()
 
     def short_link_domain(self, data_centre: str) -> str:
         """The whitelisted short-link domain of a data centre (``in`` -> ``in.zcrm.to``)."""
@@ -103,6 +110,37 @@ class Settings:
         limits = {"var": self.sms_max_variable_length}
         limits.update(_pairs("sms_variable_limits", self.sms_variable_limits, int))
         return limits
+
+    def _check_send_rates(self) -> None:
+        for name in ("email_max_send_rate", "sms_max_send_rate"):
+            rate = getattr(self, name)
+            if not math.isfinite(rate) or rate < 0:
+                raise SettingsError(
+                    f"{ENV_PREFIX}{name.upper()}={rate!r} must be a positive number of requests"
+                    " per second (unset or 0: no limit)"
+                )
+        url = self.rate_limit_redis_url
+        if url and not url.startswith(REDIS_URL_SCHEMES):
+            scheme = url.split(":", 1)[0]  # never echo the rest: it may hold a password
+            raise SettingsError(
+                f"PORTALFLOW_RATE_LIMIT_REDIS_URL: unsupported scheme {scheme!r}; use one of "
+                f"{', '.join(REDIS_URL_SCHEMES)}"
+            )
+        limited = self.email_max_send_rate or self.sms_max_send_rate
+        if limited and not self.embedded_broker and not self.send_rate_redis_url:
+            # A limiter local to each process would let N processes send at N times the rate.
+            raise SettingsError(
+                "PORTALFLOW_EMAIL_MAX_SEND_RATE / PORTALFLOW_SMS_MAX_SEND_RATE need a Redis"
+                " shared by every worker: set PORTALFLOW_RATE_LIMIT_REDIS_URL (the broker is"
+                " not Redis)"
+            )
+
+    @property
+    def send_rate_redis_url(self) -> str:
+        """The Redis of the shared send-rate limiter; empty: each process limits alone."""
+        if self.rate_limit_redis_url:
+            return self.rate_limit_redis_url
+        return self.broker_url if self.broker_url.startswith(REDIS_URL_SCHEMES) else ""
 
     @property
     def embedded_broker(self) -> bool:
@@ -126,6 +164,7 @@ EMAIL_CHANNELS = ("outbox", "smtp", "ses")
 SMS_CHANNELS = ("outbox", "twilio", "aws")
 DEFAULT_SHORT_LINK_SUFFIX = "zcrm.to"
 SMTP_TLS_MODES = ("none", "starttls", "ssl")
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +14,7 @@ from portalflow.config import Settings
 from portalflow.models import DataCentre, make_engine, make_session_factory
 from portalflow.models import session_scope as _session_scope
 from portalflow.pipelines.channels.bundle import Channels
+from portalflow.pipelines.channels.rate_limit import SendRates, send_rates
 from portalflow.pipelines.dispatch import DispatchConfig
 
 
@@ -22,6 +23,8 @@ class Runtime:
     settings: Settings
     engine: Engine
     session_factory: sessionmaker[Session]
+    # One per process: every thread's channels share it (and its Redis connections).
+    send_rates: SendRates = field(default_factory=SendRates)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -31,7 +34,7 @@ class Runtime:
 
     def channels(self) -> Channels:
         """Fresh channels for one dispatch (each built on first use); close them after."""
-        return Channels.from_settings(self.settings)
+        return Channels.from_settings(self.settings, self.send_rates)
 
     def dispatch_config(self) -> DispatchConfig:
         settings = self.settings
@@ -46,6 +49,7 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+        self.send_rates.close()
 
 
 _lock = threading.Lock()
@@ -57,7 +61,7 @@ def configure(settings: Settings | None = None) -> Runtime:
     global _current
     settings = settings or Settings.from_env()
     engine = make_engine(settings.database_url)
-    runtime = Runtime(settings, engine, make_session_factory(engine))
+    runtime = Runtime(settings, engine, make_session_factory(engine), send_rates(settings))
     with _lock:
         previous, _current = _current, runtime
     if previous is not None:

@@ -10,6 +10,7 @@ from .base import EmailChannel
 if TYPE_CHECKING:
     from portalflow.config import Settings
 
+    from .rate_limit import SendRates
     from .sms_base import SmsChannel
 
 
@@ -25,10 +26,20 @@ class Channels:
         self._built: dict[str, EmailChannel | SmsChannel] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Channels:
+    def from_settings(cls, settings: Settings, rates: SendRates | None = None) -> Channels:
+        """Channels of the kinds the settings name, each paced by its limiter in ``rates``."""
         from . import build_email_channel, build_sms_channel
+        from .rate_limit import Paced
 
-        return cls(lambda: build_email_channel(settings), lambda: build_sms_channel(settings))
+        def email() -> EmailChannel:
+            channel = build_email_channel(settings)
+            return Paced(channel, rates.email) if rates and rates.email else channel
+
+        def sms() -> SmsChannel:
+            channel = build_sms_channel(settings)
+            return Paced(channel, rates.sms) if rates and rates.sms else channel
+
+        return cls(email, sms)
 
     @property
     def email(self) -> EmailChannel:
