@@ -208,9 +208,10 @@ def smtp_sink(backlog: int = 256) -> Iterator[SmtpSink]:
 
 @dataclass
 class Workers:
-    """``dramatiq portalflow.workers`` in its own process group: stop, SIGKILL, start again."""
+    """``dramatiq MODULE`` in its own process group: stop, SIGKILL, start again."""
 
     env: Mapping[str, str]
+    module: str = "portalflow.workers"  # what `dramatiq` imports: the actors and their broker
     processes: int = 2
     threads: int = 8
     queues: tuple[str, ...] = ()
@@ -219,7 +220,7 @@ class Workers:
     kills: int = field(default=0, init=False)
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "dramatiq", "portalflow.workers"]
+        argv = [sys.executable, "-m", "dramatiq", self.module]
         argv += ["--processes", str(self.processes), "--threads", str(self.threads)]
         if self.queues:
             argv += ["--queues", *self.queues]
