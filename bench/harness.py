@@ -102,7 +102,8 @@ def private_redis() -> Iterator[PrivateRedis]:
 def temporary_database(admin_url: str = SHARED_POSTGRES_ADMIN_URL) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database on the shared server; dropped on exit."""
     name = f"portalflow_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    # pre_ping: a fault test may have restarted the server since the database was made.
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"

@@ -75,7 +75,9 @@ def test_an_expired_claim_is_sent_again_once(session: Session, tmp_path: Path) -
     die_after_claim(session, ids, minutes_ago=30)
     found = recovery.recover(session, utcnow(), max_attempts=3)
     session.commit()
-    assert (found.released_claims, found.invitation_ids) == (3, ids)
+    # Rows of a bulk chunk go back with their chunk: one message sends them in batches.
+    assert (found.released_claims, found.invitation_ids) == (3, [])
+    assert found.chunk_ids == started.chunk_ids
 
     result = dispatch.dispatch(session, ids, channels=outbox(tmp_path), config=CONFIG)
     assert sorted(result.sent) == ids
@@ -87,11 +89,35 @@ def test_an_expired_claim_is_sent_again_once(session: Session, tmp_path: Path) -
     assert (run.sent, run.failed, run.queued, run.status) == (3, 0, 0, BulkRunStatus.COMPLETED)
 
 
+def test_an_expired_claim_with_a_receipt_is_completed_not_sent_again(
+    session: Session, tmp_path: Path
+) -> None:
+    started, ids = run_with_queued(session)
+    die_after_claim(session, ids, minutes_ago=30)
+    # The provider took the first one and its receipt was committed; then the worker died.
+    session.execute(
+        update(Invitation)
+        .where(Invitation.id == ids[0])
+        .values(provider_message_id="<m1@zylker>", sent_at=utcnow() - timedelta(minutes=30))
+    )
+    session.commit()
+    found = recovery.recover(session, utcnow(), max_attempts=3)
+    session.commit()
+    assert (found.completed, found.released_claims) == (ids[:1], 2)
+
+    result = dispatch.dispatch(session, ids, channels=outbox(tmp_path), config=CONFIG)
+    assert sorted(result.sent) == ids[1:]
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
+    run = session.get_one(BulkRun, started.run_id)
+    session.refresh(run)
+    assert (run.sent, run.queued, run.status) == (3, 0, BulkRunStatus.COMPLETED)
+
+
 def test_a_live_claim_is_left_alone(session: Session) -> None:
     _, ids = run_with_queued(session)
     die_after_claim(session, ids, minutes_ago=2)
     found = recovery.recover(session, utcnow(), max_attempts=3)
-    assert found.released_claims == 0 and found.invitation_ids == []
+    assert found.released_claims == 0 and (found.invitation_ids, found.chunk_ids) == ([], [])
     statuses = set(session.scalars(select(Invitation.status)))
     assert statuses == {InvitationStatus.SENDING}
 
@@ -131,9 +157,14 @@ def test_lost_messages_are_found_after_the_grace_period(session: Session) -> Non
     later = now + timedelta(minutes=6)
     assert recovery.lost_messages(session, later) == ([], [(started.chunk_ids[0], "invite")])
 
-    ids = bulk.expand_chunk(session, started.chunk_ids[0])
+    # Found once per grace period: the next pass leaves the replayed chunk alone.
+    assert recovery.lost_messages(session, later) == ([], [])
+
+    bulk.expand_chunk(session, started.chunk_ids[0])
     session.commit()
-    assert recovery.lost_messages(session, later) == (ids, [])
+    even_later = later + timedelta(minutes=6)
+    # Its rows were written but their send message was lost: the chunk comes back.
+    assert recovery.lost_messages(session, even_later) == ([], [(started.chunk_ids[0], "invite")])
 
 
 def test_provider_events_nobody_took_up_are_found(session: Session) -> None:

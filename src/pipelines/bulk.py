@@ -133,13 +133,16 @@ def expand_chunk(
 
 def finish_if_done(session: Session, run_ids: Iterable[int]) -> None:
     """Mark runs completed once every chunk is expanded and nothing is left in flight."""
+    run_ids = list(run_ids)
+    if not run_ids:
+        return
     pending_chunk = exists().where(
         BulkChunk.bulk_run_id == BulkRun.id, BulkChunk.status == ChunkStatus.PENDING
     )
     session.execute(
         update(BulkRun)
         .where(
-            BulkRun.id.in_(list(run_ids)),
+            BulkRun.id.in_(run_ids),
             BulkRun.status == BulkRunStatus.RUNNING,
             BulkRun.queued == 0,
             ~pending_chunk,
@@ -188,7 +191,9 @@ def _write_invitations(
         for decision in decisions
     ]
     if rows:
-        session.execute(insert(Invitation), rows)
+        # Core, not the ORM's bulk insert: the rows are plain values and need none of its
+        # per-row bookkeeping.
+        session.execute(insert(Invitation.__table__), rows)
     session.execute(
         update(BulkRun)
         .where(BulkRun.id == run.id)
@@ -252,9 +257,8 @@ def _claim_portal_users(
     ]
     created: dict[int, int] = {}
     if new_rows:
-        result = session.execute(
-            insert(PortalUser).returning(PortalUser.record_id, PortalUser.id), new_rows
-        )
+        table = PortalUser.__table__
+        result = session.execute(insert(table).returning(table.c.record_id, table.c.id), new_rows)
         created = {record_id: portal_user_id for record_id, portal_user_id in result}
     return {**removed, **created}
 

@@ -48,19 +48,31 @@ class Recovered:
     crm_event_ids: list[int] = field(default_factory=list)  # CRM events never taken up
     released_claims: int = 0
     exhausted: list[int] = field(default_factory=list)
+    completed: list[int] = field(default_factory=list)  # dead claims the provider had taken
+
+
+@dataclass
+class ReleasedClaims:
+    """What became of the ``sending`` rows whose claim outlived its lease."""
+
+    requeued: list[int] = field(default_factory=list)
+    exhausted: list[int] = field(default_factory=list)  # ended as technical_failure
+    completed: list[int] = field(default_factory=list)  # the provider's receipt was kept
 
 
 def release_expired_claims(
     session: Session, now: datetime, *, lease: timedelta = DEFAULT_LEASE, max_attempts: int
-) -> tuple[list[int], list[int]]:
-    """Return ``sending`` rows past their lease to ``queued``; (released ids, exhausted ids).
+) -> ReleasedClaims:
+    """Settle the ``sending`` rows past their lease, whose worker died before recording them.
 
-    The send's outcome is unknown (the provider may have taken it), so this is the one
-    place a duplicate can come from; the lease keeps it to workers that really died. A row
-    already at its last attempt is not sent again: it ends as ``technical_failure``.
+    A row with the provider's receipt (its message id, committed as soon as the provider
+    took it) is completed as sent. Any other row goes back to ``queued``: it was never
+    handed over, or its worker died while handing it over, so its outcome is unknown; this
+    is the one place a duplicate can come from, one message per dead worker thread at most.
+    A row already at its last attempt is not sent again: it ends as ``technical_failure``.
     """
     expired = (
-        select(Invitation.id, Invitation.attempts)
+        select(Invitation.id, Invitation.attempts, Invitation.provider_message_id)
         .where(
             Invitation.status == InvitationStatus.SENDING,
             Invitation.claimed_at < now - lease,
@@ -70,8 +82,11 @@ def release_expired_claims(
         .with_for_update(skip_locked=True)
     )
     rows = session.execute(expired).all()
-    retry = [row.id for row in rows if row.attempts < max_attempts]
-    exhausted = [row.id for row in rows if row.attempts >= max_attempts]
+    received = [row.id for row in rows if row.provider_message_id is not None]
+    unknown = [row for row in rows if row.provider_message_id is None]
+    retry = [row.id for row in unknown if row.attempts < max_attempts]
+    exhausted = [row.id for row in unknown if row.attempts >= max_attempts]
+    completed = dispatch.complete_accepted(session, received, now) if received else []
     if retry:
         session.execute(
             update(Invitation)
@@ -95,32 +110,80 @@ def release_expired_claims(
             "the claim's lease expired on the last attempt; the outcome is unknown",
             now,
         )
-    return retry, exhausted
+    return ReleasedClaims(retry, exhausted, completed)
 
 
 def lost_messages(
     session: Session, now: datetime, *, grace: timedelta = DEFAULT_GRACE
 ) -> tuple[list[int], list[tuple[int, BulkAction]]]:
-    """Queued invitation ids and (pending chunk id, its run's action) past due by ``grace``."""
+    """Work whose message is lost: queued invitation ids and (chunk id, its run's action).
+
+    A lost queued row of a bulk chunk comes back as its chunk: one ``bulk_invite`` sends the
+    chunk's due rows in batches over one connection, where a message per row would send them
+    one at a time. What is returned is touched (``updated_at``), so that a replay which is
+    merely slow to be taken up is not enqueued again by every pass until it is.
+    """
     cutoff = now - grace
-    invitations = session.scalars(
-        select(Invitation.id)
-        .where(
-            Invitation.status == InvitationStatus.QUEUED,
-            Invitation.updated_at < cutoff,
-            (Invitation.next_attempt_at.is_(None)) | (Invitation.next_attempt_at < cutoff),
+    lost = (
+        Invitation.status == InvitationStatus.QUEUED,
+        Invitation.updated_at < cutoff,
+        (Invitation.next_attempt_at.is_(None)) | (Invitation.next_attempt_at < cutoff),
+    )
+    invitations = list(
+        session.scalars(
+            select(Invitation.id)
+            .where(*lost, Invitation.bulk_chunk_id.is_(None))
+            .order_by(Invitation.id)
+            .limit(BATCH)
         )
-        .order_by(Invitation.id)
-        .limit(BATCH)
-    ).all()
+    )
+    with_lost_rows = select(Invitation.bulk_chunk_id).where(
+        *lost, Invitation.bulk_chunk_id.is_not(None)
+    )
     chunks = session.execute(
         select(BulkChunk.id, BulkRun.action)
         .join(BulkRun, BulkRun.id == BulkChunk.bulk_run_id)
-        .where(BulkChunk.status == ChunkStatus.PENDING, BulkChunk.updated_at < cutoff)
+        .where(
+            BulkChunk.updated_at < cutoff,
+            (BulkChunk.status == ChunkStatus.PENDING) | BulkChunk.id.in_(with_lost_rows),
+        )
         .order_by(BulkChunk.id)
         .limit(BATCH)
     ).all()
-    return list(invitations), [(row.id, row.action) for row in chunks]
+    _touch(session, invitations, [row.id for row in chunks], now)
+    return invitations, [(row.id, row.action) for row in chunks]
+
+
+def _touch(session: Session, invitation_ids: list[int], chunk_ids: list[int], at: datetime) -> None:
+    """Mark replayed work as touched, skipping rows a worker holds (it is taken up already).
+
+    Never waiting on a row lock here keeps this pass out of lock cycles with chunk
+    expansion, which locks its chunk, then the user type, then the run.
+    """
+    if invitation_ids:
+        free = (
+            select(Invitation.id)
+            .where(Invitation.id.in_(invitation_ids), Invitation.status == InvitationStatus.QUEUED)
+            .with_for_update(skip_locked=True)
+        )
+        session.execute(
+            update(Invitation)
+            .where(Invitation.id.in_(free))
+            .values(updated_at=at)
+            .execution_options(synchronize_session=False)
+        )
+    if chunk_ids:
+        free = (
+            select(BulkChunk.id)
+            .where(BulkChunk.id.in_(chunk_ids))
+            .with_for_update(skip_locked=True)
+        )
+        session.execute(
+            update(BulkChunk)
+            .where(BulkChunk.id.in_(free))
+            .values(updated_at=at)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def recover(
@@ -132,10 +195,20 @@ def recover(
     grace: timedelta = DEFAULT_GRACE,
 ) -> Recovered:
     """One recovery pass; the caller commits, then enqueues what it returns."""
-    released, exhausted = release_expired_claims(
-        session, now, lease=lease, max_attempts=max_attempts
-    )
+    claims = release_expired_claims(session, now, lease=lease, max_attempts=max_attempts)
+    released = claims.requeued
     invitations, chunks = lost_messages(session, now, grace=grace)
+    # A released row of a bulk chunk goes back with its chunk, like a lost one.
+    released_rows = (
+        session.execute(
+            select(Invitation.id, Invitation.bulk_chunk_id).where(Invitation.id.in_(released))
+        ).all()
+        if released
+        else []
+    )
+    invite_chunks = {chunk for chunk, action in chunks if action == BulkAction.INVITE}
+    invite_chunks |= {row.bulk_chunk_id for row in released_rows if row.bulk_chunk_id}
+    invitations += [row.id for row in released_rows if row.bulk_chunk_id is None]
     events = session.scalars(
         select(ProviderEvent.id)
         .where(
@@ -155,11 +228,12 @@ def recover(
         .limit(BATCH)
     ).all()
     return Recovered(
-        invitation_ids=sorted(set(invitations) | set(released)),
-        chunk_ids=[chunk for chunk, action in chunks if action == BulkAction.INVITE],
+        invitation_ids=sorted(set(invitations)),
+        chunk_ids=sorted(invite_chunks),
         action_chunk_ids=[chunk for chunk, action in chunks if action != BulkAction.INVITE],
         event_ids=list(events),
         crm_event_ids=list(crm_events),
         released_claims=len(released),
-        exhausted=exhausted,
+        exhausted=claims.exhausted,
+        completed=claims.completed,
     )

@@ -10,12 +10,18 @@ same directory (a shared volume) and its ``/metrics`` adds them to ours.
 
 from __future__ import annotations
 
+import inspect
 import os
+import traceback
+from typing import Any
 
 import dramatiq
-from dramatiq import Actor, Broker
+from dramatiq import Actor, Broker, Middleware
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import xq_name
+from dramatiq.errors import ActorNotFound
 
 from portalflow.config import Settings, SettingsError
 
@@ -39,12 +45,12 @@ def make_broker(settings: Settings) -> Broker:
     if not url:
         return StubBroker()
     if url.startswith(REDIS_SCHEMES):
-        return with_metrics(RedisBroker(url=url))
+        return with_metrics(with_dead_letter_errors(RedisBroker(url=url)))
     if url.startswith(RABBITMQ_SCHEMES):
         # Imported here so that pika is only needed by deployments that use RabbitMQ.
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        return with_metrics(RabbitmqBroker(url=url, confirm_delivery=True))
+        return with_metrics(with_dead_letter_errors(RabbitmqBroker(url=url, confirm_delivery=True)))
     scheme = url.split(":", 1)[0]  # never echo the rest: it may hold a password
     supported = ", ".join(REDIS_SCHEMES + RABBITMQ_SCHEMES)
     raise SettingsError(
@@ -83,3 +89,57 @@ def install(broker: Broker) -> Broker:
 
 def queue_names() -> set[str]:
     return {actor.queue_name for actor in _actors}
+
+
+def with_dead_letter_errors(broker: Broker) -> Broker:
+    """Add `DeadLetterErrors`: a dead-lettered message keeps the error that put it there."""
+    broker.add_middleware(DeadLetterErrors())
+    return broker
+
+
+class DeadLetterErrors(Middleware):
+    """Record on a message why it failed, and send a malformed one straight to the DLQ.
+
+    Dramatiq's ``Retries`` stores a traceback only when it retries: a message failed by one
+    of its actor's ``throws`` (our ``MalformedMessage``) reaches the dead-letter queue with
+    no error at all, and one whose arguments do not fit the actor's signature is retried,
+    with backoff, for minutes. Here every failure's error goes into the message's options
+    (``error``, ``traceback``), arguments that cannot bind fail the message at once, and on
+    Redis the dead-lettered copy (``<namespace>:<queue>.XQ.msgs``) is rewritten with them.
+    On RabbitMQ the dead-letter exchange keeps the message as it was first published.
+    """
+
+    def __init__(self) -> None:
+        self._signatures: dict[str, inspect.Signature] = {}
+
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        try:
+            actor = broker.get_actor(message.actor_name)
+        except ActorNotFound:
+            return
+        signature = self._signatures.setdefault(actor.actor_name, inspect.signature(actor.fn))
+        try:
+            signature.bind(*message.args, **message.kwargs)
+        except TypeError as exc:
+            message.options["error"] = f"MalformedMessage: {actor.actor_name}: {exc}"
+            message.fail()
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is not None:
+            message.options["error"] = f"{type(exception).__name__}: {exception}"
+            message.options["traceback"] = "".join(traceback.format_exception(exception))
+
+    def after_nack(self, broker: Broker, message: MessageProxy) -> None:
+        if not isinstance(broker, RedisBroker) or "error" not in message.options:
+            return
+        key = f"{broker.namespace}:{xq_name(message.queue_name)}.msgs"
+        message_id = message.options.get("redis_message_id")
+        if message_id and broker.client.hexists(key, message_id):
+            broker.client.hset(key, message_id, message.encode())

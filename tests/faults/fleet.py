@@ -1,0 +1,180 @@
+"""Worker processes under test, and the test standing in for the scheduler."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import redis
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bench import harness
+from portalflow.models import BulkRun, BulkRunStatus, make_engine, make_session_factory, utcnow
+from portalflow.pipelines import recovery
+from portalflow.workers import enqueue
+
+READY_LINE = b"is ready for action"
+# Only guards against a hung test: the tests assert what happened, never how fast.
+HANG_GUARD_SECONDS = 240.0
+RUN_GUARD_SECONDS = 600.0
+
+
+def worker_env(
+    database_url: str, broker_url: str, var_dir: Path, **settings: object
+) -> dict[str, str]:
+    """PORTALFLOW_* for the workers; every other PORTALFLOW_* of ours is left out."""
+    env = {name: "" for name in os.environ if name.startswith("PORTALFLOW_")}
+    env.update(
+        PORTALFLOW_DATABASE_URL=database_url,
+        PORTALFLOW_BROKER_URL=broker_url,
+        PORTALFLOW_VAR_DIR=str(var_dir),
+    )
+    env.update({f"PORTALFLOW_{name.upper()}": str(value) for name, value in settings.items()})
+    return env
+
+
+class Group:
+    """One ``dramatiq`` process group that knows since when its processes are ready."""
+
+    def __init__(self, workers: harness.Workers) -> None:
+        assert workers.log_path is not None
+        self.workers = workers
+        self.log_path = workers.log_path
+        self.offset = 0
+        self.ready_since: float | None = None
+
+    def start(self) -> None:
+        self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.ready_since = None
+        self.workers.start()
+
+    def ready(self) -> bool:
+        """True once every process of this start logged that it is ready for action."""
+        if self.ready_since is None:
+            process = self.workers.process
+            if process is not None and process.poll() is not None:
+                raise AssertionError(f"workers exited: see {self.log_path}")
+            with self.log_path.open("rb") as log:
+                log.seek(self.offset)
+                if log.read().count(READY_LINE) >= self.workers.processes:
+                    self.ready_since = time.monotonic()
+        return self.ready_since is not None
+
+    def wait_ready(self) -> None:
+        wait_until(self.ready, f"readiness of the workers logging to {self.log_path}")
+
+    def uptime(self) -> float:
+        return 0.0 if self.ready_since is None else time.monotonic() - self.ready_since
+
+
+@contextmanager
+def group(env: dict[str, str], log_path: Path, processes: int, threads: int) -> Iterator[Group]:
+    """A started group, ready for action; stopped (SIGTERM, then SIGKILL) on exit."""
+    workers = harness.Workers(env, processes=processes, threads=threads, log_path=log_path)
+    running = Group(workers)
+    running.start()
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.workers.stop()
+
+
+@dataclass
+class Replays:
+    """What the recovery passes found, summed over the run."""
+
+    passes: int = 0
+    failed_passes: int = 0  # the database or Redis was down: the next pass tries again
+    error: BaseException | None = None  # anything else stops the passes and fails the test
+    requeued: int = 0  # dead claims without a provider receipt: sent again
+    completed: int = 0  # dead claims with a provider receipt: completed, not sent again
+    exhausted: int = 0
+    chunks: int = 0
+    invitations: int = 0
+
+
+@contextmanager
+def playing_scheduler(
+    database_url: str, period: float, *, lease: float, grace: float, max_attempts: int
+) -> Iterator[Replays]:
+    """Run a recovery pass every ``period`` seconds, as the scheduler's maintenance job does.
+
+    ``portalflow scheduler`` enqueues ``recover_stuck_work`` every five minutes; here the
+    test plays both the scheduler and that actor (the same pipeline call, then the same
+    enqueue helpers) with a short lease and grace, so that it can count what each pass found.
+    """
+    replays = Replays()
+    stop = threading.Event()
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+
+    def one_pass() -> None:
+        with factory() as session:
+            found = recovery.recover(
+                session,
+                utcnow(),
+                max_attempts=max_attempts,
+                lease=timedelta(seconds=lease),
+                grace=timedelta(seconds=grace),
+            )
+            session.commit()
+        enqueue.enqueue_chunks(found.chunk_ids)
+        enqueue.enqueue_dispatch(found.invitation_ids)
+        replays.requeued += found.released_claims
+        replays.completed += len(found.completed)
+        replays.exhausted += len(found.exhausted)
+        replays.chunks += len(found.chunk_ids)
+        replays.invitations += len(found.invitation_ids)
+
+    def loop() -> None:
+        while not stop.wait(period):
+            replays.passes += 1
+            try:
+                one_pass()
+            except (DBAPIError, redis.ConnectionError):
+                replays.failed_passes += 1
+            except Exception as exc:
+                replays.error = exc
+                return
+
+    thread = threading.Thread(target=loop, name="fault-test-scheduler", daemon=True)
+    thread.start()
+    try:
+        yield replays
+    finally:
+        stop.set()
+        thread.join()
+        engine.dispose()
+    if replays.error is not None:
+        raise AssertionError("a recovery pass failed") from replays.error
+
+
+def run_finished(factory: sessionmaker[Session], run_id: int) -> bool:
+    with factory() as session:
+        return session.get_one(BulkRun, run_id).status == BulkRunStatus.COMPLETED
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {HANG_GUARD_SECONDS:.0f} s")
+        time.sleep(0.2)
+
+
+def sent_so_far(factory: sessionmaker[Session], run_id: int) -> int:
+    with factory() as session:
+        return session.get_one(BulkRun, run_id).sent
+
+
+def smtp(port: int) -> dict[str, object]:
+    """Worker settings for the SMTP channel to a sink on 127.0.0.1:``port``."""
+    return {"email_channel": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port}

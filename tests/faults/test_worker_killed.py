@@ -1,0 +1,121 @@
+"""Fault 1: worker processes are SIGKILLed every two seconds during a bulk invite.
+
+Two worker groups (one ``dramatiq`` process each) take turns being killed: once the next one
+has worked ``KILL_EVERY_SECONDS`` since it was ready, its whole process group is SIGKILLed
+and started again, while the other keeps working. The interval runs from readiness because
+starting a worker (imports) takes about as long as that on this 2-core machine: a wall-clock
+cadence would kill the workers before they do anything.
+
+What a kill can duplicate: dispatch commits each message's provider receipt as soon as the
+provider takes it, and recovery completes a dead claim that has one instead of sending it
+again. Only a message taken in the moment before its receipt commits is sent twice; its row
+was claimed again (``attempts`` > 1), and there is at most one per killed thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from functools import partial
+from pathlib import Path
+
+from dramatiq.brokers.redis import RedisBroker
+from sqlalchemy import func, select
+
+from bench import harness
+from portalflow.models import Invitation, make_engine, make_session_factory
+
+from ..smtp_server import SmtpServer
+from . import fleet, tally, world
+
+RECORDS = 5000
+CHUNK_SIZE = 100
+PROCESSES, THREADS = 1, 4  # per group; two groups
+KILL_EVERY_SECONDS = 2.0
+# A live batch holds its claim about 2 s at most here (measured under load), so only dead
+# workers' claims expire.
+LEASE_SECONDS = 8
+REPLAY_GRACE_SECONDS = 2
+SCHEDULER_PERIOD_SECONDS = 1.0
+# Every kill costs the rows of each killed batch an attempt; at this kill rate the default
+# of 5 could end a row as technical_failure without it ever being sent.
+MAX_SEND_ATTEMPTS = 20
+
+
+def test_workers_killed_every_two_seconds_lose_nothing(
+    database_url: str,
+    redis_server: harness.PrivateRedis,
+    queue: RedisBroker,
+    mail_sink: SmtpServer,
+    tmp_path: Path,
+) -> None:
+    began = time.monotonic()
+    seeded = world.seed(database_url, RECORDS)
+    env = fleet.worker_env(
+        database_url,
+        redis_server.url,
+        tmp_path / "var",
+        **fleet.smtp(mail_sink.port),
+        send_lease_seconds=LEASE_SECONDS,
+        replay_grace_seconds=REPLAY_GRACE_SECONDS,
+        max_send_attempts=MAX_SEND_ATTEMPTS,
+    )
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    kills = 0
+    with (
+        fleet.group(env, tmp_path / "first.log", PROCESSES, THREADS) as first,
+        fleet.group(env, tmp_path / "second.log", PROCESSES, THREADS) as second,
+        fleet.playing_scheduler(
+            database_url,
+            SCHEDULER_PERIOD_SECONDS,
+            lease=LEASE_SECONDS,
+            grace=REPLAY_GRACE_SECONDS,
+            max_attempts=MAX_SEND_ATTEMPTS,
+        ) as replays,
+    ):
+        with factory() as session:
+            run = world.start_run(session, seeded, CHUNK_SIZE)
+        finished = partial(fleet.run_finished, factory, run.run_id)
+        deadline = time.monotonic() + fleet.RUN_GUARD_SECONDS
+        for victim in itertools.cycle((first, second)):
+            assert time.monotonic() < deadline, "the run did not finish"
+            fleet.wait_until(
+                lambda v=victim: finished() or (v.ready() and v.uptime() >= KILL_EVERY_SECONDS),
+                "the next kill",
+            )
+            if finished():
+                break
+            victim.workers.kill()
+            kills += 1
+            victim.start()
+
+    delivered = tally.email_deliveries((m.rcpt_tos, m.content) for m in mail_sink.messages)
+    with factory() as session:
+        result = tally.count(session, seeded, delivered)
+        claimed_again = set(
+            session.scalars(select(Invitation.crm_id).where(Invitation.attempts > 1))
+        )
+        most_attempts = session.scalar(select(func.max(Invitation.attempts)))
+    engine.dispose()
+    owner = {address: crm_id for crm_id, address in seeded.eligible.items()}
+    unexplained = [a for a in result.duplicates if owner[a] not in claimed_again]
+    tally.report(
+        "worker killed",
+        records=RECORDS,
+        eligible=len(seeded.eligible),
+        kills=kills,
+        emails=len(delivered),
+        lost=len(result.lost),
+        duplicates=result.duplicate_count,
+        duplicate_bound=kills * PROCESSES * THREADS,
+        dead_claims_completed_by_receipt=replays.completed,
+        dead_claims_sent_again=replays.requeued,
+        rows_claimed_again=len(claimed_again),
+        most_attempts=most_attempts,
+        seconds=round(time.monotonic() - began, 1),
+    )
+    tally.assert_each_got_one(result, seeded, may_repeat=claimed_again)
+    assert unexplained == []
+    # At most the one message in flight in each killed thread.
+    assert result.duplicate_count <= kills * PROCESSES * THREADS
