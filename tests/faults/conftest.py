@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Iterator
+from pathlib import Path
 
 import dramatiq
 import pytest
@@ -12,10 +13,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from bench import harness
+from portalflow.models import make_engine, make_session_factory
 from portalflow.workers import broker
 
 from ..servers import require_binary
 from ..smtp_server import SmtpServer, running_smtp_server
+from .rig import Rig
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +74,25 @@ def mail_sink() -> Iterator[SmtpServer]:
     """An SMTP server that records every message, reached by the workers over TCP."""
     with running_smtp_server() as server:
         yield server
+
+
+@pytest.fixture
+def rig(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    redis_server: harness.PrivateRedis,
+    queue: RedisBroker,
+    tmp_path: Path,
+) -> Iterator[Rig]:
+    """The shared setup of a fault test; the SMTP sink is started if the test uses it."""
+    engine = make_engine(database_url)
+    try:
+        yield Rig(
+            database_url=database_url,
+            redis_server=redis_server,
+            tmp_path=tmp_path,
+            factory=make_session_factory(engine),
+            get_mail_sink=lambda: request.getfixturevalue("mail_sink"),
+        )
+    finally:
+        engine.dispose()

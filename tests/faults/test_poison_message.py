@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from functools import partial
-from pathlib import Path
-
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import xq_name
 
-from bench import harness
-from portalflow.models import make_engine, make_session_factory
-
-from ..smtp_server import SmtpServer
 from . import fleet, tally, world
+from .rig import Rig
 
 RECORDS = 500
 CHUNK_SIZE = 100
@@ -27,22 +20,10 @@ POISON = {
 }
 
 
-def test_poison_messages_are_dead_lettered_with_their_error(
-    database_url: str,
-    redis_server: harness.PrivateRedis,
-    queue: RedisBroker,
-    mail_sink: SmtpServer,
-    tmp_path: Path,
-) -> None:
-    began = time.monotonic()
-    seeded = world.seed(database_url, RECORDS)
-    env = fleet.worker_env(
-        database_url, redis_server.url, tmp_path / "var", **fleet.smtp(mail_sink.port)
-    )
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
+def test_poison_messages_are_dead_lettered_with_their_error(rig: Rig, queue: RedisBroker) -> None:
+    seeded = rig.seed(RECORDS)
     dead_letters = f"{queue.namespace}:{xq_name(world.QUEUE)}"
-    with fleet.group(env, tmp_path / "workers.log", PROCESSES, THREADS):
+    with fleet.group(rig.smtp_env(), rig.tmp_path / "workers.log", PROCESSES, THREADS):
         # Enqueued before the run's chunks, so the workers meet them first.
         poison_ids = {
             name: queue.enqueue(
@@ -56,28 +37,20 @@ def test_poison_messages_are_dead_lettered_with_their_error(
             ).options["redis_message_id"]
             for name, (args, _error) in POISON.items()
         }
-        with factory() as session:
-            run = world.start_run(session, seeded, CHUNK_SIZE)
-        fleet.wait_until(partial(fleet.run_finished, factory, run.run_id), "the end of the run")
+        rig.wait_finished(rig.start_run(CHUNK_SIZE))
         fleet.wait_until(
             lambda: queue.client.zcard(dead_letters) >= len(POISON), "the dead letters"
         )
         stored = queue.client.hgetall(f"{dead_letters}.msgs")
 
-    delivered = tally.email_deliveries((m.rcpt_tos, m.content) for m in mail_sink.messages)
-    with factory() as session:
-        result = tally.count(session, seeded, delivered)
-    engine.dispose()
+    with rig.factory() as session:
+        result = rig.count(session, rig.smtp_deliveries())
     dead = {key.decode(): Message.decode(data) for key, data in stored.items()}
-    tally.report(
+    rig.report(
         "poison message",
-        records=RECORDS,
-        eligible=len(seeded.eligible),
+        result,
         dead_lettered=len(dead),
         errors=[message.options.get("error") for message in dead.values()],
-        lost=len(result.lost),
-        duplicates=result.duplicate_count,
-        seconds=round(time.monotonic() - began, 1),
     )
     assert set(dead) == set(poison_ids.values())
     for name, (_args, error) in POISON.items():

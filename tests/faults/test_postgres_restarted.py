@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from functools import partial
-from pathlib import Path
-
-from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench import harness
-from portalflow.models import Invitation, make_engine, make_session_factory
+from portalflow.models import Invitation
 
-from ..smtp_server import SmtpServer
-from . import fleet, tally, world
+from . import fleet, tally
+from .rig import Rig
 
 RECORDS = 1000
 CHUNK_SIZE = 100
@@ -28,70 +23,43 @@ SCHEDULER_PERIOD_SECONDS = 2.0
 
 
 def test_postgres_restarted_mid_run_loses_nothing(
-    database_url: str,
-    pg_cluster: harness.PrivatePostgres,
-    redis_server: harness.PrivateRedis,
-    queue: RedisBroker,
-    mail_sink: SmtpServer,
-    tmp_path: Path,
+    rig: Rig, pg_cluster: harness.PrivatePostgres
 ) -> None:
-    began = time.monotonic()
-    seeded = world.seed(database_url, RECORDS)
-    env = fleet.worker_env(
-        database_url,
-        redis_server.url,
-        tmp_path / "var",
-        **fleet.smtp(mail_sink.port),
-        send_lease_seconds=LEASE_SECONDS,
-        replay_grace_seconds=REPLAY_GRACE_SECONDS,
-    )
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
-    log = tmp_path / "workers.log"
+    seeded = rig.seed(RECORDS)
+    env = rig.smtp_env(send_lease_seconds=LEASE_SECONDS, replay_grace_seconds=REPLAY_GRACE_SECONDS)
+    log = rig.tmp_path / "workers.log"
     with (
         fleet.group(env, log, PROCESSES, THREADS),
-        fleet.playing_scheduler(
-            database_url,
-            SCHEDULER_PERIOD_SECONDS,
-            lease=LEASE_SECONDS,
-            grace=REPLAY_GRACE_SECONDS,
-            max_attempts=5,
+        rig.scheduler(
+            SCHEDULER_PERIOD_SECONDS, lease=LEASE_SECONDS, grace=REPLAY_GRACE_SECONDS
         ) as replays,
     ):
-        with factory() as session:
-            run = world.start_run(session, seeded, CHUNK_SIZE)
-        sent = partial(fleet.sent_so_far, factory, run.run_id)
-        fleet.wait_until(lambda: sent() >= RESTART_AFTER_SHARE * len(seeded.eligible), "progress")
-        sent_at_restart = sent()
-        emails_at_restart = len(mail_sink.messages)
-        dropped = _connections(factory)
+        run_id = rig.start_run(CHUNK_SIZE)
+        sent_at_restart = rig.wait_sent_share(run_id, RESTART_AFTER_SHARE)
+        emails_at_restart = len(rig.mail_sink.messages)
+        dropped = _connections(rig.factory)
         pg_cluster.restart(down_seconds=DOWN_SECONDS)
-        fleet.wait_until(partial(fleet.run_finished, factory, run.run_id), "the end of the run")
+        rig.wait_finished(run_id)
 
-    delivered = tally.email_deliveries((m.rcpt_tos, m.content) for m in mail_sink.messages)
-    with factory() as session:
-        result = tally.count(session, seeded, delivered)
+    delivered = rig.smtp_deliveries()
+    with rig.factory() as session:
+        result = rig.count(session, delivered)
         again = session.scalars(select(Invitation.id).where(Invitation.attempts > 1))
         claimed_again = len(again.all())
-    engine.dispose()
     worker_errors = log.read_text(errors="replace").count("OperationalError")
-    tally.report(
+    rig.report(
         "postgres restarted",
-        records=RECORDS,
-        eligible=len(seeded.eligible),
+        result,
         down_seconds=DOWN_SECONDS,
         sent_at_restart=sent_at_restart,
         emails_at_restart=emails_at_restart,
         connections_dropped=dropped,
         worker_database_errors=worker_errors,
         emails=len(delivered),
-        lost=len(result.lost),
-        duplicates=result.duplicate_count,
         dead_claims_completed_by_receipt=replays.completed,
         dead_claims_sent_again=replays.requeued,
         rows_claimed_again=claimed_again,
         failed_recovery_passes=replays.failed_passes,
-        seconds=round(time.monotonic() - began, 1),
     )
     assert dropped > 0
     tally.assert_each_got_one(result, seeded)

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from functools import partial
-from pathlib import Path
-
-from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import func, select
 
-from bench import harness
-from portalflow.models import Invitation, make_engine, make_session_factory
+from portalflow.models import Invitation
 
-from . import fleet, tally, world
+from . import fleet, tally
+from .rig import Rig
 from .ses_outage import running_ses_outage_server
 
 RECORDS = 200
@@ -36,20 +31,11 @@ AWS_ENV = {
 
 
 def test_provider_outage_retries_with_backoff_and_sends_once(
-    database_url: str,
-    redis_server: harness.PrivateRedis,
-    queue: RedisBroker,
-    tmp_path: Path,
+    rig: Rig,
 ) -> None:
-    began = time.monotonic()
-    seeded = world.seed(database_url, RECORDS)
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
+    seeded = rig.seed(RECORDS)
     with running_ses_outage_server() as ses:
-        env = fleet.worker_env(
-            database_url,
-            redis_server.url,
-            tmp_path / "var",
+        env = rig.worker_env(
             email_channel="ses",
             ses_endpoint_url=ses.url,
             ses_region="us-east-1",
@@ -57,41 +43,30 @@ def test_provider_outage_retries_with_backoff_and_sends_once(
             replay_grace_seconds=REPLAY_GRACE_SECONDS,
         )
         with (
-            fleet.group({**env, **AWS_ENV}, tmp_path / "workers.log", PROCESSES, THREADS),
-            fleet.playing_scheduler(
-                database_url,
-                SCHEDULER_PERIOD_SECONDS,
-                lease=LEASE_SECONDS,
-                grace=REPLAY_GRACE_SECONDS,
-                max_attempts=5,
+            fleet.group({**env, **AWS_ENV}, rig.tmp_path / "workers.log", PROCESSES, THREADS),
+            rig.scheduler(
+                SCHEDULER_PERIOD_SECONDS, lease=LEASE_SECONDS, grace=REPLAY_GRACE_SECONDS
             ),
         ):
             ses.outage.start(OUTAGE_SECONDS)
-            with factory() as session:
-                run = world.start_run(session, seeded, CHUNK_SIZE)
-            fleet.wait_until(partial(fleet.run_finished, factory, run.run_id), "the end of the run")
+            rig.wait_finished(rig.start_run(CHUNK_SIZE))
         refused, accepted = ses.outage.refused, list(ses.outage.accepted)
 
     delivered = tally.email_deliveries(accepted)
-    with factory() as session:
-        result = tally.count(session, seeded, delivered)
+    with rig.factory() as session:
+        result = rig.count(session, delivered)
         fewest, most = session.execute(
             select(func.min(Invitation.attempts), func.max(Invitation.attempts)).where(
                 Invitation.crm_id.in_(list(seeded.eligible))
             )
         ).one()
-    engine.dispose()
-    tally.report(
+    rig.report(
         "provider outage",
-        records=RECORDS,
-        eligible=len(seeded.eligible),
+        result,
         outage_seconds=OUTAGE_SECONDS,
         answered_503=refused,
         answered_200=len(accepted),
         attempts_per_invitation=[fewest, most],
-        lost=len(result.lost),
-        duplicates=result.duplicate_count,
-        seconds=round(time.monotonic() - began, 1),
     )
     tally.assert_each_got_one(result, seeded)
     # Every invitation met the outage and was sent on a later attempt.

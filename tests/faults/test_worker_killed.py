@@ -17,16 +17,13 @@ from __future__ import annotations
 import itertools
 import time
 from functools import partial
-from pathlib import Path
 
-from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import func, select
 
-from bench import harness
-from portalflow.models import Invitation, make_engine, make_session_factory
+from portalflow.models import Invitation
 
-from ..smtp_server import SmtpServer
-from . import fleet, tally, world
+from . import fleet, tally
+from .rig import Rig
 
 RECORDS = 5000
 CHUNK_SIZE = 100
@@ -43,40 +40,26 @@ MAX_SEND_ATTEMPTS = 20
 
 
 def test_workers_killed_every_two_seconds_lose_nothing(
-    database_url: str,
-    redis_server: harness.PrivateRedis,
-    queue: RedisBroker,
-    mail_sink: SmtpServer,
-    tmp_path: Path,
+    rig: Rig,
 ) -> None:
-    began = time.monotonic()
-    seeded = world.seed(database_url, RECORDS)
-    env = fleet.worker_env(
-        database_url,
-        redis_server.url,
-        tmp_path / "var",
-        **fleet.smtp(mail_sink.port),
+    seeded = rig.seed(RECORDS)
+    env = rig.smtp_env(
         send_lease_seconds=LEASE_SECONDS,
         replay_grace_seconds=REPLAY_GRACE_SECONDS,
         max_send_attempts=MAX_SEND_ATTEMPTS,
     )
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
     kills = 0
     with (
-        fleet.group(env, tmp_path / "first.log", PROCESSES, THREADS) as first,
-        fleet.group(env, tmp_path / "second.log", PROCESSES, THREADS) as second,
-        fleet.playing_scheduler(
-            database_url,
+        fleet.group(env, rig.tmp_path / "first.log", PROCESSES, THREADS) as first,
+        fleet.group(env, rig.tmp_path / "second.log", PROCESSES, THREADS) as second,
+        rig.scheduler(
             SCHEDULER_PERIOD_SECONDS,
             lease=LEASE_SECONDS,
             grace=REPLAY_GRACE_SECONDS,
             max_attempts=MAX_SEND_ATTEMPTS,
         ) as replays,
     ):
-        with factory() as session:
-            run = world.start_run(session, seeded, CHUNK_SIZE)
-        finished = partial(fleet.run_finished, factory, run.run_id)
+        finished = partial(rig.finished, rig.start_run(CHUNK_SIZE))
         deadline = time.monotonic() + fleet.RUN_GUARD_SECONDS
         for victim in itertools.cycle((first, second)):
             assert time.monotonic() < deadline, "the run did not finish"
@@ -90,30 +73,25 @@ def test_workers_killed_every_two_seconds_lose_nothing(
             kills += 1
             victim.start()
 
-    delivered = tally.email_deliveries((m.rcpt_tos, m.content) for m in mail_sink.messages)
-    with factory() as session:
-        result = tally.count(session, seeded, delivered)
+    delivered = rig.smtp_deliveries()
+    with rig.factory() as session:
+        result = rig.count(session, delivered)
         claimed_again = set(
             session.scalars(select(Invitation.crm_id).where(Invitation.attempts > 1))
         )
         most_attempts = session.scalar(select(func.max(Invitation.attempts)))
-    engine.dispose()
     owner = {address: crm_id for crm_id, address in seeded.eligible.items()}
     unexplained = [a for a in result.duplicates if owner[a] not in claimed_again]
-    tally.report(
+    rig.report(
         "worker killed",
-        records=RECORDS,
-        eligible=len(seeded.eligible),
+        result,
         kills=kills,
         emails=len(delivered),
-        lost=len(result.lost),
-        duplicates=result.duplicate_count,
         duplicate_bound=kills * PROCESSES * THREADS,
         dead_claims_completed_by_receipt=replays.completed,
         dead_claims_sent_again=replays.requeued,
         rows_claimed_again=len(claimed_again),
         most_attempts=most_attempts,
-        seconds=round(time.monotonic() - began, 1),
     )
     tally.assert_each_got_one(result, seeded, may_repeat=claimed_again)
     assert unexplained == []
