@@ -16,3 +16,8 @@ def run(*args: str) -> tuple[int, str]:
     """Exit code and everything printed."""
     result = invoke(*args)
     return result.exit_code, result.output
+
+
+def flat(output: str) -> str:
+    """Printed output as one line: Rich wraps errors in a box as wide as the terminal."""
+    return " ".join(output.replace("│", " ").split())

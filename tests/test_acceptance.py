@@ -33,7 +33,7 @@ from portalflow.pipelines.channels.bundle import Channels
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.web.app import create_app
 
-from .cli import run
+from .cli import flat, run
 from .factories import make_inviter, make_org, make_record, start_and_expand
 
 CONFIG = dispatch.DispatchConfig(portal_base_url="https://p")
@@ -399,7 +399,7 @@ def test_cli_accept_reads_the_password_from_a_file(cli_env: Path, tmp_path: Path
     short = tmp_path / "short.txt"
     short.write_text("short\n", encoding="utf-8")
     code, out = run("accept", token, "--password-file", str(short))
-    assert code == 2 and "at least 8 characters" in out
+    assert code == 2 and "at least 8 characters" in flat(out)
 
     # From stdin: `--password-file -`.
     result = CliRunner().invoke(
