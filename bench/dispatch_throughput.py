@@ -68,7 +68,14 @@ from portalflow.pipelines.rendering import build_context, default_template
 
 from . import noop_actors
 from .cputime import CpuMeter, database_backends, process_group
-from .harness import Workers, private_redis, smtp_sink, temporary_database, worker_processes
+from .harness import (
+    Workers,
+    private_redis,
+    smtp_sink,
+    smtp_worker_env,
+    temporary_database,
+    worker_processes,
+)
 
 FULL, QUICK = 10_000, 300
 PROCESSES, THREADS = 2, 8
@@ -131,15 +138,8 @@ def main() -> None:
         smtp_sink() as sink,
         temporary_database() as database_url,
     ):
-        env = {
-            "PORTALFLOW_VAR_DIR": scratch,
-            "PORTALFLOW_DATABASE_URL": database_url,
-            "PORTALFLOW_BROKER_URL": broker.url,
-            "PORTALFLOW_EMAIL_CHANNEL": "smtp",
-            "PORTALFLOW_SMTP_HOST": "127.0.0.1",
-            "PORTALFLOW_SMTP_PORT": str(sink.port),
-            "PORTALFLOW_PORTAL_BASE_URL": PORTAL_BASE_URL,
-        }
+        env = smtp_worker_env(scratch, database_url, broker.url, sink.port)
+        env["PORTALFLOW_PORTAL_BASE_URL"] = PORTAL_BASE_URL
         if args.chunk_size:
             env["PORTALFLOW_BULK_CHUNK_SIZE"] = str(args.chunk_size)
         servers = Servers(

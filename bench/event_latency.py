@@ -58,7 +58,14 @@ from portalflow.models import (
 )
 from portalflow.pipelines import api_keys, orgs
 
-from .harness import free_port, private_redis, temporary_database, wait_for_port, worker_processes
+from .harness import (
+    free_port,
+    private_redis,
+    smtp_worker_env,
+    temporary_database,
+    wait_for_port,
+    worker_processes,
+)
 
 FULL, QUICK = 1_000, 20
 WARM_UP = 10
@@ -138,14 +145,7 @@ def main() -> None:
         arrival_server() as (mail, smtp_port),
         temporary_database() as database_url,
     ):
-        env = {
-            "PORTALFLOW_VAR_DIR": scratch,
-            "PORTALFLOW_DATABASE_URL": database_url,
-            "PORTALFLOW_BROKER_URL": broker.url,
-            "PORTALFLOW_EMAIL_CHANNEL": "smtp",
-            "PORTALFLOW_SMTP_HOST": "127.0.0.1",
-            "PORTALFLOW_SMTP_PORT": str(smtp_port),
-        }
+        env = smtp_worker_env(scratch, database_url, broker.url, smtp_port)
         key, crm_ids = seed(database_url, WARM_UP + count)
         log = Path(scratch) / "servers.log"
         options: dict[str, Any] = {"processes": PROCESSES, "threads": THREADS, "log_path": log}

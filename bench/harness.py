@@ -207,6 +207,20 @@ def smtp_sink(backlog: int = 256) -> Iterator[SmtpSink]:
         _stop(process)
 
 
+def smtp_worker_env(
+    var_dir: str, database_url: str, broker_url: str, smtp_port: int
+) -> dict[str, str]:
+    """The workers' settings: this database and broker, email over SMTP to a local port."""
+    return {
+        "PORTALFLOW_VAR_DIR": var_dir,
+        "PORTALFLOW_DATABASE_URL": database_url,
+        "PORTALFLOW_BROKER_URL": broker_url,
+        "PORTALFLOW_EMAIL_CHANNEL": "smtp",
+        "PORTALFLOW_SMTP_HOST": "127.0.0.1",
+        "PORTALFLOW_SMTP_PORT": str(smtp_port),
+    }
+
+
 @dataclass
 class Workers:
     """``dramatiq MODULE`` in its own process group: stop, SIGKILL, start again."""
