@@ -71,9 +71,10 @@ from .cputime import CpuMeter, database_backends, process_group
 from .harness import (
     Workers,
     private_redis,
+    smtp_settings,
     smtp_sink,
-    smtp_worker_env,
     temporary_database,
+    worker_env,
     worker_processes,
 )
 
@@ -138,8 +139,13 @@ def main() -> None:
         smtp_sink() as sink,
         temporary_database() as database_url,
     ):
-        env = smtp_worker_env(scratch, database_url, broker.url, sink.port)
-        env["PORTALFLOW_PORTAL_BASE_URL"] = PORTAL_BASE_URL
+        env = worker_env(
+            database_url,
+            broker.url,
+            scratch,
+            **smtp_settings(sink.port),
+            portal_base_url=PORTAL_BASE_URL,
+        )
         if args.chunk_size:
             env["PORTALFLOW_BULK_CHUNK_SIZE"] = str(args.chunk_size)
         servers = Servers(

@@ -61,9 +61,10 @@ from portalflow.pipelines import api_keys, orgs
 from .harness import (
     free_port,
     private_redis,
-    smtp_worker_env,
+    smtp_settings,
     temporary_database,
     wait_for_port,
+    worker_env,
     worker_processes,
 )
 
@@ -145,7 +146,7 @@ def main() -> None:
         arrival_server() as (mail, smtp_port),
         temporary_database() as database_url,
     ):
-        env = smtp_worker_env(scratch, database_url, broker.url, smtp_port)
+        env = worker_env(database_url, broker.url, scratch, **smtp_settings(smtp_port))
         key, crm_ids = seed(database_url, WARM_UP + count)
         log = Path(scratch) / "servers.log"
         options: dict[str, Any] = {"processes": PROCESSES, "threads": THREADS, "log_path": log}

@@ -207,18 +207,23 @@ def smtp_sink(backlog: int = 256) -> Iterator[SmtpSink]:
         _stop(process)
 
 
-def smtp_worker_env(
-    var_dir: str, database_url: str, broker_url: str, smtp_port: int
+def worker_env(
+    database_url: str, broker_url: str, var_dir: str | Path, **settings: object
 ) -> dict[str, str]:
-    """The workers' settings: this database and broker, email over SMTP to a local port."""
-    return {
-        "PORTALFLOW_VAR_DIR": var_dir,
-        "PORTALFLOW_DATABASE_URL": database_url,
-        "PORTALFLOW_BROKER_URL": broker_url,
-        "PORTALFLOW_EMAIL_CHANNEL": "smtp",
-        "PORTALFLOW_SMTP_HOST": "127.0.0.1",
-        "PORTALFLOW_SMTP_PORT": str(smtp_port),
-    }
+    """PORTALFLOW_* for worker processes: ours are blanked, then these set (name=value)."""
+    env = {name: "" for name in os.environ if name.startswith("PORTALFLOW_")}
+    env.update(
+        PORTALFLOW_DATABASE_URL=database_url,
+        PORTALFLOW_BROKER_URL=broker_url,
+        PORTALFLOW_VAR_DIR=str(var_dir),
+    )
+    env.update({f"PORTALFLOW_{name.upper()}": str(value) for name, value in settings.items()})
+    return env
+
+
+def smtp_settings(port: int) -> dict[str, object]:
+    """Worker settings for the SMTP channel to a server on 127.0.0.1:``port``."""
+    return {"email_channel": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port}
 
 
 @dataclass

@@ -48,6 +48,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from bench import harness
 from bench.harness import private_redis, temporary_database, worker_processes
 from portalflow.config import Settings
 from portalflow.models import BulkRun, BulkRunStatus, CrmRecord, make_engine, make_session_factory
@@ -262,12 +263,14 @@ def worker_env(
 ) -> dict[str, str]:
     """The workers' environment: our database, broker and provider; dummy AWS credentials."""
     return {
-        "PORTALFLOW_DATABASE_URL": database_url,
-        "PORTALFLOW_BROKER_URL": redis_url,
-        "PORTALFLOW_VAR_DIR": scratch,
-        "PORTALFLOW_EMAIL_CHANNEL": "ses",
-        "PORTALFLOW_SES_ENDPOINT_URL": provider_url,
-        "PORTALFLOW_EMAIL_MAX_SEND_RATE": str(send_rate),
+        **harness.worker_env(
+            database_url,
+            redis_url,
+            scratch,
+            email_channel="ses",
+            ses_endpoint_url=provider_url,
+            email_max_send_rate=send_rate,
+        ),
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_CONFIG_FILE": str(Path(scratch) / "no-aws-config"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,20 +23,6 @@ READY_LINE = b"is ready for action"
 # Only guards against a hung test: the tests assert what happened, never how fast.
 HANG_GUARD_SECONDS = 240.0
 RUN_GUARD_SECONDS = 600.0
-
-
-def worker_env(
-    database_url: str, broker_url: str, var_dir: Path, **settings: object
-) -> dict[str, str]:
-    """PORTALFLOW_* for the workers; every other PORTALFLOW_* of ours is left out."""
-    env = {name: "" for name in os.environ if name.startswith("PORTALFLOW_")}
-    env.update(
-        PORTALFLOW_DATABASE_URL=database_url,
-        PORTALFLOW_BROKER_URL=broker_url,
-        PORTALFLOW_VAR_DIR=str(var_dir),
-    )
-    env.update({f"PORTALFLOW_{name.upper()}": str(value) for name, value in settings.items()})
-    return env
 
 
 class Group:
@@ -173,8 +158,3 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 def sent_so_far(factory: sessionmaker[Session], run_id: int) -> int:
     with factory() as session:
         return session.get_one(BulkRun, run_id).sent
-
-
-def smtp(port: int) -> dict[str, object]:
-    """Worker settings for the SMTP channel to a sink on 127.0.0.1:``port``."""
-    return {"email_channel": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port}

@@ -48,13 +48,13 @@ class Rig:
         return self.seeded
 
     def worker_env(self, **settings: object) -> dict[str, str]:
-        return fleet.worker_env(
+        return harness.worker_env(
             self.database_url, self.redis_server.url, self.tmp_path / "var", **settings
         )
 
     def smtp_env(self, **settings: object) -> dict[str, str]:
         """The workers' settings, sending through the SMTP sink."""
-        return self.worker_env(**fleet.smtp(self.mail_sink.port), **settings)
+        return self.worker_env(**harness.smtp_settings(self.mail_sink.port), **settings)
 
     def scheduler(
         self, period: float, *, lease: float, grace: float, max_attempts: int = 5
