@@ -11,7 +11,7 @@ calls) and prints its wall time, rows per transaction and longest transaction: n
 lock of the sweep is held longer, so no writer waits longer on one.
 
 While the sweep runs, two threads each repeat what a single dispatch first does to one
-invitation row, the real claim UPDATE (``dispatch._claim``), each in its own transaction,
+invitation row, the real claim UPDATE (``dispatch.claim_due``), each in its own transaction,
 rolled back so that it can be repeated: one on queued invitations that are not due, one
 on due invitations picked at random (swept already, under the sweep's lock, or about to
 be). The longest claim, lock wait included, is printed for each. (The claim matches only
@@ -41,7 +41,8 @@ from bench.harness import temporary_database
 from portalflow.models import Invitation, InvitationStatus, make_engine, make_session_factory
 from portalflow.models import utcnow as now
 from portalflow.pipelines import expiry, orgs
-from portalflow.pipelines.dispatch import _claim
+from portalflow.pipelines.claims import DEFAULT_LEASE, Claim
+from portalflow.pipelines.dispatch import claim_due
 
 FULL, FULL_DUE = 1_000_000, 200_000
 QUICK, QUICK_DUE = 20_000, 4_000
@@ -110,7 +111,8 @@ class Probe:
         with factory() as session:
             while not self.stop.is_set():
                 started = time.perf_counter()
-                _token, claimed = _claim(session, [rng.choice(self.ids)], now())
+                claim, deadline = Claim.begin(DEFAULT_LEASE)
+                claimed = claim_due(session, [rng.choice(self.ids)], claim.token, deadline, now())
                 self.longest = max(self.longest, time.perf_counter() - started)
                 session.rollback()  # leave the row as it was, to claim it again
                 self.claims += 1

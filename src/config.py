@@ -37,8 +37,13 @@ class Settings:
     portal_base_url: str = "http://localhost:8000/portal"
     bulk_chunk_size: int = 500
     max_send_attempts: int = 5
-    # A claim older than this belonged to a dead worker; its row is sent again.
-    send_lease_seconds: int = 1200
+    # How long a claim on rows holds before recovery may hand them to another worker; a
+    # live worker extends it while it works, so it only bounds one provider call and the
+    # time a dead or paused worker's rows wait.
+    send_lease_seconds: int = 300
+    # A worker sends under a claim only while its deadline is at least this far ahead
+    # (capped at half the lease); past that it gives the rest of its batch back.
+    claim_margin_seconds: float = 30.0
     # Queued work this far past due has lost its message and is enqueued again.
     replay_grace_seconds: int = 300
     extra_disposable_domains: tuple[str, ...] = field(default_factory=tuple)
@@ -90,6 +95,10 @@ class Settings:
         _one_of("sms_channel", self.sms_channel, SMS_CHANNELS)
         if not 1 <= self.bulk_chunk_size <= 5000:
             raise SettingsError("PORTALFLOW_BULK_CHUNK_SIZE must be between 1 and 5000")
+        if self.send_lease_seconds < 2:
+            raise SettingsError("PORTALFLOW_SEND_LEASE_SECONDS must be at least 2")
+        if self.claim_margin_seconds < 0:
+            raise SettingsError("PORTALFLOW_CLAIM_MARGIN_SECONDS must not be negative")
         if self.max_send_attempts < 1:
             raise SettingsError("PORTALFLOW_MAX_SEND_ATTEMPTS must be at least 1")
         if not 0 <= self.reconcile_hour_utc <= 23:

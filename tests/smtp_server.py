@@ -31,8 +31,23 @@ class RecordingHandler:
 
     replies: dict[str, str] = field(default_factory=dict)
     hang_up_after_data: set[str] = field(default_factory=set)
+    # Advertise RFC 2920 PIPELINING (aiosmtpd reads pipelined commands in order anyway).
+    pipelining: bool = True
     messages: list[Received] = field(default_factory=list)
     protocols: list[SMTP] = field(default_factory=list)
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(
         self,
@@ -113,10 +128,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_smtp_server(**smtp_parameters: Any) -> Iterator[SmtpServer]:
+def running_smtp_server(*, pipelining: bool = True, **smtp_parameters: Any) -> Iterator[SmtpServer]:
     """Start a recording SMTP server on 127.0.0.1; ``smtp_parameters`` go to aiosmtpd."""
     server = SmtpServer(
-        RecordingHandler(), hostname="127.0.0.1", port=free_port(), **smtp_parameters
+        RecordingHandler(pipelining=pipelining),
+        hostname="127.0.0.1",
+        port=free_port(),
+        **smtp_parameters,
     )
     server.start()
     try:

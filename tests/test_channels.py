@@ -36,7 +36,8 @@ def make_email(
     message["To"] = recipient
     message["Subject"] = f"Your invitation {invitation_id}/{n}"
     message["Message-ID"] = message_id
-    message.set_content(f"Hello,\n\naccept here: https://example.com/accept?n={n}\n")
+    # The line that starts with a dot must survive the SMTP dot-stuffing.
+    message.set_content(f"Hello,\n\naccept here: https://example.com/accept?n={n}\n.\n.end\n")
     return OutgoingEmail(
         invitation_id=invitation_id,
         envelope_from=SENDER,
@@ -114,6 +115,13 @@ def test_outbox_that_cannot_be_written_is_a_temporary_failure(tmp_path: Path) ->
 # --- SMTP ---------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """Every SMTP test runs against a server with RFC 2920 PIPELINING and one without."""
+    with running_smtp_server(pipelining=request.param) as server:
+        yield server
+
+
 @pytest.fixture
 def smtp_channel(smtp_server: SmtpServer) -> Iterator[SmtpChannel]:
     channel = SmtpChannel(smtp_server.hostname, smtp_server.port, timeout=5)
@@ -134,6 +142,29 @@ def test_smtp_message_arrives_intact(smtp_server: SmtpServer, smtp_channel: Smtp
     message = parse(received.content)
     assert message["Subject"] == "Your invitation 3/0"
     assert body(message) == body(parse(sent.raw))
+
+
+def test_smtp_pipelines_exactly_when_the_server_offers_it(
+    smtp_server: SmtpServer, smtp_channel: SmtpChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portalflow.pipelines.channels import smtp
+
+    pipelined: list[str] = []
+    original = smtp._Connection.send_pipelined
+
+    def counted(self: smtp._Connection, sender: str, recipient: str, message: bytes) -> None:
+        pipelined.append(recipient)
+        original(self, sender, recipient, message)
+
+    monkeypatch.setattr(smtp._Connection, "send_pipelined", counted)
+    for n in range(3):
+        smtp_channel.send(make_email(n, recipient=f"user{n}@example.org"))
+
+    offered = smtp_server.handler.pipelining
+    assert pipelined == ([f"user{n}@example.org" for n in range(3)] if offered else [])
+    assert [m.rcpt_tos for m in smtp_server.messages] == [
+        [f"user{n}@example.org"] for n in range(3)
+    ]
 
 
 def test_smtp_many_sends_share_one_connection(

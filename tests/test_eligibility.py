@@ -22,13 +22,12 @@ from .factories import client_portal, make_inviter, make_org, make_record
 
 
 def decide(session: Session, org: Any, inviter: Any, crm_ids: list[str], user_type: Any = None):
-    return eligibility.decide(
-        session,
-        org=org,
-        user_type=user_type or client_portal(session, org),
-        inviter=inviter,
-        crm_ids=crm_ids,
+    """The whole verdict, as a chunk expansion reaches it: decide, then settle the licences."""
+    user_type = user_type or client_portal(session, org)
+    decisions = eligibility.decide(
+        session, org=org, user_type=user_type, inviter=inviter, crm_ids=crm_ids
     )
+    return eligibility.settle(session, org, user_type, decisions)
 
 
 CASES: list[tuple[str, dict[str, Any], ReasonCode | None]] = [
@@ -162,4 +161,46 @@ def test_a_chunk_costs_a_fixed_number_of_queries(session: Session, size: int) ->
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert all(d.eligible for d in decisions)
-    assert len(statements) <= 4, statements
+    # records, portal users, suppressions; under the licence lock: portal users again, holders.
+    assert len(statements) <= 5, statements
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a@b.com",
+        "a.b+c_d-e@sub.example.org",
+        "a..b@example.com",
+        ".a@example.com",
+        "a.@example.com",
+        "a@example",
+        "a@-example.com",
+        "a@example-.com",
+        "a@example..com",
+        "a@localhost",
+        "a@example.invalid",
+        "a@1.2.3.4",
+        "a@b.123",
+        "x" * 64 + "@example.com",
+        "x" * 65 + "@example.com",
+        "a@" + ("b" * 63 + ".") * 3 + "com",
+        "a@" + ("b" * 63 + ".") * 4 + "com",
+        "@example.com",
+        "a@",
+        "a@xn--bcher-kva.de",
+        "a@xn--zz.com",
+        "a@b_c.com",
+        "user@arpa",
+    ],
+)
+def test_the_plain_address_shortcut_agrees_with_email_validator(address: str) -> None:
+    from email_validator import EmailNotValidError, validate_email
+
+    from portalflow.pipelines import addresses
+
+    try:
+        validate_email(address, check_deliverability=False)
+        expected = True
+    except EmailNotValidError:
+        expected = False
+    assert addresses.is_well_formed(address) == expected

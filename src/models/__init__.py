@@ -31,11 +31,11 @@ from .enums import (
     describe_failure,
 )
 from .events import CrmEvent
-from .invitations import Invitation
+from .invitations import Invitation, SendReceipt
 from .licences import LicenceAlert, LicencePurchase, LicenceReport
 from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal, PortalUserType
 from .portal_users import PortalUser
-from .records import CONSENT_BASIS, CrmRecord
+from .records import CONSENT_BASIS, RECORD_VALUE_COLUMNS, CrmRecord, RecordValues
 from .session import make_engine, make_session_factory, session_scope
 from .sms import DltTemplate, SmsTemplate, SmsTemplateMapping
 from .templates import EmailTemplate
@@ -47,6 +47,7 @@ __all__ = [
     "CONSENT_BASIS",
     "OPEN_INVITATION_STATUSES",
     "REASON_DESCRIPTIONS",
+    "RECORD_VALUE_COLUMNS",
     "ApiKey",
     "Base",
     "BulkAction",
@@ -84,8 +85,10 @@ __all__ = [
     "ProviderEventStatus",
     "ReasonCode",
     "RecordAccess",
+    "RecordValues",
     "ScheduledRun",
     "SendFailureCode",
+    "SendReceipt",
     "SmsEncoding",
     "SmsTemplate",
     "SmsTemplateKind",

@@ -131,6 +131,9 @@ class SendFailureCode(StrEnum):
     TECHNICAL_FAILURE = "technical_failure"  # temporary trouble outlasted every retry
     DLT_MISMATCH = "dlt_mismatch"  # the rendered SMS no longer fits its DLT template
     INSUFFICIENT_SMS_CREDITS = "insufficient_sms_credits"
+    RENDER_FAILED = "render_failed"  # this one message could not be rendered, built or checked
+    SEND_ERROR = "send_error"  # the channel raised something it does not classify
+    LEASE_EXPIRED = "lease_expired"  # its worker stopped before recording the send (retried)
 
 
 SEND_FAILURE_DESCRIPTIONS: dict[SendFailureCode, str] = {
@@ -141,6 +144,16 @@ SEND_FAILURE_DESCRIPTIONS: dict[SendFailureCode, str] = {
         "wrong type; nothing was sent."
     ),
     SendFailureCode.INSUFFICIENT_SMS_CREDITS: "The org has no SMS credits left; nothing was sent.",
+    SendFailureCode.RENDER_FAILED: (
+        "The message could not be rendered, built or checked (the detail says why); nothing "
+        "was sent. Fix the template or the record and invite again."
+    ),
+    SendFailureCode.SEND_ERROR: (
+        "The channel failed with an error it does not classify; retried, then given up."
+    ),
+    SendFailureCode.LEASE_EXPIRED: (
+        "The worker that was sending it stopped before recording the send; sent again."
+    ),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CHAR, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CHAR, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -23,10 +23,22 @@ class Invitation(Base):
     __table_args__ = (
         Index("ix_invitations_bulk_run_status", "bulk_run_id", "status"),
         Index("ix_invitations_chunk_status", "bulk_chunk_id", "status"),
-        Index("ix_invitations_status_claimed", "status", "claimed_at"),
+        # Partial: only the rows recovery and the sweep look for carry an entry, so a status
+        # change elsewhere in the life of a row does not maintain them.
+        Index(
+            "ix_invitations_sending_deadline",
+            "claim_deadline",
+            postgresql_where=text("status = 'sending'"),
+            sqlite_where=text("status = 'sending'"),
+        ),
         Index("ix_invitations_portal_user_status", "portal_user_id", "status"),
         Index("ix_invitations_provider_message_id", "provider_message_id"),
-        Index("ix_invitations_status_expires", "status", "expires_at"),  # the expiry sweep
+        Index(
+            "ix_invitations_sent_expires",  # the expiry sweep
+            "expires_at",
+            postgresql_where=text("status = 'sent'"),
+            sqlite_where=text("status = 'sent'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -50,6 +62,8 @@ class Invitation(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claim_token: Mapped[str | None] = mapped_column(String(32))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the claim lapses unless its live worker extends it; recovery takes the row then.
+    claim_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # SHA-256 of the invitation token, hex; the token itself is never stored.
     token_hash: Mapped[str | None] = mapped_column(CHAR(64), unique=True)
@@ -60,6 +74,9 @@ class Invitation(Base):
     dlt_template_id: Mapped[str | None] = mapped_column(String(19))
     sms_encoding: Mapped[SmsEncoding | None] = mapped_column(enum_column(SmsEncoding))
     sms_segments: Mapped[int | None] = mapped_column(Integer)
+    # SMS credits debited for the attempt under way, not yet settled: given back when the
+    # attempt ends without the provider taking the message, kept when it took it.
+    sms_debited: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # What the provider said after accepting it (bounce, complaint, delivery receipt).
     outcome_class: Mapped[OutcomeClass | None] = mapped_column(enum_column(OutcomeClass))
     outcome_code: Mapped[str | None] = mapped_column(String(64))
@@ -68,3 +85,21 @@ class Invitation(Base):
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SendReceipt(Base):
+    """The provider took this claimed invitation's message: written the moment it answers.
+
+    A narrow row, one INSERT and commit per message, so that the wide invitation row with
+    its indexes is written once per batch; recovery completes a dead claim's rows that have
+    one as sent instead of sending them again. Deleted when the batch's outcomes are written.
+    """
+
+    __tablename__ = "send_receipts"
+
+    invitation_id: Mapped[int] = mapped_column(
+        ForeignKey("invitations.id", ondelete="CASCADE"), primary_key=True
+    )
+    claim_token: Mapped[str] = mapped_column(String(32))
+    provider_message_id: Mapped[str] = mapped_column(String(255))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)

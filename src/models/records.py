@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -45,16 +46,59 @@ class CrmRecord(Base):
 
     def field_value(self, name: str) -> Any:
         """The value of a named field: a column if there is one, else an extra field."""
-        if name in RECORD_COLUMNS:
-            return getattr(self, name)
-        return (self.fields or {}).get(name)
+        return _field_value(self, name)
 
     def merge_fields(self) -> dict[str, Any]:
         """Plain values for templates (never the ORM object itself)."""
-        values = dict(self.fields or {})
-        values.update({name: getattr(self, name) for name in MERGEABLE_COLUMNS})
-        return values
+        return _merge_fields(self)
 
 
 MERGEABLE_COLUMNS = ("crm_id", "module", "first_name", "last_name", "email", "phone")
 RECORD_COLUMNS = frozenset(MERGEABLE_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordValues:
+    """A record's values read with Core, for the hot path: the same reads as ``CrmRecord``
+    without an ORM object (and its identity-map bookkeeping) per record."""
+
+    id: int
+    org_id: int
+    crm_id: str
+    module: str
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    phone: str | None
+    owner_id: int | None
+    approval_locked: bool
+    review_locked: bool
+    processing_basis: str | None
+    consent_given: bool
+    in_recycle_bin: bool
+    deleted: bool
+    fields: dict[str, Any] | None
+
+    def field_value(self, name: str) -> Any:
+        """The value of a named field: a column if there is one, else an extra field."""
+        return _field_value(self, name)
+
+    def merge_fields(self) -> dict[str, Any]:
+        """Plain values for templates."""
+        return _merge_fields(self)
+
+
+# The columns a RecordValues is read from, in its field order.
+RECORD_VALUE_COLUMNS = tuple(getattr(CrmRecord, name) for name in RecordValues.__dataclass_fields__)
+
+
+def _field_value(record: CrmRecord | RecordValues, name: str) -> Any:
+    if name in RECORD_COLUMNS:
+        return getattr(record, name)
+    return (record.fields or {}).get(name)
+
+
+def _merge_fields(record: CrmRecord | RecordValues) -> dict[str, Any]:
+    values = dict(record.fields or {})
+    values.update({name: getattr(record, name) for name in MERGEABLE_COLUMNS})
+    return values

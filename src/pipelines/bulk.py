@@ -6,10 +6,11 @@ request are read the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
@@ -30,9 +31,11 @@ from portalflow.models import (
 )
 from portalflow.models.records import RECORD_COLUMNS
 
-from . import eligibility, licences, orgs
+from . import bulk_sql, eligibility, licences, lifecycle, orgs
+from .claims import Claim, ClaimedRow
 from .eligibility import Decision
 from .errors import InvalidInput, NotFound
+from .invitation_states import Transition, initial_status
 from .rendering import SUPPORTED_LANGUAGES
 
 MAX_CRM_ID_LENGTH = 64
@@ -92,34 +95,61 @@ def start_bulk_run(
     return StartedRun(run.id, [chunk.id for chunk in chunks], len(ids))
 
 
-def expand_chunk(
-    session: Session, chunk_id: int, *, extra_disposable_domains: Iterable[str] = ()
-) -> list[int]:
-    """Decide a chunk's records and write their invitations; returns the ids left to send.
+@dataclass
+class ClaimOnWrite:
+    """Write a chunk's eligible rows already claimed, for the worker that expands it to send.
 
-    Idempotent: a chunk already expanded writes nothing and returns its still-queued ids,
-    so a redelivered chunk message resumes the sending where a dead worker left it.
+    ``issue(org_id, channel)`` gives each row its (plain token, hash); the claimed rows, with
+    their tokens and record values, land in ``claim.rows`` after the chunk's commit.
+    """
+
+    claim: Claim
+    deadline: datetime
+    issue: Callable[[int, Channel], tuple[str, str]]
+
+
+def expand_chunk(
+    session: Session,
+    chunk_id: int,
+    *,
+    extra_disposable_domains: Iterable[str] = (),
+    claim: ClaimOnWrite | None = None,
+) -> list[int]:
+    """Decide a chunk's records and write their invitations; returns the queued ids to send.
+
+    With ``claim`` the eligible rows are written claimed (``sending``, token hash, deadline)
+    and handed over in ``claim.claim.rows``, saving the queue-claim round of every row;
+    without it they are written ``queued``. Idempotent: a chunk already expanded writes
+    nothing and returns its still-queued ids, so a redelivered chunk message resumes the
+    sending where a dead worker left it (its claimed rows come back through recovery).
+    Commits.
     """
     chunk = session.get(BulkChunk, chunk_id, with_for_update=True)
     if chunk is None:
         raise NotFound(f"bulk chunk {chunk_id} does not exist")
     if chunk.status == ChunkStatus.PENDING:
         run = session.get_one(BulkRun, chunk.bulk_run_id)
-        licences.lock_user_type(session, run.user_type_id)
         org = orgs.get_org(session, run.org_id)
+        user_type = orgs.get_user_type(session, run.org_id, run.user_type_id)
         decisions = eligibility.decide(
             session,
             org=org,
-            user_type=orgs.get_user_type(session, run.org_id, run.user_type_id),
+            user_type=user_type,
             inviter=orgs.get_crm_user(session, run.org_id, run.inviter_id),
             crm_ids=chunk.crm_ids,
             extra_disposable_domains=extra_disposable_domains,
         )
-        _write_invitations(session, run, chunk, decisions)
+        licences.lock_user_type(session, run.user_type_id)
+        decisions = eligibility.settle(session, org, user_type, decisions)
+        claimed = _write_invitations(session, run, chunk, user_type, decisions, claim)
         chunk.status = ChunkStatus.EXPANDED
         session.flush()
         finish_if_done(session, [run.id])
-    return list(
+        session.commit()
+        if claim is not None:
+            claim.claim.rows = claimed
+            return []
+    queued = list(
         session.scalars(
             select(Invitation.id)
             .where(
@@ -129,6 +159,8 @@ def expand_chunk(
             .order_by(Invitation.id)
         )
     )
+    session.commit()
+    return queued
 
 
 def finish_if_done(session: Session, run_ids: Iterable[int]) -> None:
@@ -153,10 +185,15 @@ def finish_if_done(session: Session, run_ids: Iterable[int]) -> None:
 
 
 def _write_invitations(
-    session: Session, run: BulkRun, chunk: BulkChunk, decisions: Sequence[Decision]
-) -> None:
+    session: Session,
+    run: BulkRun,
+    chunk: BulkChunk,
+    user_type: PortalUserType,
+    decisions: Sequence[Decision],
+    claim: ClaimOnWrite | None,
+) -> list[ClaimedRow]:
+    """One multi-row INSERT of the chunk's invitations; the claimed rows, when claiming."""
     eligible = [decision for decision in decisions if decision.eligible]
-    user_type = session.get_one(PortalUserType, run.user_type_id)
     channel = (
         Channel.SMS
         if user_type.invitation_preference == InvitationPreference.PHONE
@@ -173,27 +210,75 @@ def _write_invitations(
         "kind": run.kind,
         "channel": channel,
         "language": run.language,
-        "attempts": 0,
         "created_at": now,
         "updated_at": now,
     }
+    unclaimed = {"claim_token": None, "claimed_at": None, "claim_deadline": None}
+    queued = {"status": initial_status(Transition.ENQUEUE), "attempts": 0, **unclaimed}
+    refused = {"status": initial_status(Transition.REFUSE), "attempts": 0, **unclaimed}
+    if claim is not None:  # every row of one multi-row INSERT carries the same columns
+        queued["token_hash"] = refused["token_hash"] = None
+    tokens: list[str] = []
+
+    def eligible_row(decision: Decision) -> dict[str, object]:
+        if claim is None:
+            return queued
+        token, digest = claim.issue(run.org_id, channel)
+        tokens.append(token)
+        return {
+            "status": initial_status(Transition.CLAIM_ON_WRITE),
+            "attempts": 1,
+            "claim_token": claim.claim.token,
+            "claimed_at": now,
+            "claim_deadline": claim.deadline,
+            "token_hash": digest,
+        }
+
     rows = [
         {
             **common,
+            **(eligible_row(decision) if decision.eligible else refused),
             "crm_id": decision.crm_id,
             "record_id": decision.record.id if decision.record else None,
             "portal_user_id": portal_user_ids.get(decision.record.id) if decision.record else None,
             "address": decision.address,
-            "status": InvitationStatus.QUEUED if decision.eligible else InvitationStatus.FAILED,
             "failure_code": decision.reason.value if decision.reason else None,
             "failure_detail": decision.detail,
         }
         for decision in decisions
     ]
+    claimed: list[ClaimedRow] = []
     if rows:
         # Core, not the ORM's bulk insert: the rows are plain values and need none of its
-        # per-row bookkeeping.
-        session.execute(insert(Invitation.__table__), rows)
+        # per-row bookkeeping. One statement (a multi-row VALUES) for the whole chunk.
+        # CRM ids are unique within a run, so they match the new ids to their rows.
+        ids = dict(
+            (crm_id, invitation_id)
+            for invitation_id, crm_id in bulk_sql.insert_rows(
+                session, Invitation.__table__, rows, returning=("id", "crm_id")
+            )
+        )
+        if claim is not None:
+            written = [(ids[row["crm_id"]], row) for row in rows if row["claim_token"]]
+            records = {d.record.id: d.record for d in eligible if d.record is not None}
+            claimed = [
+                ClaimedRow(
+                    id=invitation_id,
+                    org_id=run.org_id,
+                    user_type_id=run.user_type_id,
+                    channel=channel,
+                    kind=run.kind,
+                    language=run.language,
+                    address=row["address"],  # type: ignore[arg-type]
+                    invited_by_id=run.inviter_id,
+                    attempts=1,
+                    bulk_run_id=run.id,
+                    portal_user_id=row["portal_user_id"],  # type: ignore[arg-type]
+                    record=records.get(row["record_id"]),  # type: ignore[arg-type]
+                    token=token,
+                )
+                for (invitation_id, row), token in zip(written, tokens, strict=True)
+            ]
     session.execute(
         update(BulkRun)
         .where(BulkRun.id == run.id)
@@ -203,6 +288,7 @@ def _write_invitations(
         )
         .execution_options(synchronize_session=False)
     )
+    return claimed
 
 
 def _claim_portal_users(
@@ -225,6 +311,7 @@ def _claim_portal_users(
         ).all()
     )
     now = utcnow()
+    revived = lifecycle.next_status(PortalUserStatus.REMOVED, lifecycle.Action.INVITE_AGAIN)
     if removed:
         session.execute(
             update(PortalUser),
@@ -232,7 +319,8 @@ def _claim_portal_users(
                 {
                     "id": portal_user_id,
                     "user_type_id": run.user_type_id,
-                    "status": PortalUserStatus.INVITED,
+                    "status": revived,
+                    "status_changed_at": now,
                     column: addresses[record_id],
                     "invited_by_id": run.inviter_id,
                     "confirmed_at": None,
@@ -246,7 +334,8 @@ def _claim_portal_users(
             "org_id": run.org_id,
             "record_id": record_id,
             "user_type_id": run.user_type_id,
-            "status": PortalUserStatus.INVITED,
+            "status": PortalUserStatus.INVITED,  # a new user starts invited
+            "status_changed_at": now,
             column: addresses[record_id],
             "invited_by_id": run.inviter_id,
             "created_at": now,
@@ -257,8 +346,9 @@ def _claim_portal_users(
     ]
     created: dict[int, int] = {}
     if new_rows:
-        table = PortalUser.__table__
-        result = session.execute(insert(table).returning(table.c.record_id, table.c.id), new_rows)
+        result = bulk_sql.insert_rows(
+            session, PortalUser.__table__, new_rows, returning=("record_id", "id")
+        )
         created = {record_id: portal_user_id for record_id, portal_user_id in result}
     return {**removed, **created}
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import (
     CONSENT_BASIS,
+    RECORD_VALUE_COLUMNS,
     Channel,
     CrmRecord,
     CrmUser,
@@ -24,6 +25,7 @@ from portalflow.models import (
     PortalUserType,
     ReasonCode,
     RecordAccess,
+    RecordValues,
 )
 
 from . import addresses, licences, phones, sms_templates, suppressions
@@ -34,7 +36,7 @@ class Decision:
     """The verdict for one requested CRM id; ``reason`` is None when it may be invited."""
 
     crm_id: str
-    record: CrmRecord | None
+    record: RecordValues | None
     address: str | None
     reason: ReasonCode | None = None
     detail: str | None = None
@@ -53,21 +55,23 @@ def decide(
     crm_ids: Sequence[str],
     extra_disposable_domains: Iterable[str] = (),
 ) -> list[Decision]:
-    """Decide every id of a chunk, in order; the caller holds the user type's licence lock."""
+    """Decide every id of a chunk, in order, on every rule but the licence limit.
+
+    Needs no lock: the caller then takes the user type's licence lock and calls ``settle``,
+    so the lock is held for a few short statements, not through the whole decision.
+    """
     records = {
         record.crm_id: record
-        for record in session.scalars(
-            select(CrmRecord).where(CrmRecord.org_id == org.id, CrmRecord.crm_id.in_(crm_ids))
-        )
-    }
-    portal_record_ids = set(
-        session.scalars(
-            select(PortalUser.record_id).where(
-                PortalUser.record_id.in_([record.id for record in records.values()]),
-                PortalUser.status != PortalUserStatus.REMOVED,
+        for record in (
+            RecordValues(*row)
+            for row in session.execute(
+                select(*RECORD_VALUE_COLUMNS).where(
+                    CrmRecord.org_id == org.id, CrmRecord.crm_id.in_(crm_ids)
+                )
             )
         )
-    )
+    }
+    portal_record_ids = _portal_record_ids(session, [record.id for record in records.values()])
     by_sms = user_type.invitation_preference == InvitationPreference.PHONE
     context = _Context(
         org=org,
@@ -78,10 +82,44 @@ def decide(
         sms_blocked=by_sms and not sms_templates.sms_ready(session, org.id),
     )
     decisions = [_decide_one(crm_id, records.get(crm_id), context) for crm_id in crm_ids]
-    decisions = _refuse_suppressed(
-        session, org, Channel.SMS if by_sms else Channel.EMAIL, decisions
-    )
+    return _refuse_suppressed(session, org, Channel.SMS if by_sms else Channel.EMAIL, decisions)
+
+
+def settle(
+    session: Session, org: Org, user_type: PortalUserType, decisions: list[Decision]
+) -> list[Decision]:
+    """The decisions that need the user type's licence lock (held by the caller).
+
+    A record another run made a portal user since ``decide`` read them is refused now, and
+    the licences left are spent in order.
+    """
+    eligible_ids = [d.record.id for d in decisions if d.eligible and d.record is not None]
+    taken = _portal_record_ids(session, eligible_ids) if eligible_ids else set()
+    if taken:
+        decisions = [
+            Decision(
+                d.crm_id,
+                d.record,
+                d.address,
+                ReasonCode.ALREADY_PORTAL_USER,
+                "the record is already a portal user",
+            )
+            if d.eligible and d.record is not None and d.record.id in taken
+            else d
+            for d in decisions
+        ]
     return _apply_licence_limit(session, org, user_type, decisions)
+
+
+def _portal_record_ids(session: Session, record_ids: Sequence[int]) -> set[int]:
+    return set(
+        session.scalars(
+            select(PortalUser.record_id).where(
+                PortalUser.record_id.in_(list(record_ids)),
+                PortalUser.status != PortalUserStatus.REMOVED,
+            )
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -96,7 +134,7 @@ class _Context:
     sms_blocked: bool
 
 
-def _decide_one(crm_id: str, record: CrmRecord | None, context: _Context) -> Decision:
+def _decide_one(crm_id: str, record: RecordValues | None, context: _Context) -> Decision:
     user_type, inviter = context.user_type, context.inviter
 
     def refuse(reason: ReasonCode, detail: str, address: str | None = None) -> Decision:
@@ -137,14 +175,14 @@ def _decide_one(crm_id: str, record: CrmRecord | None, context: _Context) -> Dec
     return _decide_address(crm_id, record, context.org, user_type, context.extra_disposable)
 
 
-def _field_text(record: CrmRecord, field: str) -> str:
+def _field_text(record: RecordValues, field: str) -> str:
     value = record.field_value(field)
     return str(value).strip() if value is not None else ""
 
 
 def _decide_address(
     crm_id: str,
-    record: CrmRecord,
+    record: RecordValues,
     org: Org,
     user_type: PortalUserType,
     extra_disposable: tuple[str, ...],

@@ -139,6 +139,33 @@ def transition_many(
     return result
 
 
+def transition_from(
+    session: Session,
+    user_ids: Sequence[int],
+    status: PortalUserStatus,
+    action: Action,
+    now: datetime | None = None,
+) -> list[int]:
+    """Apply ``action`` to those of ``user_ids`` that are ``status`` now: one UPDATE.
+
+    For the pipelines' own follow-ups (a first invitation that failed for good frees its
+    invited user): users in any other status are left as they are. Returns the ids moved.
+    """
+    if not user_ids:
+        return []
+    target = next_status(status, action)
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            update(PortalUser)
+            .where(PortalUser.id.in_(list(user_ids)), PortalUser.status == status)
+            .values(status=target, status_changed_at=now, updated_at=now)
+            .returning(PortalUser.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
 class UserFilter(StrEnum):
     """The spec's filters of a user type's Users tab."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
@@ -26,11 +26,13 @@ from portalflow.models import (
     ProviderEvent,
     ProviderEventStatus,
     SendFailureCode,
+    SendReceipt,
 )
 
-from . import dispatch
+from . import credits, dispatch
+from .invitation_states import Transition, has_status, move_ids
 
-# Longer than the longest a claim is legitimately held: the bulk actor's 15-minute limit.
+# For rows claimed before claims carried a deadline: longer than any actor may run.
 DEFAULT_LEASE = timedelta(minutes=20)
 # A queued row or pending chunk this much past due has lost its message.
 DEFAULT_GRACE = timedelta(minutes=5)
@@ -63,44 +65,74 @@ class ReleasedClaims:
 def release_expired_claims(
     session: Session, now: datetime, *, lease: timedelta = DEFAULT_LEASE, max_attempts: int
 ) -> ReleasedClaims:
-    """Settle the ``sending`` rows past their lease, whose worker died before recording them.
+    """Settle the ``sending`` rows whose claim lapsed: their worker died, or stalled past it.
 
-    A row with the provider's receipt (its message id, committed as soon as the provider
-    took it) is completed as sent. Any other row goes back to ``queued``: it was never
-    handed over, or its worker died while handing it over, so its outcome is unknown; this
-    is the one place a duplicate can come from, one message per dead worker thread at most.
-    A row already at its last attempt is not sent again: it ends as ``technical_failure``.
+    A row with the provider's receipt (committed as soon as the provider took it) is
+    completed as sent, its SMS debit kept. Any other row goes back to ``queued`` with its
+    SMS debit given back: it was never handed over, or its worker died while handing it
+    over, so its outcome is unknown; this is the one place a duplicate can come from, one
+    message per dead worker thread at most. A row already at its last attempt is not sent
+    again: it ends as ``technical_failure``. ``lease`` only dates claims written before
+    claims carried a deadline.
     """
-    expired = (
-        select(Invitation.id, Invitation.attempts, Invitation.provider_message_id)
+    receipt = (
+        select(SendReceipt.provider_message_id, SendReceipt.sent_at)
         .where(
-            Invitation.status == InvitationStatus.SENDING,
-            Invitation.claimed_at < now - lease,
+            SendReceipt.invitation_id == Invitation.id,
+            SendReceipt.claim_token == Invitation.claim_token,
         )
+        .correlate(Invitation)
+    )
+    lapsed = (Invitation.claim_deadline < now) | (
+        Invitation.claim_deadline.is_(None) & (Invitation.claimed_at < now - lease)
+    )
+    expired = (
+        select(
+            Invitation.id,
+            Invitation.org_id,
+            Invitation.attempts,
+            Invitation.sms_debited,
+            # A receipt kept on the row itself: a claim written before receipts had a table.
+            func.coalesce(
+                receipt.with_only_columns(SendReceipt.provider_message_id).scalar_subquery(),
+                Invitation.provider_message_id,
+            ).label("message_id"),
+            func.coalesce(
+                receipt.with_only_columns(SendReceipt.sent_at).scalar_subquery(),
+                Invitation.sent_at,
+            ).label("sent_at"),
+        )
+        .where(has_status(InvitationStatus.SENDING), lapsed)
         .order_by(Invitation.id)
         .limit(BATCH)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=Invitation)
     )
     rows = session.execute(expired).all()
-    received = [row.id for row in rows if row.provider_message_id is not None]
-    unknown = [row for row in rows if row.provider_message_id is None]
+    received = [row for row in rows if row.message_id is not None]
+    unknown = [row for row in rows if row.message_id is None]
     retry = [row.id for row in unknown if row.attempts < max_attempts]
     exhausted = [row.id for row in unknown if row.attempts >= max_attempts]
-    completed = dispatch.complete_accepted(session, received, now) if received else []
+    completed = dispatch.complete_from_receipts(session, received, now) if received else []
+    refunds: dict[int, int] = {}
+    for row in unknown:
+        if row.sms_debited:
+            refunds[row.org_id] = refunds.get(row.org_id, 0) + row.sms_debited
     if retry:
         session.execute(
-            update(Invitation)
-            .where(Invitation.id.in_(retry), Invitation.status == InvitationStatus.SENDING)
-            .values(
-                status=InvitationStatus.QUEUED,
-                claim_token=None,
-                token_hash=None,
-                next_attempt_at=now,
-                failure_code="lease_expired",
-                failure_detail="the worker that claimed it stopped before recording the send",
-                updated_at=now,
+            move_ids(
+                Transition.RELEASE_LAPSED,
+                retry,
+                values={
+                    "claim_token": None,
+                    "claim_deadline": None,
+                    "token_hash": None,
+                    "sms_debited": 0,
+                    "next_attempt_at": now,
+                    "failure_code": SendFailureCode.LEASE_EXPIRED.value,
+                    "failure_detail": "its worker stopped before recording the send",
+                    "updated_at": now,
+                },
             )
-            .execution_options(synchronize_session=False)
         )
     if exhausted:
         dispatch.fail_claimed(
@@ -110,6 +142,8 @@ def release_expired_claims(
             "the claim's lease expired on the last attempt; the outcome is unknown",
             now,
         )
+    for org_id, amount in refunds.items():
+        credits.refund(session, org_id, amount)
     return ReleasedClaims(retry, exhausted, completed)
 
 

@@ -42,16 +42,26 @@ def message_id(value: object, name: str) -> int:
     **INFRASTRUCTURE_RETRIES,
 )
 def bulk_invite(chunk_id: int) -> None:
-    """Decide one chunk of a bulk run, write its invitations, and send them."""
+    """Decide one chunk of a bulk run, write its invitations claimed, and send them."""
     chunk_id = message_id(chunk_id, "chunk_id")
     current = runtime.current()
-    with current.session() as session:
-        invitation_ids = bulk.expand_chunk(
-            session,
-            chunk_id,
-            extra_disposable_domains=current.settings.extra_disposable_domains,
-        )
-    _send(invitation_ids)
+    config = current.dispatch_config()
+    channels = current.channels()
+    try:
+        with current.session() as session:
+            claim = dispatch.claim_on_write(session, config)
+            queued = bulk.expand_chunk(
+                session,
+                chunk_id,
+                extra_disposable_domains=current.settings.extra_disposable_domains,
+                claim=claim,
+            )
+            result = dispatch.send_claim(session, claim.claim, channels=channels, config=config)
+            if queued:  # a redelivered chunk: what a dead worker left queued
+                dispatch.dispatch(session, queued, channels=channels, config=config, result=result)
+    finally:
+        channels.close()
+    _enqueue_retries(result)
 
 
 @register
@@ -135,6 +145,10 @@ def _send(invitation_ids: Sequence[int]) -> None:
             )
     finally:
         channels.close()
+    _enqueue_retries(result)
+
+
+def _enqueue_retries(result: dispatch.DispatchResult) -> None:
     # The rows are committed as queued with next_attempt_at; the replay sweep covers a lost send.
     for invitation_id, delay in result.retry:
         dispatch_invitation.send_with_options(

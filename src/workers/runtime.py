@@ -15,6 +15,7 @@ from portalflow.models import DataCentre, make_engine, make_session_factory
 from portalflow.models import session_scope as _session_scope
 from portalflow.pipelines.channels.bundle import Channels
 from portalflow.pipelines.channels.rate_limit import SendRates, send_rates
+from portalflow.pipelines.claims import Lease
 from portalflow.pipelines.dispatch import DispatchConfig
 
 
@@ -45,6 +46,7 @@ class Runtime:
                 dc.value: settings.short_link_domain(dc.value) for dc in DataCentre
             },
             variable_limits=settings.variable_limits(),
+            lease=Lease(settings.send_lease_seconds, settings.claim_margin_seconds),
         )
 
     def close(self) -> None:
