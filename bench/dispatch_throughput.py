@@ -21,9 +21,12 @@ bulk/bare (target >= 0.7), the chunk size (``PORTALFLOW_BULK_CHUNK_SIZE``, or
 ``--chunk-size``), then what each item cost in CPU milliseconds, over every program
 involved (read from ``/proc``: workers, PostgreSQL's backends for the bench database,
 Redis, the sink) and per program for the bulk run, how busy each worker process was (CPU
-seconds / wall seconds) and how many PostgreSQL connections served the bulk run. On a
-shared machine the wall figures move with the neighbours, the CPU figures less. Then a
-one-line JSON summary.
+seconds / wall seconds), how many PostgreSQL connections served the bulk run and
+``bulk_sql_per_invitation``: the SQL statements the worker processes sent to the database
+in the bulk run's timed window, per invitation (the workers run ``bench.counted_workers``,
+our actors with ``bench.sqlcount`` counting; an executemany counts once per parameter set,
+a multi-row INSERT or UPDATE once). On a shared machine the wall figures move with the
+neighbours, the CPU and SQL figures less. Then a one-line JSON summary.
 
 Dramatiq reads its own tuning from the environment, and the workers inherit it, e.g.
 ``dramatiq_queue_prefetch=8`` (messages a worker process holds; default 2 per thread).
@@ -66,7 +69,7 @@ from portalflow.pipelines.message import build_message
 from portalflow.pipelines.outgoing_email import invitation_link
 from portalflow.pipelines.rendering import build_context, default_template
 
-from . import noop_actors
+from . import noop_actors, sqlcount
 from .cputime import CpuMeter, database_backends, process_group
 from .harness import (
     Workers,
@@ -80,6 +83,7 @@ from .harness import (
 
 FULL, QUICK = 10_000, 300
 PROCESSES, THREADS = 2, 8
+COUNTED_WORKERS = "bench.counted_workers"  # our actors, counting their SQL statements
 WARM_UP_RECORDS, WARM_UP_CHUNK = 64, 4
 PORTAL_BASE_URL = "http://localhost:8000/portal"
 FIRST_NAMES = ("Aarav", "Aiko", "Amara", "Ana", "Ben", "Chloe", "Diego", "Elif", "Emma")
@@ -97,6 +101,8 @@ class Timing:
     busy: tuple[float, ...] = ()
     # PostgreSQL backends that served the run: more than the workers' threads means churn.
     connections: int = 0
+    # SQL statements the worker processes sent in the timed window (see bench.sqlcount).
+    statements: int = 0
 
     @property
     def rate(self) -> float:
@@ -108,7 +114,6 @@ class Timing:
         return seconds / self.count * 1000
 
 
-@dataclass
 @dataclass(frozen=True)
 class Servers:
     """What the three measurements share: the workers' settings and the servers' processes."""
@@ -184,6 +189,7 @@ def main() -> None:
         "noop_worker_busy": noop.busy,
         "bulk_worker_busy": invite.busy,
         "bulk_db_connections": invite.connections,
+        "bulk_sql_per_invitation": round(invite.statements / invite.count, 2),
         "noop_done": noop.count,
         "bare_sent": bare.count,
         "bulk_sent": invite.count,
@@ -340,13 +346,19 @@ class Seeded:
 
 
 def measure_bulk(servers: Servers, settings: Settings, count: int) -> Timing:
-    """Invite ``count`` records through the workers; time until the run is completed."""
+    """Invite ``count`` records through the workers; time until the run is completed.
+
+    The workers count their SQL statements (``bench.counted_workers``): the counter is
+    zeroed once the warm-up's statements are all in and read once every worker process
+    has flushed after the timed window.
+    """
     from portalflow.workers import enqueue
     from portalflow.workers.broker import install
 
     install(_broker(settings))  # our actors, on the private Redis
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
+    counter = redis.Redis.from_url(servers.broker_url)
     log = servers.log
     try:
         with factory() as session:
@@ -355,7 +367,12 @@ def measure_bulk(servers: Servers, settings: Settings, count: int) -> Timing:
             session.commit()
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("ANALYZE"))
-        options = {"processes": PROCESSES, "threads": THREADS, "log_path": log}
+        options = {
+            "module": COUNTED_WORKERS,
+            "processes": PROCESSES,
+            "threads": THREADS,
+            "log_path": log,
+        }
         with worker_processes(servers.env, **options) as workers:
             assert workers.process is not None
             group = workers.process.pid
@@ -367,12 +384,15 @@ def measure_bulk(servers: Servers, settings: Settings, count: int) -> Timing:
             )
             run_id = start(factory, warm, WARM_UP_CHUNK, enqueue.enqueue_chunks)
             _wait(lambda: _finished(factory, run_id), "the warm-up run", log)
+            _settle_statements(counter, log)
+            sqlcount.reset(counter)
             meter.start()
             started = time.perf_counter()
             run_id = start(factory, invited, settings.bulk_chunk_size, enqueue.enqueue_chunks)
             _wait(lambda: _finished(factory, run_id), "the bulk run", log, meter.sample)
-            seconds = time.perf_counter() - started
+            seconds, ended = time.perf_counter() - started, time.time()
             cpu = meter.stop()
+            statements = _statements_flushed(counter, ended, log)
             busy = _busy(meter, group, seconds)
             connections = len(meter.by_process["postgres"])
         with factory() as session:
@@ -383,7 +403,36 @@ def measure_bulk(servers: Servers, settings: Settings, count: int) -> Timing:
             )
     finally:
         engine.dispose()
-    return Timing(sent or 0, seconds, cpu, busy, connections)
+    return Timing(sent or 0, seconds, cpu, busy, connections, statements)
+
+
+def _statements_flushed(counter: redis.Redis, since: float, log: Path) -> int:
+    """The workers' statement count once each worker process has flushed after ``since``.
+
+    Every statement sent before ``since`` is in it, plus what came in the one flush
+    period (``sqlcount.FLUSH_SECONDS``) after.
+    """
+    _wait(
+        lambda: sqlcount.flushed_since(counter, since, PROCESSES),
+        "the workers' SQL statement counts",
+        log,
+    )
+    return sqlcount.read(counter)
+
+
+def _settle_statements(counter: redis.Redis, log: Path, rounds: int = 25) -> None:
+    """Wait until the workers send no more statements (the warm-up's are all counted).
+
+    Done when the count stays put over a flush of every worker process, so none of the
+    warm-up's statements can still be on its way to the counter when it is zeroed; gives
+    up after ``rounds`` flush periods (workers that never fall quiet).
+    """
+    previous = _statements_flushed(counter, time.time(), log)
+    for _ in range(rounds):
+        current = _statements_flushed(counter, time.time(), log)
+        if current == previous:
+            return
+        previous = current
 
 
 def seed(session: Session, name: str, domain: str, count: int) -> Seeded:

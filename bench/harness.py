@@ -245,9 +245,12 @@ class Workers:
         if self.queues:
             argv += ["--queues", *self.queues]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        # Prefetch as many messages as there are threads (Dramatiq's default is twice that):
+        # otherwise the first process to poll takes most of a run's chunks and the other idles.
+        prefetch = {"dramatiq_queue_prefetch": str(self.threads)}
         self.process = subprocess.Popen(
             argv,
-            env={**os.environ, **self.env},
+            env={**os.environ, **prefetch, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -40,11 +40,16 @@ def test_dispatch_throughput_bench_runs_quick() -> None:
         "bulk_over_bare",
         "bulk_chunk_size",
         "bulk_cpu_ms",
+        "bulk_cpu_ms_workers",
+        "bulk_cpu_ms_postgres",
+        "bulk_sql_per_invitation",
     } <= set(summary)
     count = summary["invitations"]
     assert count == 300
     assert summary["noop_done"] == summary["bare_sent"] == summary["bulk_sent"] == count
     assert summary["bulk_chunk_size"] >= 1
+    statements = summary["bulk_sql_per_invitation"]
+    assert isinstance(statements, int | float) and statements > 0, statements
 
 
 def test_event_latency_bench_runs_quick() -> None:

@@ -281,3 +281,25 @@ def test_every_transition_names_where_it_may_start() -> None:
     allowed = invitation_states.allowed_from(InvitationStatus.SENDING)
     assert invitation_states.Transition.RECORD_SENT in allowed
     assert invitation_states.Transition.ACCEPT not in allowed
+
+
+def test_no_module_writes_an_invitation_status_but_through_the_state_machine() -> None:
+    """A status written by hand (``status=InvitationStatus.X``, ``.status = ...``) skips the
+    transition table's guard: only ``invitation_states`` may name a target status."""
+    import re
+
+    import portalflow
+
+    source = Path(portalflow.__file__).parent
+    by_hand = re.compile(
+        r"(status\s*=\s*InvitationStatus\.|\"status\":\s*InvitationStatus\.|"
+        r"invitation\.status\s*=(?!=))"
+    )
+    offenders = [
+        f"{path.relative_to(source)}:{number}"
+        for path in source.rglob("*.py")
+        if path.name != "invitation_states.py" and "migrations" not in path.parts
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if by_hand.search(line)
+    ]
+    assert offenders == []

@@ -26,7 +26,6 @@ from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import available_timezones
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
@@ -40,6 +39,7 @@ from portalflow.models import (
 
 from . import lifecycle, tokens
 from .errors import InvalidInput, PortalflowError
+from .invitation_states import Transition, move
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -205,14 +205,12 @@ def _use(
         raise AcceptanceError(AcceptanceProblem.UNKNOWN, "this invitation has no portal user")
     lifecycle.next_status(user.status, action, user.id)  # refused before anything is written
     claimed = session.execute(
-        update(Invitation)
-        .where(
+        move(
+            Transition.ACCEPT,
             Invitation.id == invitation.id,
-            Invitation.status == InvitationStatus.SENT,
             Invitation.expires_at.is_(None) | (Invitation.expires_at > now),
+            values={"updated_at": now},
         )
-        .values(status=InvitationStatus.ACCEPTED, updated_at=now)
-        .execution_options(synchronize_session=False)
     ).rowcount
     session.refresh(invitation)
     if claimed != 1:

@@ -50,6 +50,7 @@ from portalflow.models import (
 
 from . import addresses, bulk, crm_events, phones
 from .errors import InvalidInput, NotFound
+from .invitation_states import Transition, initial_status, move_ids
 from .lifecycle import Action, transition
 from .rendering import FALLBACK_LANGUAGE, SUPPORTED_LANGUAGES
 
@@ -304,7 +305,7 @@ def _reinvite(
         channel=channel,
         language=language,
         address=user.phone if channel == Channel.SMS else user.email,
-        status=InvitationStatus.QUEUED,
+        status=initial_status(Transition.ENQUEUE),
         attempts=0,
         created_at=now,
         updated_at=now,
@@ -333,10 +334,15 @@ def _supersede(session: Session, user: PortalUser, by_id: int | None, now: datet
                 .values(queued=BulkRun.queued - 1)
                 .execution_options(synchronize_session=False)
             )
-        invitation.status = InvitationStatus.SUPERSEDED
-        invitation.superseded_by_id = by_id
-        invitation.updated_at = now
-    session.flush()
+    session.execute(
+        move_ids(
+            Transition.SUPERSEDE,
+            [invitation.id for invitation in stale],
+            values={"superseded_by_id": by_id, "updated_at": now},
+        )
+    )
+    for invitation in stale:
+        session.expire(invitation)  # the UPDATE went around the ORM
     run_ids = {i.bulk_run_id for i in stale if i.bulk_run_id is not None}
     if run_ids:
         bulk.finish_if_done(session, run_ids)

@@ -3,7 +3,10 @@
 On PostgreSQL a chunk's rows go in as one ``INSERT ... SELECT FROM unnest(arrays)``: one
 short statement text per column set, which psycopg converts once and prepares, where a
 multi-row ``VALUES`` of 500 rows is a new 10,000-parameter text every time (its conversion
-alone cost more than the insert). Elsewhere (SQLite) SQLAlchemy's multi-row INSERT serves.
+alone cost more than the insert). A batch's per-row changes go in as one ``UPDATE ... FROM
+unnest(arrays)``: measured on PostgreSQL 15, 37 us of server CPU per row against 340-490 us
+for the same rows as an executemany of single-row UPDATEs (each parsed and planned).
+Elsewhere (SQLite) SQLAlchemy's multi-row INSERT and an executemany serve.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, Table, TextClause, bindparam, insert, text
+from sqlalchemy import ColumnElement, Row, Table, TextClause, bindparam, cast, func, insert, text
+from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -65,3 +69,50 @@ def _unnest_insert(
 
 def _array_type(table: Table, name: str) -> str:
     return f"{table.c[name].type.compile(dialect=_POSTGRESQL)}[]"
+
+
+def update_rows(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: str,
+    where: Sequence[ColumnElement[bool]] = (),
+    values: Mapping[str, Any] | None = None,
+) -> None:
+    """Change each row whose ``key`` column equals the row's ``key`` value, in one statement.
+
+    Every row carries the same keys: ``key`` and the columns it sets to its own values;
+    ``values`` are set alike on every row, and ``where`` narrows which rows may change.
+    """
+    if not rows:
+        return
+    columns = [name for name in rows[0] if name != key]
+    common = dict(values or {})
+    if session.get_bind().dialect.name != "postgresql":
+        statement = (
+            sql_update(table)
+            .where(table.c[key] == bindparam("_key"), *where)
+            .values(**common, **{name: bindparam(name) for name in columns})
+        )
+        session.execute(statement, [{"_key": row[key], **_without(row, key)} for row in rows])
+        return
+    names = [key, *columns]
+    arrays = [
+        cast(bindparam(f"c{i}", [row[name] for row in rows]), _array_of(table, name))
+        for i, name in enumerate(names)
+    ]
+    given = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
+    session.execute(
+        sql_update(table)
+        .where(table.c[key] == given.c[key], *where)
+        .values(**common, **{name: given.c[name] for name in columns})
+    )
+
+
+def _without(row: Mapping[str, Any], key: str) -> dict[str, Any]:
+    return {name: value for name, value in row.items() if name != key}
+
+
+def _array_of(table: Table, name: str) -> postgresql.ARRAY:
+    return postgresql.ARRAY(table.c[name].type)

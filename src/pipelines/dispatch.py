@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
@@ -42,7 +42,7 @@ from portalflow.models import (
     utcnow,
 )
 
-from . import bulk, credits, lifecycle, pauses, receipts, suppressions, tokens
+from . import bulk, bulk_sql, credits, lifecycle, pauses, receipts, suppressions, tokens
 from .channels.base import SendFailure
 from .channels.bundle import Channels
 from .claims import DEFAULT_LEASE, Claim, ClaimedRow, Lease
@@ -163,8 +163,8 @@ def claim_queued(
     hashes = []
     for claimed in claim.rows:
         claimed.token, digest = tokens_by_org.issue(claimed.org_id, claimed.channel)
-        hashes.append({"row_id": claimed.id, "token_hash": digest})
-    session.execute(_SET_TOKEN_HASH, hashes)
+        hashes.append({"id": claimed.id, "token_hash": digest})
+    bulk_sql.update_rows(session, _INVITATIONS, hashes, key="id")
     session.commit()
     return claim
 
@@ -210,11 +210,6 @@ _CLAIMED_COLUMNS = (
     Invitation.record_id,
 )
 _INVITATIONS = Invitation.__table__
-_SET_TOKEN_HASH = (
-    update(_INVITATIONS)
-    .where(_INVITATIONS.c.id == bindparam("row_id"))
-    .values(token_hash=bindparam("token_hash"))
-)
 
 
 def _record_values(session: Session, record_ids: Sequence[int]) -> dict[int, RecordValues]:
@@ -520,7 +515,7 @@ def _record(
         _write(session, transition, rows, common)
     for org_id, amount in batch.refunds.items():
         credits.refund(session, org_id, amount)
-    receipts.forget(session, [row["row_id"] for row in batch.sent])
+    receipts.forget(session, [row["id"] for row in batch.sent])
     release_failed_users(session, batch.failed_users, at)
     bulk.finish_if_done(session, bump_run_totals(session, batch.runs))
     session.commit()
@@ -532,25 +527,19 @@ def _write(
     rows: list[dict[str, Any]],
     common: Mapping[str, Any],
 ) -> None:
-    """One executemany UPDATE per set of columns (the rows are locked and ours)."""
+    """``transition`` for ``rows`` (each its ``id`` and own columns): one UPDATE per column set."""
     by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
     for row in rows:
         by_columns.setdefault(frozenset(row), []).append(row)
-    for columns, group in by_columns.items():
-        session.execute(_statement(transition, columns, common), group)
-
-
-def _statement(transition: Transition, columns: frozenset[str], common: Mapping[str, Any]) -> Any:
-    """``transition`` as an executemany UPDATE by ``row_id``; the other columns bound per row."""
-    values = {name: bindparam(name) for name in sorted(columns) if name != "row_id"}
-    # The table, not the entity: an ORM UPDATE with many parameter sets would be its
-    # bulk-by-primary-key mode, with its per-row bookkeeping.
-    return (
-        update(_INVITATIONS)
-        .where(_INVITATIONS.c.id == bindparam("row_id"), guard(transition))
-        .values(status=target(transition), **common, **values)
-        .execution_options(synchronize_session=False)
-    )
+    for group in by_columns.values():
+        bulk_sql.update_rows(
+            session,
+            _INVITATIONS,
+            group,
+            key="id",
+            where=[guard(transition)],
+            values={"status": target(transition), **common},
+        )
 
 
 def _sort(
@@ -568,7 +557,7 @@ def _sort(
         result.sent.append(row.id)
         batch.sent.append(
             {
-                "row_id": row.id,
+                "id": row.id,
                 "provider_message_id": outcome.message_id,
                 "sent_at": outcome.sent_at,
                 "expires_at": outcome.sent_at + tokens.INVITATION_LIFETIME,
@@ -588,7 +577,7 @@ def _sort(
         # it goes out when an admin resumes the channel.
         result.paused.append(row.id)
         batch.given_back.append(
-            {"row_id": row.id, "attempts": row.attempts - 1, "next_attempt_at": None}
+            {"id": row.id, "attempts": row.attempts - 1, "next_attempt_at": None}
             | {"token_hash": None, **problem}
         )
         return
@@ -596,7 +585,7 @@ def _sort(
         delay = backoff_delay(row.attempts)
         result.retry.append((row.id, delay))
         batch.retry.append(
-            {"row_id": row.id, "next_attempt_at": at + delay, "token_hash": None, **problem}
+            {"id": row.id, "next_attempt_at": at + delay, "token_hash": None, **problem}
         )
         return
     result.failed.append(row.id)
@@ -610,9 +599,7 @@ def _sort(
         if outcome.sms
         else {}
     )
-    batch.failed.append(
-        {"row_id": row.id, "token_hash": None, **problem, "failure_code": code, **sms}
-    )
+    batch.failed.append({"id": row.id, "token_hash": None, **problem, "failure_code": code, **sms})
     if row.portal_user_id:
         batch.failed_users.append(row.portal_user_id)
     batch.count(row, "failed")
@@ -706,7 +693,7 @@ def complete_from_receipts(session: Session, rows: Sequence[Any], at: datetime) 
     )
     values = [
         {
-            "row_id": row.id,
+            "id": row.id,
             "provider_message_id": row.message_id,
             "sent_at": row.sent_at,
             "expires_at": row.sent_at + tokens.INVITATION_LIFETIME,

@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from portalflow.models import Invitation, InvitationStatus
+
+from .invitation_states import Transition, has_status, move
 
 # A batch's row locks last as long as its transaction: 1,000 rows keep that well under a
 # second on a busy machine, and the sweep's time is per-row index work, not batch count.
@@ -51,8 +53,9 @@ def expire_invitations(
             # A batch a crash loses is swept again next time: no need to wait for the WAL
             # to reach the disk at each commit.
             session.execute(text("SET LOCAL synchronous_commit = off"))
+        # The value written into the SQL: the partial index of sent rows then serves.
         due = select(Invitation.id).where(
-            Invitation.status == InvitationStatus.SENT, Invitation.expires_at <= now
+            has_status(InvitationStatus.SENT), Invitation.expires_at <= now
         )
         if after is not None:
             # ">=": rows sharing the last batch's expires_at may remain; expired ones no
@@ -68,11 +71,9 @@ def expire_invitations(
         )
         swept = list(
             session.scalars(
-                update(Invitation)
-                .where(Invitation.id == batch.c.id, Invitation.status == InvitationStatus.SENT)
-                .values(status=InvitationStatus.EXPIRED, updated_at=now)
-                .returning(Invitation.expires_at)
-                .execution_options(synchronize_session=False)
+                move(
+                    Transition.EXPIRE, Invitation.id == batch.c.id, values={"updated_at": now}
+                ).returning(Invitation.expires_at)
             )
         )
         session.commit()

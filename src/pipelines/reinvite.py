@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
@@ -20,6 +20,7 @@ from portalflow.models import (
 
 from . import lifecycle, orgs
 from .errors import InvalidInput, NotFound
+from .invitation_states import Transition, has_status, initial_status, move
 from .lifecycle import Action
 from .rendering import SUPPORTED_LANGUAGES
 
@@ -76,23 +77,18 @@ def reinvite(
         channel=Channel.SMS if by_sms else Channel.EMAIL,
         language=language,
         address=address,
-        status=InvitationStatus.QUEUED,
+        status=initial_status(Transition.ENQUEUE),
         attempts=0,
     )
     session.add(invitation)
     session.flush()
     session.execute(
-        update(Invitation)
-        .where(
+        move(
+            Transition.SUPERSEDE,
             Invitation.portal_user_id == user.id,
             Invitation.id != invitation.id,
-            Invitation.status == InvitationStatus.SENT,
+            has_status(InvitationStatus.SENT),
+            values={"superseded_by_id": invitation.id, "updated_at": now},
         )
-        .values(
-            status=InvitationStatus.SUPERSEDED,
-            superseded_by_id=invitation.id,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
     )
     return invitation.id

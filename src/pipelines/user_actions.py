@@ -32,6 +32,7 @@ from portalflow.models import (
 from . import bulk, licences, lifecycle, orgs, reinvite
 from .bulk import StartedRun
 from .errors import InvalidInput, NotFound
+from .invitation_states import Transition, has_status, move
 from .lifecycle import Action, UserFilter
 
 # Each user action and the state machine's name for it.
@@ -193,13 +194,12 @@ def _within_licences(
 def _revoke_live_tokens(session: Session, user_ids: Sequence[int], now: datetime) -> None:
     """Removing revokes access: an invitation link sent earlier stops working."""
     session.execute(
-        update(Invitation)
-        .where(
+        move(
+            Transition.SUPERSEDE,
             Invitation.portal_user_id.in_(list(user_ids)),
-            Invitation.status == InvitationStatus.SENT,
+            has_status(InvitationStatus.SENT),
+            values={"updated_at": now},
         )
-        .values(status=InvitationStatus.SUPERSEDED, updated_at=now)
-        .execution_options(synchronize_session=False)
     )
 
 

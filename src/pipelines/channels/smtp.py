@@ -113,7 +113,7 @@ class SmtpChannel:
         self.username = username
         self.password = password
         self.timeout = timeout
-        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._ssl_context = ssl_context
         self._connection: _Connection | None = None
 
     def send(self, email: OutgoingEmail) -> str:
@@ -166,6 +166,14 @@ class SmtpChannel:
             connection.quit()
         except (OSError, smtplib.SMTPException):
             connection.close()
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context, made on first use: loading the CA store costs tens of ms, and a
+        channel is built per chunk, most of them never speaking TLS."""
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
 
     def _connected(self) -> _Connection:
         if self._connection is None:
