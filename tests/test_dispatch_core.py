@@ -303,3 +303,35 @@ def test_no_module_writes_an_invitation_status_but_through_the_state_machine() -
         if by_hand.search(line)
     ]
     assert offenders == []
+
+
+def test_rows_a_dead_claim_never_reached_get_their_attempt_back(session: Session) -> None:
+    run_id, [chunk_id] = invite(session, 5)
+    claim = expand_claimed(session, chunk_id)
+    ids = [row.id for row in claim.claim.rows]
+    # The worker sent the second row (receipt kept), then died sending the third; the first
+    # failed at the provider before it, unrecorded. The last two were never tried.
+    session.add(
+        SendReceipt(
+            invitation_id=ids[1],
+            claim_token=claim.claim.token,
+            provider_message_id="<m2@zylker>",
+            sent_at=utcnow(),
+        )
+    )
+    session.execute(
+        update(Invitation)
+        .where(Invitation.bulk_run_id == run_id)
+        .values(claim_deadline=utcnow() - Lease(1, 0).duration)
+    )
+    session.commit()
+
+    found = recovery.recover(session, utcnow(), max_attempts=1)
+    session.commit()
+
+    attempts = dict(session.execute(select(Invitation.id, Invitation.attempts)).all())
+    status = dict(session.execute(select(Invitation.id, Invitation.status)).all())
+    assert found.completed == [ids[1]]
+    # With one attempt allowed, the tried rows are spent; the untried go out again.
+    assert [status[i] for i in ids] == ["failed", "sent", "failed", "queued", "queued"]
+    assert [attempts[i] for i in ids[3:]] == [0, 0]

@@ -279,6 +279,7 @@ def _write_invitations(
                 )
                 for (invitation_id, row), token in zip(written, tokens, strict=True)
             ]
+            claimed.sort(key=lambda row: row.id)  # sent in id order (recovery relies on it)
     session.execute(
         update(BulkRun)
         .where(BulkRun.id == run.id)

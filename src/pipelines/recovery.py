@@ -8,8 +8,10 @@ handed back to the queue.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -71,8 +73,9 @@ def release_expired_claims(
     completed as sent, its SMS debit kept. Any other row goes back to ``queued`` with its
     SMS debit given back: it was never handed over, or its worker died while handing it
     over, so its outcome is unknown; this is the one place a duplicate can come from, one
-    message per dead worker thread at most. A row already at its last attempt is not sent
-    again: it ends as ``technical_failure``. ``lease`` only dates claims written before
+    message per dead worker thread at most. A row the worker never reached gets its attempt
+    back (see ``_never_tried``); a row that was tried on its last attempt is not sent again:
+    it ends as ``technical_failure``. ``lease`` only dates claims written before
     claims carried a deadline.
     """
     receipt = (
@@ -92,6 +95,7 @@ def release_expired_claims(
             Invitation.org_id,
             Invitation.attempts,
             Invitation.sms_debited,
+            Invitation.claim_token,
             # A receipt kept on the row itself: a claim written before receipts had a table.
             func.coalesce(
                 receipt.with_only_columns(SendReceipt.provider_message_id).scalar_subquery(),
@@ -110,28 +114,36 @@ def release_expired_claims(
     rows = session.execute(expired).all()
     received = [row for row in rows if row.message_id is not None]
     unknown = [row for row in rows if row.message_id is None]
-    retry = [row.id for row in unknown if row.attempts < max_attempts]
-    exhausted = [row.id for row in unknown if row.attempts >= max_attempts]
+    untried = _never_tried(rows)
+    exhausted = [
+        row.id for row in unknown if row.attempts >= max_attempts and row.id not in untried
+    ]
+    retry = [row.id for row in unknown if row.id not in exhausted]
     completed = dispatch.complete_from_receipts(session, received, now) if received else []
     refunds: dict[int, int] = {}
     for row in unknown:
         if row.sms_debited:
             refunds[row.org_id] = refunds.get(row.org_id, 0) + row.sms_debited
-    if retry:
+    released = {
+        "claim_token": None,
+        "claim_deadline": None,
+        "token_hash": None,
+        "sms_debited": 0,
+        "next_attempt_at": now,
+        "failure_code": SendFailureCode.LEASE_EXPIRED.value,
+        "failure_detail": "its worker stopped before recording the send",
+        "updated_at": now,
+    }
+    tried = [i for i in retry if i not in untried]
+    if tried:
+        session.execute(move_ids(Transition.RELEASE_LAPSED, tried, values=released))
+    if untried:
+        # Never tried: the attempt the claim counted is given back.
         session.execute(
             move_ids(
                 Transition.RELEASE_LAPSED,
-                retry,
-                values={
-                    "claim_token": None,
-                    "claim_deadline": None,
-                    "token_hash": None,
-                    "sms_debited": 0,
-                    "next_attempt_at": now,
-                    "failure_code": SendFailureCode.LEASE_EXPIRED.value,
-                    "failure_detail": "its worker stopped before recording the send",
-                    "updated_at": now,
-                },
+                sorted(untried),
+                values={**released, "attempts": Invitation.attempts - 1},
             )
         )
     if exhausted:
@@ -145,6 +157,28 @@ def release_expired_claims(
     for org_id, amount in refunds.items():
         credits.refund(session, org_id, amount)
     return ReleasedClaims(retry, exhausted, completed)
+
+
+def _never_tried(rows: Sequence[Any]) -> set[int]:
+    """The lapsed rows their worker never reached (their attempt was not spent).
+
+    A claim's rows are sent in id order and each send's receipt is committed before the
+    next begins, so past the last row with a receipt only the first row without one can
+    have been in the provider's hands; the rows after it were not tried.
+    """
+    by_claim: dict[str | None, list[Any]] = {}
+    for row in rows:
+        by_claim.setdefault(row.claim_token, []).append(row)
+    untried: set[int] = set()
+    for claim_token, claimed in by_claim.items():
+        if claim_token is None:
+            continue
+        last_receipt = max((row.id for row in claimed if row.message_id is not None), default=0)
+        after = sorted(
+            row.id for row in claimed if row.message_id is None and row.id > last_receipt
+        )
+        untried.update(after[1:])
+    return untried
 
 
 def lost_messages(
