@@ -14,10 +14,20 @@ from .common import fail, settings
 def worker(
     processes: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
     threads: Annotated[int, typer.Option(min=1, help="Threads per process.")] = 8,
+    prefetch: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Messages each process reserves per queue (default: one per thread; "
+            "Dramatiq's own default, two per thread, lets the first process hoard a run's "
+            "chunks). `dramatiq_queue_prefetch` in the environment wins.",
+        ),
+    ] = None,
 ) -> None:
     """Run Dramatiq workers on the Redis broker named by `PORTALFLOW_BROKER_URL`.
 
-    Same as `dramatiq portalflow.workers --processes N --threads N`.
+    Same as `dramatiq_queue_prefetch=THREADS dramatiq portalflow.workers --processes N --threads
+    THREADS`.
     Example: `PORTALFLOW_BROKER_URL=redis://127.0.0.1:6379/0 portalflow worker --processes 4`
     """
     if settings().embedded_broker:
@@ -36,4 +46,6 @@ def worker(
         "--threads",
         str(threads),
     ]
+    # Dramatiq reads it once, when imported: it must be in the environment it starts with.
+    os.environ.setdefault("dramatiq_queue_prefetch", str(prefetch or threads))
     os.execv(sys.executable, argv)

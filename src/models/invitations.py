@@ -22,7 +22,12 @@ class Invitation(Base):
     __tablename__ = "invitations"
     __table_args__ = (
         Index("ix_invitations_bulk_run_status", "bulk_run_id", "status"),
-        Index("ix_invitations_chunk_status", "bulk_chunk_id", "status"),
+        Index(
+            "ix_invitations_chunk_queued",  # a chunk's rows left to send (redelivery, replay)
+            "bulk_chunk_id",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
         # Partial: only the rows recovery and the sweep look for carry an entry, so a status
         # change elsewhere in the life of a row does not maintain them.
         Index(
@@ -32,7 +37,12 @@ class Invitation(Base):
             sqlite_where=text("status = 'sending'"),
         ),
         Index("ix_invitations_portal_user_status", "portal_user_id", "status"),
-        Index("ix_invitations_provider_message_id", "provider_message_id"),
+        Index(
+            "ix_invitations_provider_message_id",  # provider events find their invitation
+            "provider_message_id",
+            postgresql_where=text("provider_message_id IS NOT NULL"),
+            sqlite_where=text("provider_message_id IS NOT NULL"),
+        ),
         Index(
             "ix_invitations_sent_expires",  # the expiry sweep
             "expires_at",

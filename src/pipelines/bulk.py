@@ -35,7 +35,7 @@ from . import bulk_sql, eligibility, licences, lifecycle, orgs
 from .claims import Claim, ClaimedRow
 from .eligibility import Decision
 from .errors import InvalidInput, NotFound
-from .invitation_states import Transition, initial_status
+from .invitation_states import Transition, has_status, initial_status
 from .rendering import SUPPORTED_LANGUAGES
 
 MAX_CRM_ID_LENGTH = 64
@@ -154,7 +154,7 @@ def expand_chunk(
             select(Invitation.id)
             .where(
                 Invitation.bulk_chunk_id == chunk_id,
-                Invitation.status == InvitationStatus.QUEUED,
+                has_status(InvitationStatus.QUEUED),
             )
             .order_by(Invitation.id)
         )
@@ -192,7 +192,8 @@ def _write_invitations(
     decisions: Sequence[Decision],
     claim: ClaimOnWrite | None,
 ) -> list[ClaimedRow]:
-    """One multi-row INSERT of the chunk's invitations; the claimed rows, when claiming."""
+    """The chunk's invitations, one INSERT for the refused and one for the eligible rows
+    (Core: plain values need none of the ORM's per-row bookkeeping); the claimed rows."""
     eligible = [decision for decision in decisions if decision.eligible]
     channel = (
         Channel.SMS
@@ -213,73 +214,30 @@ def _write_invitations(
         "created_at": now,
         "updated_at": now,
     }
-    unclaimed = {"claim_token": None, "claimed_at": None, "claim_deadline": None}
-    queued = {"status": initial_status(Transition.ENQUEUE), "attempts": 0, **unclaimed}
-    refused = {"status": initial_status(Transition.REFUSE), "attempts": 0, **unclaimed}
-    if claim is not None:  # every row of one multi-row INSERT carries the same columns
-        queued["token_hash"] = refused["token_hash"] = None
-    tokens: list[str] = []
 
-    def eligible_row(decision: Decision) -> dict[str, object]:
-        if claim is None:
-            return queued
-        token, digest = claim.issue(run.org_id, channel)
-        tokens.append(token)
+    def row(decision: Decision) -> dict[str, object]:
+        record_id = decision.record.id if decision.record else None
         return {
-            "status": initial_status(Transition.CLAIM_ON_WRITE),
-            "attempts": 1,
-            "claim_token": claim.claim.token,
-            "claimed_at": now,
-            "claim_deadline": claim.deadline,
-            "token_hash": digest,
-        }
-
-    rows = [
-        {
-            **common,
-            **(eligible_row(decision) if decision.eligible else refused),
             "crm_id": decision.crm_id,
-            "record_id": decision.record.id if decision.record else None,
-            "portal_user_id": portal_user_ids.get(decision.record.id) if decision.record else None,
+            "record_id": record_id,
+            "portal_user_id": portal_user_ids.get(record_id) if record_id else None,
             "address": decision.address,
             "failure_code": decision.reason.value if decision.reason else None,
             "failure_detail": decision.detail,
         }
-        for decision in decisions
-    ]
-    claimed: list[ClaimedRow] = []
-    if rows:
-        # Core, not the ORM's bulk insert: the rows are plain values and need none of its
-        # per-row bookkeeping. One statement (a multi-row VALUES) for the whole chunk.
-        # CRM ids are unique within a run, so they match the new ids to their rows.
-        ids = dict(
-            (crm_id, invitation_id)
-            for invitation_id, crm_id in bulk_sql.insert_rows(
-                session, Invitation.__table__, rows, returning=("id", "crm_id")
-            )
+
+    refused = [row(decision) for decision in decisions if not decision.eligible]
+    _insert(
+        session, refused, {**common, "status": initial_status(Transition.REFUSE), "attempts": 0}
+    )
+    if claim is None:
+        queued = [row(decision) for decision in eligible]
+        _insert(
+            session, queued, {**common, "status": initial_status(Transition.ENQUEUE), "attempts": 0}
         )
-        if claim is not None:
-            written = [(ids[row["crm_id"]], row) for row in rows if row["claim_token"]]
-            records = {d.record.id: d.record for d in eligible if d.record is not None}
-            claimed = [
-                ClaimedRow(
-                    id=invitation_id,
-                    org_id=run.org_id,
-                    user_type_id=run.user_type_id,
-                    channel=channel,
-                    kind=run.kind,
-                    language=run.language,
-                    address=row["address"],  # type: ignore[arg-type]
-                    invited_by_id=run.inviter_id,
-                    attempts=1,
-                    bulk_run_id=run.id,
-                    portal_user_id=row["portal_user_id"],  # type: ignore[arg-type]
-                    record=records.get(row["record_id"]),  # type: ignore[arg-type]
-                    token=token,
-                )
-                for (invitation_id, row), token in zip(written, tokens, strict=True)
-            ]
-            claimed.sort(key=lambda row: row.id)  # sent in id order (recovery relies on it)
+        claimed: list[ClaimedRow] = []
+    else:
+        claimed = _insert_claimed(session, run, channel, eligible, row, common, claim)
     session.execute(
         update(BulkRun)
         .where(BulkRun.id == run.id)
@@ -289,6 +247,68 @@ def _write_invitations(
         )
         .execution_options(synchronize_session=False)
     )
+    return claimed
+
+
+def _insert(
+    session: Session, rows: list[dict[str, object]], constants: dict[str, object]
+) -> dict[str, int]:
+    """Insert invitation rows sharing ``constants`` (one statement); CRM id -> new id.
+
+    CRM ids are unique within a run, so they match the new ids to their rows.
+    """
+    written = bulk_sql.insert_rows(
+        session, Invitation.__table__, rows, returning=("id", "crm_id"), constants=constants
+    )
+    return {crm_id: invitation_id for invitation_id, crm_id in written}
+
+
+def _insert_claimed(
+    session: Session,
+    run: BulkRun,
+    channel: Channel,
+    eligible: Sequence[Decision],
+    row: Callable[[Decision], dict[str, object]],
+    common: dict[str, object],
+    claim: ClaimOnWrite,
+) -> list[ClaimedRow]:
+    """Insert the eligible rows already claimed, each with its token's hash; the claimed rows."""
+    rows, tokens = [], []
+    for decision in eligible:
+        token, digest = claim.issue(run.org_id, channel)
+        rows.append({**row(decision), "token_hash": digest})
+        tokens.append(token)
+    ids = _insert(
+        session,
+        rows,
+        {
+            **common,
+            "status": initial_status(Transition.CLAIM_ON_WRITE),
+            "attempts": 1,
+            "claim_token": claim.claim.token,
+            "claimed_at": common["created_at"],
+            "claim_deadline": claim.deadline,
+        },
+    )
+    claimed = [
+        ClaimedRow(
+            id=ids[values["crm_id"]],  # type: ignore[index]
+            org_id=run.org_id,
+            user_type_id=run.user_type_id,
+            channel=channel,
+            kind=run.kind,
+            language=run.language,
+            address=decision.address,
+            invited_by_id=run.inviter_id,
+            attempts=1,
+            bulk_run_id=run.id,
+            portal_user_id=values["portal_user_id"],  # type: ignore[arg-type]
+            record=decision.record,
+            token=token,
+        )
+        for decision, values, token in zip(eligible, rows, tokens, strict=True)
+    ]
+    claimed.sort(key=lambda claimed_row: claimed_row.id)  # sent in id order (recovery relies on it)
     return claimed
 
 
@@ -306,7 +326,7 @@ def _claim_portal_users(
     removed = dict(
         session.execute(
             select(PortalUser.record_id, PortalUser.id).where(
-                PortalUser.record_id.in_(record_ids),
+                bulk_sql.among(session, PortalUser.record_id, record_ids),
                 PortalUser.status == PortalUserStatus.REMOVED,
             )
         ).all()
@@ -331,26 +351,23 @@ def _claim_portal_users(
             ],
         )
     new_rows = [
-        {
-            "org_id": run.org_id,
-            "record_id": record_id,
-            "user_type_id": run.user_type_id,
-            "status": PortalUserStatus.INVITED,  # a new user starts invited
-            "status_changed_at": now,
-            column: addresses[record_id],
-            "invited_by_id": run.inviter_id,
-            "created_at": now,
-            "updated_at": now,
-        }
+        {"record_id": record_id, column: addresses[record_id]}
         for record_id in record_ids
         if record_id not in removed
     ]
-    created: dict[int, int] = {}
-    if new_rows:
-        result = bulk_sql.insert_rows(
-            session, PortalUser.__table__, new_rows, returning=("record_id", "id")
-        )
-        created = {record_id: portal_user_id for record_id, portal_user_id in result}
+    shared = {
+        "org_id": run.org_id,
+        "user_type_id": run.user_type_id,
+        "status": PortalUserStatus.INVITED,  # a new user starts invited
+        "status_changed_at": now,
+        "invited_by_id": run.inviter_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    written = bulk_sql.insert_rows(
+        session, PortalUser.__table__, new_rows, returning=("record_id", "id"), constants=shared
+    )
+    created = {record_id: portal_user_id for record_id, portal_user_id in written}
     return {**removed, **created}
 
 

@@ -11,11 +11,22 @@ Elsewhere (SQLite) SQLAlchemy's multi-row INSERT and an executemany serve.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, TextClause, bindparam, cast, func, insert, text
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    TextClause,
+    any_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    text,
+)
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
@@ -28,47 +39,46 @@ def insert_rows(
     table: Table,
     rows: Sequence[Mapping[str, Any]],
     returning: Sequence[str],
+    constants: Mapping[str, Any] | None = None,
 ) -> list[Row[Any]]:
-    """Insert ``rows`` (all with the same keys) in one statement; the ``returning`` columns.
-
-    The returned rows come in no promised order: callers match them on a key they wrote.
-    """
+    """Insert ``rows`` (all with the same keys), each with ``constants`` too, in one statement;
+    the ``returning`` columns, in no promised order (match them on a key you wrote)."""
     if not rows:
         return []
+    constants = dict(constants or {})
     if session.get_bind().dialect.name != "postgresql":
         statement = insert(table).returning(*(table.c[name] for name in returning))
-        return list(session.execute(statement, list(rows)).all())
+        return list(session.execute(statement, [{**constants, **row} for row in rows]).all())
     columns = tuple(rows[0])
-    statement = _unnest_insert(table, columns, tuple(returning))
+    statement = _unnest_insert(table, tuple(constants), columns, tuple(returning))
     values = {f"c{i}": [row[name] for row in rows] for i, name in enumerate(columns)}
+    values |= {f"k{i}": value for i, value in enumerate(constants.values())}
     return list(session.execute(statement, values).all())
 
 
 @lru_cache(maxsize=64)
 def _unnest_insert(
-    table: Table, columns: tuple[str, ...], returning: tuple[str, ...]
+    table: Table, constants: tuple[str, ...], columns: tuple[str, ...], returning: tuple[str, ...]
 ) -> TextClause:
-    arrays = ", ".join(
-        f"CAST(:c{i} AS {_array_type(table, name)})" for i, name in enumerate(columns)
-    )
+    """``INSERT INTO t (k..., c...) SELECT :k..., given.* FROM unnest(:c...) AS given``."""
+    shared = [f"CAST(:k{i} AS {_sql_type(table, name)})" for i, name in enumerate(constants)]
+    arrays = [f"CAST(:c{i} AS {_sql_type(table, name)}[])" for i, name in enumerate(columns)]
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"SELECT * FROM unnest({arrays}) RETURNING {', '.join(returning)}"
+        f"INSERT INTO {table.name} ({', '.join((*constants, *columns))}) "
+        f"SELECT {', '.join((*shared, 'given.*'))} FROM unnest({', '.join(arrays)}) AS given "
+        f"RETURNING {', '.join(returning)}"
     )
-    return (
-        text(sql)
-        .bindparams(
-            *(
-                bindparam(f"c{i}", type_=postgresql.ARRAY(table.c[name].type))
-                for i, name in enumerate(columns)
-            )
-        )
-        .columns(*(table.c[name] for name in returning))
-    )
+    parameters = [
+        bindparam(f"k{i}", type_=table.c[name].type) for i, name in enumerate(constants)
+    ] + [
+        bindparam(f"c{i}", type_=postgresql.ARRAY(table.c[name].type))
+        for i, name in enumerate(columns)
+    ]
+    return text(sql).bindparams(*parameters).columns(*(table.c[name] for name in returning))
 
 
-def _array_type(table: Table, name: str) -> str:
-    return f"{table.c[name].type.compile(dialect=_POSTGRESQL)}[]"
+def _sql_type(table: Table, name: str) -> str:
+    return str(table.c[name].type.compile(dialect=_POSTGRESQL))
 
 
 def update_rows(
@@ -116,3 +126,16 @@ def _without(row: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 def _array_of(table: Table, name: str) -> postgresql.ARRAY:
     return postgresql.ARRAY(table.c[name].type)
+
+
+def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``, sent to PostgreSQL as ``column = ANY(array)``.
+
+    A 500-value IN list is a 500-placeholder statement text, new for every length: psycopg
+    re-parses it (too long for its cache) and PostgreSQL plans it afresh; one array
+    parameter keeps the text short and fixed.
+    """
+    values = list(values)
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)  # type: ignore[no-any-return]
+    return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))  # type: ignore[no-any-return]

@@ -46,7 +46,7 @@ from . import bulk, bulk_sql, credits, lifecycle, pauses, receipts, suppressions
 from .channels.base import SendFailure
 from .channels.bundle import Channels
 from .claims import DEFAULT_LEASE, Claim, ClaimedRow, Lease
-from .invitation_states import Transition, guard, has_status, move_ids, target
+from .invitation_states import Transition, guard, has_status, move, move_ids, target
 from .outgoing_email import DEFAULT_FROM, EmailBuilder
 from .outgoing_sms import PreparedSms, SmsBuilder, short_code_length, short_link
 from .receipts import ReceiptBook
@@ -178,9 +178,9 @@ def claim_due(
         return []
     return list(
         session.execute(
-            move_ids(
+            move(
                 Transition.CLAIM,
-                invitation_ids,
+                bulk_sql.among(session, Invitation.id, invitation_ids),
                 (Invitation.next_attempt_at.is_(None)) | (Invitation.next_attempt_at <= at),
                 pauses.not_paused(),
                 values={
@@ -491,7 +491,7 @@ def _record(
         session.scalars(
             select(Invitation.id)
             .where(
-                Invitation.id.in_([o.row.id for o in outcomes]),
+                bulk_sql.among(session, Invitation.id, [o.row.id for o in outcomes]),
                 Invitation.claim_token == claim.token,
                 has_status(InvitationStatus.SENDING),
             )
@@ -506,8 +506,8 @@ def _record(
             continue
         _sort(session, outcome, config, batch, result, at)
     common = {"claim_token": None, "claim_deadline": None, "sms_debited": 0, "updated_at": at}
+    _write(session, Transition.RECORD_SENT, batch.sent, {**common, **_NO_FAILURE})
     for transition, rows in (
-        (Transition.RECORD_SENT, batch.sent),
         (Transition.RETRY_LATER, batch.retry),
         (Transition.GIVE_BACK, batch.given_back),
         (Transition.FAIL, batch.failed),
@@ -519,6 +519,9 @@ def _record(
     release_failed_users(session, batch.failed_users, at)
     bulk.finish_if_done(session, bump_run_totals(session, batch.runs))
     session.commit()
+
+
+_NO_FAILURE = {"failure_code": None, "failure_detail": None}
 
 
 def _write(
@@ -561,8 +564,6 @@ def _sort(
                 "provider_message_id": outcome.message_id,
                 "sent_at": outcome.sent_at,
                 "expires_at": outcome.sent_at + tokens.INVITATION_LIFETIME,
-                "failure_code": None,
-                "failure_detail": None,
             }
         )
         batch.count(row, "sent")

@@ -29,6 +29,7 @@ from portalflow.models import (
 )
 
 from . import addresses, licences, phones, sms_templates, suppressions
+from .bulk_sql import among
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def decide(
             RecordValues(*row)
             for row in session.execute(
                 select(*RECORD_VALUE_COLUMNS).where(
-                    CrmRecord.org_id == org.id, CrmRecord.crm_id.in_(crm_ids)
+                    CrmRecord.org_id == org.id, among(session, CrmRecord.crm_id, crm_ids)
                 )
             )
         )
@@ -115,7 +116,7 @@ def _portal_record_ids(session: Session, record_ids: Sequence[int]) -> set[int]:
     return set(
         session.scalars(
             select(PortalUser.record_id).where(
-                PortalUser.record_id.in_(list(record_ids)),
+                among(session, PortalUser.record_id, record_ids),
                 PortalUser.status != PortalUserStatus.REMOVED,
             )
         )

@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import SendReceipt
 
+from .bulk_sql import among
+
 RECEIPT_RETRY_SECONDS = 60.0
 _RAW_INSERT = (
     "INSERT INTO send_receipts (invitation_id, claim_token, provider_message_id, sent_at)"
@@ -93,4 +95,6 @@ def _driver_errors(session: Session) -> tuple[type[BaseException], ...]:
 def forget(session: Session, invitation_ids: Sequence[int]) -> None:
     """Drop the receipts of rows whose outcome is now written on the invitation (flushed)."""
     if invitation_ids:
-        session.execute(delete(SendReceipt).where(SendReceipt.invitation_id.in_(invitation_ids)))
+        session.execute(
+            delete(SendReceipt).where(among(session, SendReceipt.invitation_id, invitation_ids))
+        )

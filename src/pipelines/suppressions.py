@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from portalflow.models import Channel, Suppression, utcnow
 
 from . import orgs
+from .bulk_sql import among
 from .errors import InvalidInput, NotFound
 
 
@@ -32,7 +33,7 @@ def suppressed_among(
             select(Suppression.address).where(
                 Suppression.org_id == org_id,
                 Suppression.channel == channel,
-                Suppression.address.in_(wanted),
+                among(session, Suppression.address, wanted),
                 Suppression.cleared_at.is_(None),
             )
         )

@@ -111,14 +111,21 @@ def recover_stuck_work() -> None:
     """Give expired claims back to the queue and re-enqueue work whose message was lost."""
     current = runtime.current()
     settings = current.settings
-    with current.session() as session:
-        found = recovery.recover(
-            session,
-            utcnow(),
-            max_attempts=settings.max_send_attempts,
-            lease=timedelta(seconds=settings.send_lease_seconds),
-            grace=timedelta(seconds=settings.replay_grace_seconds),
-        )
+    # The SMS channel is built on the first lookup only: a pass without lost SMS receipts
+    # never opens it, and a channel that cannot be built counts as one that cannot tell.
+    channels = current.channels()
+    try:
+        with current.session() as session:
+            found = recovery.recover(
+                session,
+                utcnow(),
+                max_attempts=settings.max_send_attempts,
+                lease=timedelta(seconds=settings.send_lease_seconds),
+                grace=timedelta(seconds=settings.replay_grace_seconds),
+                sms_lookup=lambda to, since, matches: channels.sms.find_sent(to, since, matches),
+            )
+    finally:
+        channels.close()
     for chunk_id in found.chunk_ids:
         bulk_invite.send(chunk_id)
     for chunk_id in found.action_chunk_ids:

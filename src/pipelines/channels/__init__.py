@@ -6,12 +6,13 @@ from portalflow.config import Settings, SettingsError
 
 from .base import EmailChannel, OutgoingEmail, SendFailure
 from .outbox import OutboxChannel
-from .sms_base import OutgoingSms, SmsChannel
+from .sms_base import LookupUnavailable, OutgoingSms, SmsChannel
 from .sms_outbox import SmsOutboxChannel
 from .smtp import SmtpChannel
 
 __all__ = [
     "EmailChannel",
+    "LookupUnavailable",
     "OutboxChannel",
     "OutgoingEmail",
     "OutgoingSms",

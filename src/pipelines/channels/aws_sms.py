@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -13,7 +15,7 @@ from botocore.exceptions import (
 from ..outcomes import classify_aws_sms_error
 from . import aws
 from .base import SendFailure
-from .sms_base import OutgoingSms
+from .sms_base import LookupUnavailable, OutgoingSms
 
 AWS_SMS_CONFIGURATION = "aws_sms_configuration"
 
@@ -69,6 +71,11 @@ class AwsSmsChannel:
             configuration_code=AWS_SMS_CONFIGURATION,
         )
         return str(response["MessageId"])
+
+    def find_sent(self, to: str, since: datetime, matches: Callable[[str], bool]) -> str | None:
+        """Always `LookupUnavailable`: End User Messaging SMS cannot list the messages it took
+        (their fate reaches us only as events), so a lost receipt cannot be looked up."""
+        raise LookupUnavailable("aws lookup: End User Messaging SMS has no message list")
 
     def close(self) -> None:
         """Close the client's HTTP connection pool."""

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 import redis
@@ -32,6 +33,7 @@ import redis
 from portalflow.config import Settings
 
 from .base import CONNECTION_ERROR, SendFailure
+from .sms_base import LookupUnavailable
 
 KEY_PREFIX = "portalflow:send-rate"
 TIMEOUT = 5.0  # seconds; a limiter that cannot answer fails the send as temporary
@@ -194,6 +196,14 @@ class Paced(Generic[M]):
                 CONNECTION_ERROR, f"send-rate limiter: {type(exc).__name__}: {exc}", temporary=True
             ) from exc
         return self.channel.send(message)
+
+    def find_sent(self, to: str, since: datetime, matches: Callable[[str], bool]) -> str | None:
+        """The wrapped SMS channel's lookup, not paced: the quota counts messages sent."""
+        find_sent = getattr(self.channel, "find_sent", None)
+        if find_sent is None:
+            raise LookupUnavailable(f"{self.name} lookup: the channel has none")
+        result: str | None = find_sent(to, since, matches)
+        return result
 
     def close(self) -> None:
         self.channel.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -18,6 +20,13 @@ class OutgoingSms:
     dlt_template_id: str
 
 
+class LookupUnavailable(Exception):
+    """The channel cannot tell whether it holds a message (no such API, or no answer).
+
+    Its text names the channel and the kind of trouble, never a number or a body.
+    """
+
+
 class SmsChannel(Protocol):
     """Hands text messages to one provider; an instance is used by one thread at a time."""
 
@@ -25,6 +34,12 @@ class SmsChannel(Protocol):
 
     def send(self, sms: OutgoingSms) -> str:
         """Send one message and return the provider's id for it; raise `SendFailure`."""
+        ...
+
+    def find_sent(self, to: str, since: datetime, matches: Callable[[str], bool]) -> str | None:
+        """The provider's id of a message to ``to`` created at or after ``since`` whose body
+        ``matches``; None when the provider holds none; `LookupUnavailable` when it cannot
+        tell. Recovery asks this before giving back the debit of an attempt it takes over."""
         ...
 
     def close(self) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from .outbox import write_atomically
-from .sms_base import OutgoingSms
+from .sms_base import LookupUnavailable, OutgoingSms
 
 
 class SmsOutboxChannel:
@@ -39,6 +41,25 @@ class SmsOutboxChannel:
         data = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
         write_atomically(target, data)
         return provider_id
+
+    def find_sent(self, to: str, since: datetime, matches: Callable[[str], bool]) -> str | None:
+        """The provider id of a file for ``to`` written at or after ``since`` whose body
+        ``matches``; None when there is none. Reads every file written since: an outbox is a
+        development channel."""
+        after = since.timestamp()
+        try:
+            for path in self.directory.glob("*.json"):  # no folder yet: nothing was sent
+                try:
+                    if path.stat().st_mtime < after:
+                        continue
+                    document = json.loads(path.read_bytes())
+                except FileNotFoundError:
+                    continue  # removed meanwhile
+                if document.get("to") == to and matches(str(document.get("body", ""))):
+                    return str(document["provider_id"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise LookupUnavailable(f"outbox lookup: {type(exc).__name__}") from exc
+        return None
 
     def close(self) -> None:
         """Nothing to release."""

@@ -3,12 +3,18 @@
 Twilio's API takes no DLT ids: for India the entity and template ids are registered with
 Twilio out of band (bound to the sender), and Twilio matches each body against them. So
 this channel sends only the final text, which must already match its template exactly.
+
+Recovery asks ``find_sent`` (a ``Messages.json`` list, filtered by ``To`` and ``DateSent>``)
+whether Twilio took a message whose receipt died with its worker.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 import requests
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -16,7 +22,11 @@ from portalflow.models import OutcomeClass
 
 from ..outcomes import classify_twilio_api_error
 from .base import CONNECTION_ERROR, SendFailure
-from .sms_base import OutgoingSms
+from .sms_base import LookupUnavailable, OutgoingSms
+
+# Messages to one number since a claim that a lookup reads (one request). A number gets a
+# handful from us; a full page without the one sought cannot prove it is not there.
+LOOKUP_LIMIT = 50
 
 
 class TwilioSmsChannel:
@@ -82,6 +92,30 @@ class TwilioSmsChannel:
             # message; whether to risk a second copy is the caller's retry decision.
             raise SendFailure(CONNECTION_ERROR, _describe(exc), temporary=True) from exc
         return str(message.sid)
+
+    def find_sent(self, to: str, since: datetime, matches: Callable[[str], bool]) -> str | None:
+        """The SID of a Message to ``to`` sent at or after ``since`` whose body ``matches``.
+
+        Twilio filters on ``date_sent``, which it sets as it hands the message on: a message
+        still queued at Twilio is not listed yet. Raises `LookupUnavailable` on any error,
+        a timeout, or a full page without a match.
+        """
+        when = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
+        try:
+            messages = self.client.messages.list(to=to, date_sent_after=when, limit=LOOKUP_LIMIT)
+            for message in messages:
+                if message.body is not None and matches(message.body):
+                    return str(message.sid)
+        except (TwilioException, requests.RequestException, ValueError) as exc:
+            # Only the kind of trouble: the exception's text holds the URL, hence the number.
+            status = getattr(exc, "status", None)
+            response = exc.args[1] if len(exc.args) > 1 else None
+            status = status or getattr(response, "status_code", None)
+            suffix = f" (HTTP {status})" if status else ""
+            raise LookupUnavailable(f"twilio lookup: {type(exc).__name__}{suffix}") from exc
+        if len(messages) >= LOOKUP_LIMIT:
+            raise LookupUnavailable(f"twilio lookup: more than {LOOKUP_LIMIT} messages to read")
+        return None
 
     def close(self) -> None:
         """Close the HTTP session's pooled connections."""

@@ -1,4 +1,9 @@
-"""claim deadlines, send receipts, SMS debits on the attempt, partial status indexes
+"""claim deadlines, send receipts, SMS debits on the attempt, partial indexes
+
+An invitation row is inserted and updated once per send; each index is maintained on both.
+The indexes that serve one status (recovery's sending rows, the sweep's sent rows, a chunk's
+queued rows) or only set values (provider message ids) become partial, so the rows that do
+not match them cost nothing there.
 
 Revision ID: 0008
 Revises: 0007
@@ -17,6 +22,8 @@ depends_on = None
 
 SENDING = sa.text("status = 'sending'")
 SENT = sa.text("status = 'sent'")
+QUEUED = sa.text("status = 'queued'")
+HAS_MESSAGE_ID = sa.text("provider_message_id IS NOT NULL")
 
 
 def upgrade() -> None:
@@ -27,6 +34,22 @@ def upgrade() -> None:
         )
         batch_op.drop_index("ix_invitations_status_claimed")
         batch_op.drop_index("ix_invitations_status_expires")
+        batch_op.drop_index("ix_invitations_chunk_status")
+        batch_op.drop_index("ix_invitations_provider_message_id")
+        batch_op.create_index(
+            "ix_invitations_chunk_queued",
+            ["bulk_chunk_id"],
+            unique=False,
+            postgresql_where=QUEUED,
+            sqlite_where=QUEUED,
+        )
+        batch_op.create_index(
+            "ix_invitations_provider_message_id",
+            ["provider_message_id"],
+            unique=False,
+            postgresql_where=HAS_MESSAGE_ID,
+            sqlite_where=HAS_MESSAGE_ID,
+        )
         batch_op.create_index(
             "ix_invitations_sending_deadline",
             ["claim_deadline"],
@@ -62,6 +85,14 @@ def downgrade() -> None:
     with op.batch_alter_table("invitations", schema=None) as batch_op:
         batch_op.drop_index("ix_invitations_sent_expires")
         batch_op.drop_index("ix_invitations_sending_deadline")
+        batch_op.drop_index("ix_invitations_provider_message_id")
+        batch_op.drop_index("ix_invitations_chunk_queued")
+        batch_op.create_index(
+            "ix_invitations_provider_message_id", ["provider_message_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_invitations_chunk_status", ["bulk_chunk_id", "status"], unique=False
+        )
         batch_op.create_index(
             "ix_invitations_status_expires", ["status", "expires_at"], unique=False
         )
