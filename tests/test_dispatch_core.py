@@ -335,3 +335,31 @@ def test_rows_a_dead_claim_never_reached_get_their_attempt_back(session: Session
     # With one attempt allowed, the tried rows are spent; the untried go out again.
     assert [status[i] for i in ids] == ["failed", "sent", "failed", "queued", "queued"]
     assert [attempts[i] for i in ids[3:]] == [0, 0]
+
+
+def test_a_receipt_written_after_recovery_took_the_row_is_cleaned_up(session: Session) -> None:
+    run_id, [chunk_id] = invite(session, 2)
+    claim = expand_claimed(session, chunk_id)
+    session.execute(
+        update(Invitation)
+        .where(Invitation.bulk_run_id == run_id)
+        .values(claim_deadline=utcnow() - Lease(1, 0).duration)
+    )
+    session.commit()
+    recovery.recover(session, utcnow(), max_attempts=5)
+    session.commit()
+    # The stalled worker resumes and writes the receipt of a send it had in flight.
+    session.add(
+        SendReceipt(
+            invitation_id=claim.claim.rows[0].id,
+            claim_token=claim.claim.token,
+            provider_message_id="<late@zylker>",
+            sent_at=utcnow(),
+        )
+    )
+    session.commit()
+
+    recovery.recover(session, utcnow(), max_attempts=5)
+    session.commit()
+
+    assert session.scalar(select(func.count()).select_from(SendReceipt)) == 0

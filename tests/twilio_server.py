@@ -1,22 +1,29 @@
-"""A local HTTP server speaking the one Twilio call we make: create a Message."""
+"""A local HTTP server speaking the two Twilio calls we make: create a Message, and list the
+Messages it created (``To`` and ``DateSent`` filters, newest first, paged as Twilio pages)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .local_http import LocalServer, serving
 
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
+DEFAULT_PAGE_SIZE = 50  # Twilio's
+MAX_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -37,9 +44,22 @@ class TwilioState:
     auth_token: str
     # To number -> (HTTP status, JSON body) answered instead of a created Message.
     errors: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    # To numbers whose request is held until the client gives up (or the server stops).
+    # To numbers whose requests (a create, or a list) are held until the client gives up (or
+    # the server stops).
     stall: set[str] = field(default_factory=set)
     requests: list[TwilioRequest] = field(default_factory=list)
+    # Every Message created (answered 201), in order: what the provider took, even when the
+    # client went away before reading the answer.
+    created: list[dict[str, Any]] = field(default_factory=list)
+    # When each created Message (by SID) was taken; the fake hands it on at once, so this is
+    # its date_sent too.
+    created_at: dict[str, datetime] = field(default_factory=dict)
+    # The list requests (GET), apart from ``requests``: what a lookup asked.
+    lookups: list[TwilioRequest] = field(default_factory=list)
+    # (HTTP status, JSON body) answered to every list request instead of the list.
+    list_error: tuple[int, dict[str, Any]] | None = None
+    # (low, high) seconds slept before each answer, drawn uniformly: a provider's round trip.
+    latency: tuple[float, float] = (0.0, 0.0)
     released: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -70,6 +90,9 @@ class TwilioState:
 
 
 class TwilioServer(LocalServer):
+    # Many worker threads connect at once (one connection per request: HTTP/1.0).
+    request_queue_size = 128
+
     def __init__(self, state: TwilioState) -> None:
         super().__init__(_Handler)
         self.state = state
@@ -88,7 +111,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         state = self.server.state
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode("utf-8")
+        try:
+            body = self.rfile.read(length)
+        except ConnectionError:
+            return
+        if len(body) < length:
+            return  # the client went away mid-request: nothing was asked for
+        raw = body.decode("utf-8")
         form = {name: values[-1] for name, values in parse_qs(raw).items()}
         auth = _basic_auth(self.headers.get("Authorization", ""))
         with state.lock:
@@ -110,7 +139,68 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = state.errors[form["To"]]
             self._json(status, body)
         else:
-            self._json(201, _message(state.account_sid, form))
+            taken = datetime.now(UTC)
+            message = _message(state.account_sid, form, taken)
+            with state.lock:
+                state.created.append(message)
+                state.created_at[message["sid"]] = taken
+            self._json(201, message)
+
+    def do_GET(self) -> None:
+        """List Messages, as ``client.messages.list(to=..., date_sent_after=...)`` asks."""
+        state = self.server.state
+        url = urlsplit(self.path)
+        query = {name: values[-1] for name, values in parse_qs(url.query).items()}
+        auth = _basic_auth(self.headers.get("Authorization", ""))
+        with state.lock:
+            state.lookups.append(
+                TwilioRequest(self.path, auth, query, {k: v for k, v in self.headers.items()})
+            )
+        match = MESSAGES_PATH.match(url.path)
+        if auth != (state.account_sid, state.auth_token):
+            self._error(401, 20003, "Authenticate")
+        elif match is None or match["sid"] != state.account_sid:
+            self._error(404, 20404, f"The requested resource {url.path} was not found")
+        elif query.get("To") in state.stall:
+            state.released.wait(30)
+        elif state.list_error is not None:
+            self._json(*state.list_error)
+        else:
+            self._json(200, self._page(url.path, query))
+
+    def _page(self, path: str, query: dict[str, str]) -> dict[str, Any]:
+        """One page of the matching Messages, newest first, in Twilio's list shape."""
+        state = self.server.state
+        with state.lock:
+            taken = [(message, state.created_at[message["sid"]]) for message in state.created]
+        matching = [
+            _as_sent(message, at)
+            for message, at in reversed(taken)
+            if ("To" not in query or message["to"] == query["To"]) and _date_sent_matches(at, query)
+        ]
+        size = min(int(query.get("PageSize", DEFAULT_PAGE_SIZE)), MAX_PAGE_SIZE)
+        number = int(query.get("Page", 0))
+        start = number * size
+        records = matching[start : start + size]
+        filters = {k: v for k, v in query.items() if k not in ("Page", "PageSize", "PageToken")}
+
+        def uri(page: int) -> str:
+            more = {"PageSize": size, "Page": page}
+            if page:
+                more["PageToken"] = f"PASM{page * size}"
+            return f"{path}?{urlencode({**filters, **more})}"
+
+        return {
+            "messages": records,
+            "first_page_uri": uri(0),
+            "next_page_uri": uri(number + 1) if start + size < len(matching) else None,
+            "previous_page_uri": uri(number - 1) if number > 0 else None,
+            "page": number,
+            "page_size": size,
+            "start": start,
+            "end": start + max(len(records) - 1, 0),
+            "uri": uri(number),
+        }
 
     def _error(self, status: int, code: int, message: str) -> None:
         more_info = f"https://www.twilio.com/docs/errors/{code}"
@@ -119,11 +209,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _json(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        low, high = self.server.state.latency
+        if high > 0:
+            time.sleep(random.uniform(low, high))
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except ConnectionError:
+            pass  # the client went away (a killed worker); what was created stays created
 
 
 def _basic_auth(header: str) -> tuple[str, str] | None:
@@ -134,16 +230,39 @@ def _basic_auth(header: str) -> tuple[str, str] | None:
     return user, password
 
 
-def _message(account_sid: str, form: dict[str, str]) -> dict[str, Any]:
+def _date_sent_matches(at: datetime, query: dict[str, str]) -> bool:
+    """Twilio's ``DateSent`` filters, to the second: ``DateSent>`` is on or after, ``<`` on
+    or before; each a date (midnight UTC) or ``YYYY-MM-DDTHH:MM:SSZ``."""
+    sent = at.replace(microsecond=0)
+    if "DateSent" in query and sent.date() != _parse_date(query["DateSent"]).date():
+        return False
+    if "DateSent>" in query and sent < _parse_date(query["DateSent>"]):
+        return False
+    return not ("DateSent<" in query and sent > _parse_date(query["DateSent<"]))
+
+
+def _parse_date(value: str) -> datetime:
+    if len(value) == len("YYYY-MM-DD"):
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _as_sent(message: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """A created Message as a later fetch shows it: handed on, at the time it was taken."""
+    return message | {"status": "sent", "date_sent": format_datetime(at.replace(microsecond=0))}
+
+
+def _message(account_sid: str, form: dict[str, str], taken: datetime) -> dict[str, Any]:
     """A Message resource as Twilio returns it right after create (status queued)."""
     sid = "SM" + uuid.uuid4().hex
+    date = format_datetime(taken.replace(microsecond=0))
     return {
         "account_sid": account_sid,
         "api_version": "2010-04-01",
         "body": form.get("Body", ""),
-        "date_created": "Thu, 01 Jan 2026 00:00:00 +0000",
+        "date_created": date,
         "date_sent": None,
-        "date_updated": "Thu, 01 Jan 2026 00:00:00 +0000",
+        "date_updated": date,
         "direction": "outbound-api",
         "error_code": None,
         "error_message": None,

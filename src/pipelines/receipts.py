@@ -20,13 +20,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, exists, insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from portalflow.models import SendReceipt
+from portalflow.models import Invitation, InvitationStatus, SendReceipt
 
 from .bulk_sql import among
+from .invitation_states import has_status
 
 RECEIPT_RETRY_SECONDS = 60.0
 _RAW_INSERT = (
@@ -98,3 +99,17 @@ def forget(session: Session, invitation_ids: Sequence[int]) -> None:
         session.execute(
             delete(SendReceipt).where(among(session, SendReceipt.invitation_id, invitation_ids))
         )
+
+
+def forget_stale(session: Session) -> int:
+    """Drop receipts no claim can use any more (flushed); how many.
+
+    A worker that stalled past its claim may still write a receipt after recovery took the
+    row: its claim token no longer matches the row's, so nothing reads it.
+    """
+    live = exists().where(
+        Invitation.id == SendReceipt.invitation_id,
+        Invitation.claim_token == SendReceipt.claim_token,
+        has_status(InvitationStatus.SENDING),
+    )
+    return session.execute(delete(SendReceipt).where(~live)).rowcount  # type: ignore[attr-defined]

@@ -39,7 +39,7 @@ from portalflow.models import (
     SendReceipt,
 )
 
-from . import credits, dispatch, tokens
+from . import credits, dispatch, receipts, tokens
 from .invitation_states import Transition, has_status, move_ids
 from .outgoing_sms import SCHEME
 
@@ -402,6 +402,7 @@ def recover(
         session, now, lease=lease, max_attempts=max_attempts, sms_lookup=sms_lookup
     )
     released = claims.requeued
+    receipts.forget_stale(session)
     invitations, chunks = lost_messages(session, now, grace=grace)
     # A released row of a bulk chunk goes back with its chunk, like a lost one.
     released_rows = (

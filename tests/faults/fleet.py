@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,8 +17,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench import harness
+from portalflow.config import Settings
 from portalflow.models import BulkRun, BulkRunStatus, make_engine, make_session_factory, utcnow
 from portalflow.pipelines import recovery
+from portalflow.pipelines.channels.bundle import Channels
 from portalflow.workers import enqueue
 
 READY_LINE = b"is ready for action"
@@ -58,6 +62,24 @@ class Group:
     def uptime(self) -> float:
         return 0.0 if self.ready_since is None else time.monotonic() - self.ready_since
 
+    def pause(self) -> None:
+        """SIGSTOP every process of the group at once; returns once all of them are stopped."""
+        group_id = self._group_id()
+        os.killpg(group_id, signal.SIGSTOP)
+        wait_until(
+            lambda: all(state in "TtZ" for state in _process_states(group_id).values()),
+            f"the stop of the workers logging to {self.log_path}",
+        )
+
+    def resume(self) -> None:
+        """SIGCONT every process of the group."""
+        os.killpg(self._group_id(), signal.SIGCONT)
+
+    def _group_id(self) -> int:
+        process = self.workers.process
+        assert process is not None, "the group is not running"
+        return process.pid  # started in a session of its own: the leader of its group
+
 
 @contextmanager
 def group(env: dict[str, str], log_path: Path, processes: int, threads: int) -> Iterator[Group]:
@@ -81,6 +103,7 @@ class Replays:
     error: BaseException | None = None  # anything else stops the passes and fails the test
     requeued: int = 0  # dead claims without a provider receipt: sent again
     completed: int = 0  # dead claims with a provider receipt: completed, not sent again
+    found_at_provider: int = 0  # of completed: SMS without a receipt the provider had taken
     exhausted: int = 0
     chunks: int = 0
     invitations: int = 0
@@ -88,18 +111,33 @@ class Replays:
 
 @contextmanager
 def playing_scheduler(
-    database_url: str, period: float, *, lease: float, grace: float, max_attempts: int
+    database_url: str,
+    period: float,
+    *,
+    lease: float,
+    grace: float,
+    max_attempts: int,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Replays]:
     """Run a recovery pass every ``period`` seconds, as the scheduler's maintenance job does.
 
     ``portalflow scheduler`` enqueues ``recover_stuck_work`` every five minutes; here the
     test plays both the scheduler and that actor (the same pipeline call, then the same
     enqueue helpers) with a short lease and grace, so that it can count what each pass found.
+    With ``env`` (the workers' ``PORTALFLOW_*``), each pass asks the SMS channel those settings
+    name about lost receipts, as the actor does; without, it never asks.
     """
     replays = Replays()
     stop = threading.Event()
     engine = make_engine(database_url)
     factory = make_session_factory(engine)
+    # Built on the first lookup, as in the actor; one thread uses it.
+    channels = Channels.from_settings(Settings.from_env(env)) if env is not None else None
+    lookup = (
+        (lambda to, since, matches: channels.sms.find_sent(to, since, matches))
+        if channels is not None
+        else None
+    )
 
     def one_pass() -> None:
         with factory() as session:
@@ -109,12 +147,14 @@ def playing_scheduler(
                 max_attempts=max_attempts,
                 lease=timedelta(seconds=lease),
                 grace=timedelta(seconds=grace),
+                sms_lookup=lookup,
             )
             session.commit()
         enqueue.enqueue_chunks(found.chunk_ids)
         enqueue.enqueue_dispatch(found.invitation_ids)
         replays.requeued += found.released_claims
         replays.completed += len(found.completed)
+        replays.found_at_provider += len(found.found_at_provider)
         replays.exhausted += len(found.exhausted)
         replays.chunks += len(found.chunk_ids)
         replays.invitations += len(found.invitation_ids)
@@ -138,8 +178,27 @@ def playing_scheduler(
         stop.set()
         thread.join()
         engine.dispose()
+        if channels is not None:
+            channels.close()
     if replays.error is not None:
         raise AssertionError("a recovery pass failed") from replays.error
+
+
+def _process_states(group_id: int) -> dict[int, str]:
+    """pid -> state letter (``/proc/PID/stat``) of every live process in a process group."""
+    states = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        # The command name may hold spaces and parentheses: the fields follow the last ")".
+        state, _parent, group = stat.rpartition(")")[2].split()[:3]
+        if int(group) == group_id:
+            states[int(entry.name)] = state
+    return states
 
 
 def run_finished(factory: sessionmaker[Session], run_id: int) -> bool:

@@ -40,11 +40,13 @@ class Rig:
         assert self.seeded is not None, "seed() first"
         return self.seeded
 
-    def seed(self, records: int) -> world.World:
-        """Start the clock and seed ``records`` contacts."""
+    def seed(
+        self, records: int, seeder: Callable[[str, int], world.World] | None = None
+    ) -> world.World:
+        """Start the clock and seed ``records`` contacts (or what ``seeder`` seeds)."""
         self.began = time.monotonic()
         self.records = records
-        self.seeded = world.seed(self.database_url, records)
+        self.seeded = (seeder or world.seed)(self.database_url, records)
         return self.seeded
 
     def worker_env(self, **settings: object) -> dict[str, str]:
@@ -57,10 +59,23 @@ class Rig:
         return self.worker_env(**harness.smtp_settings(self.mail_sink.port), **settings)
 
     def scheduler(
-        self, period: float, *, lease: float, grace: float, max_attempts: int = 5
+        self,
+        period: float,
+        *,
+        lease: float,
+        grace: float,
+        max_attempts: int = 5,
+        env: dict[str, str] | None = None,
     ) -> AbstractContextManager[fleet.Replays]:
+        """The test playing the scheduler; with ``env`` (the workers'), it asks their SMS
+        channel about lost receipts, as the recovery actor does."""
         return fleet.playing_scheduler(
-            self.database_url, period, lease=lease, grace=grace, max_attempts=max_attempts
+            self.database_url,
+            period,
+            lease=lease,
+            grace=grace,
+            max_attempts=max_attempts,
+            env=env,
         )
 
     def start_run(self, chunk_size: int) -> int:

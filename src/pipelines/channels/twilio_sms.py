@@ -96,9 +96,10 @@ class TwilioSmsChannel:
     def find_sent(self, to: str, since: datetime, matches: Callable[[str], bool]) -> str | None:
         """The SID of a Message to ``to`` sent at or after ``since`` whose body ``matches``.
 
-        Twilio filters on ``date_sent``, which it sets as it hands the message on: a message
-        still queued at Twilio is not listed yet. Raises `LookupUnavailable` on any error,
-        a timeout, or a full page without a match.
+        Twilio filters on ``date_sent``, set as it hands a message on to the carrier, so one
+        still waiting in Twilio's queue may not be listed: it counts as not found. Raises
+        `LookupUnavailable` on an error answer, a connection error or timeout (the client's
+        own), or a full page without a match.
         """
         when = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
         try:
@@ -114,7 +115,7 @@ class TwilioSmsChannel:
             suffix = f" (HTTP {status})" if status else ""
             raise LookupUnavailable(f"twilio lookup: {type(exc).__name__}{suffix}") from exc
         if len(messages) >= LOOKUP_LIMIT:
-            raise LookupUnavailable(f"twilio lookup: more than {LOOKUP_LIMIT} messages to read")
+            raise LookupUnavailable(f"twilio lookup: {LOOKUP_LIMIT} or more messages to read")
         return None
 
     def close(self) -> None:
