@@ -10,9 +10,11 @@ each Dramatiq worker process; the benchmark resets and reads the counter with ``
 
 A statement counts as what goes to the server: an executemany once per parameter set
 (psycopg 3 sends one statement per row), a multi-row ``INSERT ... VALUES`` (SQLAlchemy's
-"insertmanyvalues" batches, one event each) or an ``UPDATE ... FROM unnest`` once. What
-SQLAlchemy sends without the event is not counted: the pool's pre-ping on checkout, and
-the BEGIN / COMMIT / ROLLBACK that psycopg issues for a transaction.
+"insertmanyvalues" batches, one event each) or an ``UPDATE ... FROM unnest`` once. The
+provider receipt, which dispatch writes straight on the driver connection (no event),
+counts once per receipt through a wrapper around ``ReceiptBook.keep``. What SQLAlchemy sends
+without the event is not counted: the pool's pre-ping on checkout, and the BEGIN / COMMIT /
+ROLLBACK that psycopg issues for a transaction.
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ class StatementCounter:
         with self.lock:
             self.pending += sent
 
+    def add(self, sent: int) -> None:
+        with self.lock:
+            self.pending += sent
+
     def flush(self) -> None:
         """Add what was counted since the last flush to ``COUNTER``; note the time."""
         # The time is taken first: every statement counted before it is in this flush.
@@ -93,8 +99,18 @@ class StatementCounter:
 
 def install(redis_url: str, every: float = FLUSH_SECONDS) -> StatementCounter:
     """Count every statement this process sends from now on; flush to ``redis_url``."""
+    from portalflow.pipelines.receipts import ReceiptBook
+
     counter = StatementCounter(redis_url, every)
     event.listen(Engine, "before_cursor_execute", counter.before_cursor_execute)
+    keep = ReceiptBook.keep
+
+    def counted_keep(book: ReceiptBook, *args: Any, **kwargs: Any) -> None:
+        keep(book, *args, **kwargs)
+        if book.writes_raw:
+            counter.add(1)
+
+    ReceiptBook.keep = counted_keep  # type: ignore[method-assign]
     counter.thread.start()
     return counter
 

@@ -42,7 +42,7 @@ class ReceiptBook:
     def __init__(self, session: Session, claim_token: str) -> None:
         self.session = session
         self.claim_token = claim_token
-        self._raw = session.get_bind().dialect.name == "postgresql"
+        self.writes_raw = session.get_bind().dialect.name == "postgresql"
 
     def keep(self, invitation_id: int, message_id: str, sent_at: datetime) -> None:
         """Commit that the provider took ``invitation_id``'s message; retried through outages."""
@@ -61,7 +61,7 @@ class ReceiptBook:
                 delay = min(delay * 2, 2.0)
 
     def _write(self, values: tuple[Any, ...]) -> None:
-        if self._raw:
+        if self.writes_raw:
             driver = self.session.connection().connection.driver_connection
             assert driver is not None
             driver.execute(_RAW_INSERT, values)
@@ -80,7 +80,7 @@ class ReceiptBook:
 
     def _discard_connection(self, exc: BaseException) -> None:
         """Drop a connection that failed under us, so the next try checks out a live one."""
-        if self._raw and not isinstance(exc, DBAPIError):
+        if self.writes_raw and not isinstance(exc, DBAPIError):
             # The driver raised outside SQLAlchemy: it does not know the connection is bad.
             self.session.connection().invalidate(exc)  # type: ignore[arg-type]
         self.session.rollback()
