@@ -363,3 +363,40 @@ def test_a_receipt_written_after_recovery_took_the_row_is_cleaned_up(session: Se
     session.commit()
 
     assert session.scalar(select(func.count()).select_from(SendReceipt)) == 0
+
+
+def test_a_stale_receipt_does_not_block_the_next_claims_receipt(
+    session: Session, tmp_path: Path
+) -> None:
+    run_id, [chunk_id] = invite(session, 3)
+    claim = expand_claimed(session, chunk_id)
+    session.execute(
+        update(Invitation)
+        .where(Invitation.bulk_run_id == run_id)
+        .values(claim_deadline=utcnow() - Lease(1, 0).duration)
+    )
+    session.commit()
+    found = recovery.recover(session, utcnow(), max_attempts=5)
+    session.commit()
+    # The stalled worker wakes and writes the receipt of the send it had in flight...
+    stale = claim.claim.rows[0].id
+    session.add(
+        SendReceipt(
+            invitation_id=stale,
+            claim_token=claim.claim.token,
+            provider_message_id="<late@zylker>",
+            sent_at=utcnow(),
+        )
+    )
+    session.commit()
+
+    # ...before the row's next claim sends it and keeps its own receipt.
+    result = dispatch.dispatch(
+        session,
+        found.invitation_ids or [r.id for r in claim.claim.rows],
+        channels=outbox(tmp_path),
+        config=CONFIG,
+    )
+
+    assert stale in result.sent
+    assert statuses(session, run_id) == {"sent": 3}

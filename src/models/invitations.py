@@ -102,7 +102,8 @@ class SendReceipt(Base):
 
     A narrow row, one INSERT and commit per message, so that the wide invitation row with
     its indexes is written once per batch; recovery completes a dead claim's rows that have
-    one as sent instead of sending them again. Deleted when the batch's outcomes are written.
+    one as sent instead of sending them again. Keyed by row and claim; deleted when the batch's
+    outcomes are written.
     """
 
     __tablename__ = "send_receipts"
@@ -110,6 +111,8 @@ class SendReceipt(Base):
     invitation_id: Mapped[int] = mapped_column(
         ForeignKey("invitations.id", ondelete="CASCADE"), primary_key=True
     )
-    claim_token: Mapped[str] = mapped_column(String(32))
+    # Part of the key: a worker that stalled past its claim may still write the receipt of
+    # its lapsed claim for a row the next claim is sending; the two must not collide.
+    claim_token: Mapped[str] = mapped_column(String(32), primary_key=True)
     provider_message_id: Mapped[str] = mapped_column(String(255))
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)

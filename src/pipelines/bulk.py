@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
@@ -104,7 +103,6 @@ class ClaimOnWrite:
     """
 
     claim: Claim
-    deadline: datetime
     issue: Callable[[int, Channel], tuple[str, str]]
 
 
@@ -287,7 +285,8 @@ def _insert_claimed(
             "attempts": 1,
             "claim_token": claim.claim.token,
             "claimed_at": common["created_at"],
-            "claim_deadline": claim.deadline,
+            # From the moment of writing: the lock wait before it does not eat the lease.
+            "claim_deadline": claim.claim.restart(),
         },
     )
     claimed = [

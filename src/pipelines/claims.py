@@ -82,6 +82,11 @@ class Claim:
         local = time.monotonic() + lease.seconds
         return cls(uuid.uuid4().hex, lease, local), utcnow() + lease.duration
 
+    def restart(self) -> datetime:
+        """Start the lease now (rows about to be written); the deadline to write on them."""
+        self.deadline = time.monotonic() + self.lease.seconds
+        return utcnow() + self.lease.duration
+
     def holds(self) -> bool:
         """May this worker still call a provider for the claim's rows? (no round trip)"""
         return not self.lapsed and time.monotonic() < self.deadline - self.lease.margin_seconds

@@ -127,8 +127,8 @@ def dispatch(
 
 def claim_on_write(session: Session, config: DispatchConfig) -> bulk.ClaimOnWrite:
     """A fresh claim for rows a bulk chunk writes already claimed (see ``bulk.expand_chunk``)."""
-    claim, deadline = Claim.begin(config.lease)
-    return bulk.ClaimOnWrite(claim, deadline, TokenIssuer(session, config).issue)
+    claim, _deadline = Claim.begin(config.lease)  # restarted when the rows are written
+    return bulk.ClaimOnWrite(claim, TokenIssuer(session, config).issue)
 
 
 def claim_queued(

@@ -76,7 +76,7 @@ def upgrade() -> None:
             name=op.f("fk_send_receipts_invitation_id_invitations"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("invitation_id", name=op.f("pk_send_receipts")),
+        sa.PrimaryKeyConstraint("invitation_id", "claim_token", name=op.f("pk_send_receipts")),
     )
 
 
