@@ -64,6 +64,16 @@ def expand_claimed(
     return claim
 
 
+def lapse(session: Session, run_id: int) -> None:
+    """Move the run's claim deadlines into the past, as a dead or stalled worker leaves them."""
+    session.execute(
+        update(Invitation)
+        .where(Invitation.bulk_run_id == run_id)
+        .values(claim_deadline=utcnow() - Lease(1, 0).duration)
+    )
+    session.commit()
+
+
 def run_status(session: Session, run_id: int) -> BulkRunStatus:
     return session.get_one(BulkRun, run_id, populate_existing=True).status
 
@@ -208,12 +218,7 @@ def test_rows_recovery_took_are_not_recorded_by_the_worker_that_lost_them(
     run_id, [chunk_id] = invite(session, 10)
     claim = expand_claimed(session, chunk_id)
     # Recovery saw the claim as lapsed (its deadline moved into the past) and took it.
-    session.execute(
-        update(Invitation)
-        .where(Invitation.bulk_run_id == run_id)
-        .values(claim_deadline=utcnow() - Lease(1, 0).duration)
-    )
-    session.commit()
+    lapse(session, run_id)
     recovered = recovery.recover(session, utcnow(), max_attempts=5)
     session.commit()
     assert recovered.released_claims == 10
@@ -238,12 +243,7 @@ def test_recovery_completes_a_dead_claim_from_its_receipt_table(session: Session
             sent_at=sent_at,
         )
     )
-    session.execute(
-        update(Invitation)
-        .where(Invitation.bulk_run_id == run_id)
-        .values(claim_deadline=utcnow() - Lease(1, 0).duration)
-    )
-    session.commit()
+    lapse(session, run_id)
 
     found = recovery.recover(session, utcnow(), max_attempts=5)
     session.commit()
@@ -319,12 +319,7 @@ def test_rows_a_dead_claim_never_reached_get_their_attempt_back(session: Session
             sent_at=utcnow(),
         )
     )
-    session.execute(
-        update(Invitation)
-        .where(Invitation.bulk_run_id == run_id)
-        .values(claim_deadline=utcnow() - Lease(1, 0).duration)
-    )
-    session.commit()
+    lapse(session, run_id)
 
     found = recovery.recover(session, utcnow(), max_attempts=1)
     session.commit()
@@ -340,12 +335,7 @@ def test_rows_a_dead_claim_never_reached_get_their_attempt_back(session: Session
 def test_a_receipt_written_after_recovery_took_the_row_is_cleaned_up(session: Session) -> None:
     run_id, [chunk_id] = invite(session, 2)
     claim = expand_claimed(session, chunk_id)
-    session.execute(
-        update(Invitation)
-        .where(Invitation.bulk_run_id == run_id)
-        .values(claim_deadline=utcnow() - Lease(1, 0).duration)
-    )
-    session.commit()
+    lapse(session, run_id)
     recovery.recover(session, utcnow(), max_attempts=5)
     session.commit()
     # The stalled worker resumes and writes the receipt of a send it had in flight.
@@ -370,12 +360,7 @@ def test_a_stale_receipt_does_not_block_the_next_claims_receipt(
 ) -> None:
     run_id, [chunk_id] = invite(session, 3)
     claim = expand_claimed(session, chunk_id)
-    session.execute(
-        update(Invitation)
-        .where(Invitation.bulk_run_id == run_id)
-        .values(claim_deadline=utcnow() - Lease(1, 0).duration)
-    )
-    session.commit()
+    lapse(session, run_id)
     found = recovery.recover(session, utcnow(), max_attempts=5)
     session.commit()
     # The stalled worker wakes and writes the receipt of the send it had in flight...

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -222,3 +223,19 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 def sent_so_far(factory: sessionmaker[Session], run_id: int) -> int:
     with factory() as session:
         return session.get_one(BulkRun, run_id).sent
+
+
+def kill_in_turns(groups: Sequence[Group], finished: Callable[[], bool], every: float) -> int:
+    """SIGKILL the groups in turn, each once it has worked ``every`` seconds since it was
+    ready, and start it again, until ``finished()``; how many kills."""
+    deadline = time.monotonic() + RUN_GUARD_SECONDS
+    for kills, victim in enumerate(itertools.cycle(groups)):
+        assert time.monotonic() < deadline, "the run did not finish"
+        wait_until(
+            lambda v=victim: finished() or (v.ready() and v.uptime() >= every), "the next kill"
+        )
+        if finished():
+            return kills
+        victim.workers.kill()
+        victim.start()
+    raise AssertionError("unreachable")  # pragma: no cover

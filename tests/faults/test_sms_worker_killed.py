@@ -32,8 +32,6 @@ Asserted, from the rows and from what the Twilio server created:
 
 from __future__ import annotations
 
-import itertools
-import time
 from collections import Counter
 from functools import partial
 from typing import Any
@@ -66,7 +64,6 @@ MAX_SEND_ATTEMPTS = 20
 
 def test_sms_run_under_a_sigkill_storm_is_charged_what_twilio_took(rig: Rig) -> None:
     seeded = rig.seed(RECORDS, sms_world.seed)
-    kills = 0
     with running_twilio_server() as twilio:
         twilio.state.latency = TWILIO_LATENCY_SECONDS
         env = rig.worker_env(
@@ -87,18 +84,7 @@ def test_sms_run_under_a_sigkill_storm_is_charged_what_twilio_took(rig: Rig) -> 
             ) as replays,
         ):
             finished = partial(rig.finished, rig.start_run(CHUNK_SIZE))
-            deadline = time.monotonic() + fleet.RUN_GUARD_SECONDS
-            for victim in itertools.cycle((first, second)):
-                assert time.monotonic() < deadline, "the run did not finish"
-                fleet.wait_until(
-                    lambda v=victim: finished() or (v.ready() and v.uptime() >= KILL_EVERY_SECONDS),
-                    "the next kill",
-                )
-                if finished():
-                    break
-                victim.workers.kill()
-                kills += 1
-                victim.start()
+            kills = fleet.kill_in_turns((first, second), finished, KILL_EVERY_SECONDS)
         with twilio.state.lock:
             created = list(twilio.state.created)
             requests = len(twilio.state.requests)

@@ -14,8 +14,6 @@ was claimed again (``attempts`` > 1), and there is at most one per killed thread
 
 from __future__ import annotations
 
-import itertools
-import time
 from functools import partial
 
 from sqlalchemy import func, select
@@ -48,7 +46,6 @@ def test_workers_killed_every_two_seconds_lose_nothing(
         replay_grace_seconds=REPLAY_GRACE_SECONDS,
         max_send_attempts=MAX_SEND_ATTEMPTS,
     )
-    kills = 0
     with (
         fleet.group(env, rig.tmp_path / "first.log", PROCESSES, THREADS) as first,
         fleet.group(env, rig.tmp_path / "second.log", PROCESSES, THREADS) as second,
@@ -60,18 +57,7 @@ def test_workers_killed_every_two_seconds_lose_nothing(
         ) as replays,
     ):
         finished = partial(rig.finished, rig.start_run(CHUNK_SIZE))
-        deadline = time.monotonic() + fleet.RUN_GUARD_SECONDS
-        for victim in itertools.cycle((first, second)):
-            assert time.monotonic() < deadline, "the run did not finish"
-            fleet.wait_until(
-                lambda v=victim: finished() or (v.ready() and v.uptime() >= KILL_EVERY_SECONDS),
-                "the next kill",
-            )
-            if finished():
-                break
-            victim.workers.kill()
-            kills += 1
-            victim.start()
+        kills = fleet.kill_in_turns((first, second), finished, KILL_EVERY_SECONDS)
 
     delivered = rig.smtp_deliveries()
     with rig.factory() as session:
