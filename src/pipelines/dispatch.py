@@ -43,7 +43,7 @@ from portalflow.models import (
 )
 
 from . import bulk, bulk_sql, credits, lifecycle, pauses, receipts, suppressions, tokens
-from .channels.base import SendFailure
+from .channels.base import OutgoingEmail, SendFailure, describe_error
 from .channels.bundle import Channels
 from .claims import DEFAULT_LEASE, Claim, ClaimedRow, Lease
 from .invitation_states import Transition, guard, has_status, move, move_ids, target
@@ -348,7 +348,7 @@ class _Sender:
             )
         return org
 
-    def _prepare_email(self, row: ClaimedRow) -> Any:
+    def _prepare_email(self, row: ClaimedRow) -> OutgoingEmail:
         org = self._org(row)
         assert row.record is not None
         with _render_failures():
@@ -427,7 +427,7 @@ class _Sender:
             raise
         except Exception as exc:
             raise SendFailure(
-                SendFailureCode.SEND_ERROR.value, _describe(exc), temporary=True
+                SendFailureCode.SEND_ERROR.value, describe_error(exc)[:1000], temporary=True
             ) from exc
 
 
@@ -440,13 +440,8 @@ def _render_failures() -> Iterator[None]:
         raise
     except Exception as exc:
         raise SendFailure(
-            SendFailureCode.RENDER_FAILED.value, _describe(exc), temporary=False
+            SendFailureCode.RENDER_FAILED.value, describe_error(exc)[:1000], temporary=False
         ) from exc
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}"[:1000] if text else type(exc).__name__
 
 
 def _cached(cache: dict[K, V], key: K, load: Callable[[K], V]) -> V:

@@ -120,7 +120,7 @@ def recover_stuck_work() -> None:
                 session,
                 utcnow(),
                 max_attempts=settings.max_send_attempts,
-                lease=timedelta(seconds=settings.send_lease_seconds),
+                # Claims carry their deadline; recovery's own lease only dates older ones.
                 grace=timedelta(seconds=settings.replay_grace_seconds),
                 sms_lookup=lambda to, since, matches: channels.sms.find_sent(to, since, matches),
             )

@@ -14,6 +14,11 @@ from ..outcomes import Outcome
 CONNECTION_ERROR = "connection_error"
 
 
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` (or the type alone), for a failure's detail."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 @dataclass(frozen=True)
 class OutgoingEmail:
     """One rendered message, ready for any channel."""

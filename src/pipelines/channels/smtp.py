@@ -11,7 +11,7 @@ from typing import Literal
 from portalflow.models import OutcomeClass
 
 from ..outcomes import classify_smtp_reply
-from .base import CONNECTION_ERROR, OutgoingEmail, SendFailure
+from .base import CONNECTION_ERROR, OutgoingEmail, SendFailure, describe_error
 
 SMTP_CONFIGURATION = "smtp_configuration"  # our side is wrong: login, STARTTLS, certificate
 SMTP_REJECTED = "smtp_rejected"
@@ -153,7 +153,7 @@ class SmtpChannel:
                 ) from exc
             except (OSError, smtplib.SMTPException) as exc:
                 self._discard()
-                raise SendFailure(CONNECTION_ERROR, _describe(exc), temporary=True) from exc
+                raise SendFailure(CONNECTION_ERROR, describe_error(exc), temporary=True) from exc
             return email.message_id
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -195,7 +195,10 @@ class SmtpChannel:
         except (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError) as exc:
             connection.close()
             raise SendFailure(
-                SMTP_CONFIGURATION, _describe(exc), temporary=False, outcome_class=CONFIGURATION
+                SMTP_CONFIGURATION,
+                describe_error(exc),
+                temporary=False,
+                outcome_class=CONFIGURATION,
             ) from exc
         except smtplib.SMTPResponseException as exc:
             connection.close()
@@ -210,7 +213,7 @@ class SmtpChannel:
         except (OSError, smtplib.SMTPException) as exc:
             connection.close()
             raise SendFailure(
-                CONNECTION_ERROR, f"{self.host}:{self.port}: {_describe(exc)}", temporary=True
+                CONNECTION_ERROR, f"{self.host}:{self.port}: {describe_error(exc)}", temporary=True
             ) from exc
         return connection
 
@@ -228,7 +231,3 @@ def _reply_failure(code: int, reply: bytes | str) -> SendFailure:
 def _reply_text(code: int, reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
     return f"{code} {text}"
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -21,7 +21,7 @@ from twilio.rest import Client
 from portalflow.models import OutcomeClass
 
 from ..outcomes import classify_twilio_api_error
-from .base import CONNECTION_ERROR, SendFailure
+from .base import CONNECTION_ERROR, SendFailure, describe_error
 from .sms_base import LookupUnavailable, OutgoingSms
 
 # Messages to one number since a claim that a lookup reads (one request). A number gets a
@@ -90,7 +90,7 @@ class TwilioSmsChannel:
                 ) from exc
             # Refused, reset or timed out. After a read timeout Twilio may have taken the
             # message; whether to risk a second copy is the caller's retry decision.
-            raise SendFailure(CONNECTION_ERROR, _describe(exc), temporary=True) from exc
+            raise SendFailure(CONNECTION_ERROR, describe_error(exc), temporary=True) from exc
         return str(message.sid)
 
     def find_sent(self, to: str, since: datetime, matches: Callable[[str], bool]) -> str | None:
@@ -141,7 +141,3 @@ def _as_int(value: object) -> int | None:
         return int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
