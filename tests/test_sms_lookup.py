@@ -299,9 +299,8 @@ def test_recovery_completes_an_sms_twilio_took_and_requeues_one_it_did_not(
     live.close()
 
 
-def test_recovery_gives_the_debit_back_when_the_provider_cannot_tell(
-    session: Session, twilio_server: TwilioServer
-) -> None:
+def taken_then_died(session: Session, twilio_server: TwilioServer) -> tuple[Org, list[int]]:
+    """One SMS Twilio took, whose worker died before keeping its receipt; (org, ids)."""
     org, agents, inviter = sms_world(session)
     credits.add(session, org.id, 10)
     add_agent(session, org, "taken", MOBILE)
@@ -310,6 +309,13 @@ def test_recovery_gives_the_debit_back_when_the_provider_cannot_tell(
     die_while_sending(
         session, ids, DyingChannel(twilio_channel(twilio_server), after_the_call=True)
     )
+    return org, ids
+
+
+def test_recovery_gives_the_debit_back_when_the_provider_cannot_tell(
+    session: Session, twilio_server: TwilioServer
+) -> None:
+    org, _ids = taken_then_died(session, twilio_server)
     twilio_server.state.list_error = (503, {"code": 20503, "message": "down", "status": 503})
 
     live = twilio_channel(twilio_server)
@@ -407,14 +413,7 @@ def test_the_recovery_actor_asks_the_configured_sms_channel(
 def test_an_sms_found_on_its_last_attempt_is_sent_not_failed(
     session: Session, twilio_server: TwilioServer
 ) -> None:
-    org, agents, inviter = sms_world(session)
-    credits.add(session, org.id, 10)
-    add_agent(session, org, "taken", MOBILE)
-    session.commit()
-    _, ids = invite(session, org, agents, inviter, ["taken"])
-    die_while_sending(
-        session, ids, DyingChannel(twilio_channel(twilio_server), after_the_call=True)
-    )
+    org, ids = taken_then_died(session, twilio_server)
 
     live = twilio_channel(twilio_server)
     found = recovery.recover(
