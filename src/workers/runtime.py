@@ -61,9 +61,7 @@ _current: Runtime | None = None
 def configure(settings: Settings | None = None) -> Runtime:
     """Replace the process's runtime (settings from the environment by default)."""
     global _current
-    settings = settings or Settings.from_env()
-    engine = make_engine(settings.database_url)
-    runtime = Runtime(settings, engine, make_session_factory(engine), send_rates(settings))
+    runtime = _build(settings or Settings.from_env())
     with _lock:
         previous, _current = _current, runtime
     if previous is not None:
@@ -73,6 +71,15 @@ def configure(settings: Settings | None = None) -> Runtime:
 
 def current() -> Runtime:
     """The process's runtime, configured from the environment on first use."""
+    global _current
+    # Built under the lock: a worker's threads all ask at once on their first message, and
+    # each building its own would leave the process with one engine (and pool) per thread.
     with _lock:
-        runtime = _current
-    return runtime if runtime is not None else configure()
+        if _current is None:
+            _current = _build(Settings.from_env())
+        return _current
+
+
+def _build(settings: Settings) -> Runtime:
+    engine = make_engine(settings.database_url)
+    return Runtime(settings, engine, make_session_factory(engine), send_rates(settings))
