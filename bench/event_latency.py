@@ -4,10 +4,11 @@ One run starts a private Redis (the broker), a fresh migrated database on the sh
 PostgreSQL, the real web app (``portalflow serve``) and 2 Dramatiq worker processes
 (``portalflow.workers``, 8 threads each), on an otherwise idle system. N confirmed portal
 users are seeded; each event ``record.email_changed`` gives one of them a new address,
-which suspends its login and mails a confirmation there (two queue hops: the event, then
-the dispatch). Events are sent one at a time, each after the previous one's email
-arrived, and timed from the start of ``POST /events`` to the moment the SMTP server
-accepts the message (end of DATA).
+which suspends its login and mails a confirmation there (one queue hop: the event's actor
+applies the change and sends; the crm-events queue is polled at least every
+``PORTALFLOW_REALTIME_POLL_MS`` when idle). Events are sent one at a time, each after the
+previous one's email arrived, and timed from the start of ``POST /events`` to the moment
+the SMTP server accepts the message (end of DATA).
 
 The SMTP server here is an aiosmtpd handler inside this process that notes each
 recipient's arrival time: Postfix's ``smtp-sink`` cannot report arrivals, and at one
@@ -45,6 +46,7 @@ from dramatiq.worker import WORKER_TIMEOUT
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from portalflow.config import Settings
 from portalflow.models import (
     CrmEvent,
     CrmRecord,
@@ -71,7 +73,7 @@ from .harness import (
 FULL, QUICK = 1_000, 20
 WARM_UP = 10
 PROCESSES, THREADS = 2, 8
-TARGET_P95_MS = 200
+TARGET_P95_MS, TARGET_P99_MS = 100, 200
 MAIL_TIMEOUT_SECONDS = 60.0
 
 
@@ -167,14 +169,16 @@ def main() -> None:
         "events": count,
         "processes": PROCESSES,
         "threads": THREADS,
-        # Dramatiq's idle poll backs off up to this; it bounds each queue hop when idle.
+        # Dramatiq's idle poll backs off up to this on other queues; crm-events to the next.
         "dramatiq_worker_timeout_ms": WORKER_TIMEOUT,
+        "realtime_poll_ms": Settings.from_env().realtime_poll_ms,
         "p50_ms": percentile(latencies, 50),
         "p95_ms": percentile(latencies, 95),
         "p99_ms": percentile(latencies, 99),
         "max_ms": round(max(latencies), 1),
         **{f"{stage}_p50_ms": percentile(values, 50) for stage, values in stages.items()},
         "target_p95_ms": TARGET_P95_MS,
+        "target_p99_ms": TARGET_P99_MS,
     }
     for name, value in figures.items():
         print(f"{name:28} {value}")
@@ -269,8 +273,8 @@ def stage_times(database_url: str, timed: list[Timed]) -> dict[str, list[float]]
     """Where each event's time went (ms), from the rows' timestamps.
 
     ``http``: the POST until its answer; ``event``: then until the event was applied
-    (queue hop and handler); ``claim``: then until the email's row was claimed (commit,
-    second queue hop); ``send``: then until the mail was accepted (render, build, SMTP).
+    (queue hop and handler); ``claim``: then until the email's row was claimed (commit, in
+    the same actor); ``send``: then until the mail was accepted (render, build, SMTP).
     """
     # The rows carry wall-clock times, the figures perf_counter ones: one offset maps them.
     offset = time.time() - time.perf_counter()

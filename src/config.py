@@ -46,6 +46,9 @@ class Settings:
     claim_margin_seconds: float = 30.0
     # Queued work this far past due has lost its message and is enqueued again.
     replay_grace_seconds: int = 300
+    # The longest a Redis worker sleeps between polls of an idle real-time queue (CRM
+    # events); other queues back off to Dramatiq's `dramatiq_worker_timeout` (1 s).
+    realtime_poll_ms: int = 10
     extra_disposable_domains: tuple[str, ...] = field(default_factory=tuple)
     # Bearer token for the admin HTTP API (failure reports); unset: that API refuses.
     admin_token: str = ""
@@ -95,6 +98,8 @@ class Settings:
         _one_of("sms_channel", self.sms_channel, SMS_CHANNELS)
         if not 1 <= self.bulk_chunk_size <= 5000:
             raise SettingsError("PORTALFLOW_BULK_CHUNK_SIZE must be between 1 and 5000")
+        if not 1 <= self.realtime_poll_ms <= 10_000:
+            raise SettingsError("PORTALFLOW_REALTIME_POLL_MS must be between 1 and 10000")
         if self.send_lease_seconds < 2:
             raise SettingsError("PORTALFLOW_SEND_LEASE_SECONDS must be at least 2")
         if self.claim_margin_seconds < 0:

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dramatiq import Worker
+from dramatiq import Message, Middleware, Worker
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
@@ -29,7 +30,7 @@ from portalflow.models import (
     make_engine,
     make_session_factory,
 )
-from portalflow.pipelines import address_changes, crm_events, orgs
+from portalflow.pipelines import address_changes, crm_events, dispatch, orgs
 from portalflow.pipelines.errors import InvalidInput, NotFound
 from portalflow.pipelines.lifecycle import Action, InvalidTransition, transition
 from portalflow.workers import actors, address_actors
@@ -471,6 +472,74 @@ def test_duplicated_event_through_redis_worker_sends_one_email(
             EmailKind.CONFIRM_EMAIL,
             InvitationStatus.SENT,
         )
+        assert_processed(session, event_id)
+
+
+class _Enqueued(Middleware):
+    """The actor names of the messages the broker enqueues."""
+
+    def __init__(self) -> None:
+        self.actors: list[str] = []
+
+    def after_enqueue(self, broker: Any, message: Message, delay: Any) -> None:
+        self.actors.append(message.actor_name)
+
+
+def test_the_event_actor_sends_the_confirmation_itself_one_queue_hop(
+    worker: Worker,
+    redis_broker: RedisBroker,
+    worker_settings: Settings,
+    pg_engine: Engine,
+) -> None:
+    enqueued = _Enqueued()
+    redis_broker.add_middleware(enqueued)
+    with make_session_factory(pg_engine)() as session:
+        org = make_org(session)
+        make_user(session, org, "c1", S.CONFIRMED)
+        event_id = email_event(session, org, "c1", NEW, "crm-8")
+    address_actors.handle_crm_event.send(event_id)
+    redis_broker.join(address_actors.CRM_EVENTS_QUEUE, timeout=30_000)
+
+    # Sent by the time its event's message is done: no second message on another queue.
+    [eml] = list(worker_settings.outbox_dir.glob("*.eml"))
+    assert NEW.encode() in eml.read_bytes()
+    assert enqueued.actors == ["handle_crm_event"]
+    with make_session_factory(pg_engine)() as session:
+        assert session.scalars(select(Invitation.status)).all() == [InvitationStatus.SENT]
+
+
+def test_a_send_that_cannot_start_in_the_event_actor_goes_to_the_queue(
+    worker: Worker,
+    redis_broker: RedisBroker,
+    worker_settings: Settings,
+    pg_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    enqueued = _Enqueued()
+    redis_broker.add_middleware(enqueued)
+    real_dispatch = dispatch.dispatch
+    calls: list[int] = []
+
+    def database_away_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return real_dispatch(*args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "dispatch", database_away_once)
+    with make_session_factory(pg_engine)() as session:
+        org = make_org(session)
+        make_user(session, org, "c1", S.CONFIRMED)
+        event_id = email_event(session, org, "c1", NEW, "crm-9")
+    address_actors.handle_crm_event.send(event_id)
+    redis_broker.join(address_actors.CRM_EVENTS_QUEUE, timeout=30_000)
+    redis_broker.join(actors.INVITATIONS_QUEUE, timeout=30_000)
+
+    assert enqueued.actors == ["handle_crm_event", "dispatch_invitation"]
+    [eml] = list(worker_settings.outbox_dir.glob("*.eml"))
+    assert NEW.encode() in eml.read_bytes()
+    with make_session_factory(pg_engine)() as session:
+        assert session.scalars(select(Invitation.status)).all() == [InvitationStatus.SENT]
         assert_processed(session, event_id)
 
 

@@ -65,3 +65,26 @@ def test_without_a_broker_url_it_says_why(monkeypatch: pytest.MonkeyPatch) -> No
     code, output = run("worker")
     assert code != 0
     assert "PORTALFLOW_BROKER_URL is not set" in " ".join(output.split())
+
+
+@pytest.mark.usefixtures("captured_exec")
+def test_a_worker_group_can_take_only_some_queues() -> None:
+    started_with = started("--threads", "4", "-Q", "crm-events", "--queue", "invitations")
+    assert started_with.argv[4:] == [
+        "--processes",
+        "2",
+        "--threads",
+        "4",
+        "--queues",
+        "crm-events",
+        "invitations",
+    ]
+
+
+@pytest.mark.usefixtures("captured_exec")
+def test_an_unknown_queue_is_refused_with_the_known_ones() -> None:
+    code, output = run("worker", "-Q", "crm-event")
+    assert code != 0
+    text = " ".join(output.split())
+    assert "unknown queue crm-event" in text
+    assert "crm-events" in text and "invitations" in text

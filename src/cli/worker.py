@@ -11,6 +11,14 @@ import typer
 from .common import fail, settings
 
 
+def known_queues() -> set[str]:
+    """The queues portalflow's actors are declared on."""
+    # Imported here: importing the workers declares the broker, which only this command needs.
+    from portalflow.workers import broker
+
+    return broker.queue_names()
+
+
 def worker(
     processes: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
     threads: Annotated[int, typer.Option(min=1, help="Threads per process.")] = 8,
@@ -23,12 +31,23 @@ def worker(
             "chunks). `dramatiq_queue_prefetch` in the environment wins.",
         ),
     ] = None,
+    queues: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue",
+            "-Q",
+            help="Consume only this queue (repeat for more; default: every queue). Queues: "
+            "crm-events (CRM events, address-change emails), invitations (bulk runs, sends), "
+            "provider-events, maintenance, and the user and licence queues.",
+        ),
+    ] = None,
 ) -> None:
     """Run Dramatiq workers on the Redis broker named by `PORTALFLOW_BROKER_URL`.
 
     Same as `dramatiq_queue_prefetch=THREADS dramatiq portalflow.workers --processes N --threads
-    THREADS`.
-    Example: `PORTALFLOW_BROKER_URL=redis://127.0.0.1:6379/0 portalflow worker --processes 4`
+    THREADS [--queues Q ...]`.
+    Example: `PORTALFLOW_BROKER_URL=redis://127.0.0.1:6379/0 portalflow worker --processes 4`;
+    a group for CRM events only: `portalflow worker --processes 1 --threads 4 -Q crm-events`.
     """
     if settings().embedded_broker:
         fail(
@@ -46,6 +65,14 @@ def worker(
         "--threads",
         str(threads),
     ]
+    if queues:
+        unknown = sorted(set(queues) - known_queues())
+        if unknown:
+            fail(
+                f"unknown queue {', '.join(unknown)}; the queues are "
+                f"{', '.join(sorted(known_queues()))}"
+            )
+        argv += ["--queues", *queues]
     # Dramatiq reads it once, when imported: it must be in the environment it starts with.
     os.environ.setdefault("dramatiq_queue_prefetch", str(prefetch or threads))
     os.execv(sys.executable, argv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -13,6 +14,8 @@ from portalflow.pipelines.errors import NotFound
 
 from . import runtime
 from .broker import register
+
+logger = logging.getLogger(__name__)
 
 INVITATIONS_QUEUE = "invitations"
 MAINTENANCE_QUEUE = "maintenance"
@@ -138,6 +141,22 @@ def recover_stuck_work() -> None:
 
     for event_id in found.crm_event_ids:
         handle_crm_event.send(event_id)
+
+
+def send_now(invitation_ids: Sequence[int]) -> None:
+    """Send committed queued invitations in this actor; what fails to start goes to the queue.
+
+    For paths where the send is the point (an address change's confirmation), one queue
+    hop instead of two. Trouble before the rows are claimed (the database away) hands them
+    to ``dispatch_invitation`` as the two-hop path would have; a row already claimed is
+    recovery's once its claim lapses.
+    """
+    try:
+        _send(invitation_ids)
+    except Exception:
+        logger.warning("sending %s here failed; queued instead", invitation_ids, exc_info=True)
+        for invitation_id in invitation_ids:
+            dispatch_invitation.send(invitation_id)
 
 
 def _send(invitation_ids: Sequence[int]) -> None:

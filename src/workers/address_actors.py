@@ -14,9 +14,7 @@ from portalflow.pipelines.errors import NotFound
 
 from . import actors, runtime
 from .actors import INFRASTRUCTURE_RETRIES, MINUTE_MS, MalformedMessage, message_id
-from .broker import register
-
-CRM_EVENTS_QUEUE = "crm-events"
+from .broker import CRM_EVENTS_QUEUE, register
 
 # Event kind -> the pipeline that applies it; it flushes and returns invitation ids to send.
 Handler = Callable[[Session, int, datetime | None], list[int]]
@@ -47,7 +45,7 @@ class UnsupportedEvent(MalformedMessage):
     **INFRASTRUCTURE_RETRIES,
 )
 def handle_crm_event(event_id: int) -> None:
-    """Apply one stored CRM event once, then send the invitations it wrote.
+    """Apply one stored CRM event once, then send the invitations it wrote (in this actor).
 
     An invitation of the user being sent at this very moment raises InvitationInFlight,
     which Dramatiq retries with backoff like any infrastructure trouble.
@@ -68,5 +66,5 @@ def handle_crm_event(event_id: int) -> None:
     # Committed: the rows the messages name exist for whichever worker picks them up.
     for chunk_id in chunk_ids:
         actors.bulk_invite.send(chunk_id)
-    for invitation_id in invitation_ids:
-        actors.dispatch_invitation.send(invitation_id)
+    # Sent here, not queued again: a confirmation email is what the CRM is waiting for.
+    actors.send_now(invitation_ids)

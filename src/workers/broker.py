@@ -20,7 +20,7 @@ from dramatiq import Actor, Broker, Middleware
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.common import xq_name
+from dramatiq.common import dq_name, xq_name
 from dramatiq.errors import ActorNotFound
 
 from portalflow.config import Settings, SettingsError
@@ -31,6 +31,9 @@ _actors: list[Actor] = []
 PROMETHEUS_DIR_ENV = "dramatiq_prom_db"
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+CRM_EVENTS_QUEUE = "crm-events"
+# Queues a caller waits on: an idle one is polled at least every `realtime_poll_ms`.
+REALTIME_QUEUES = (CRM_EVENTS_QUEUE,)
 RABBITMQ_SCHEMES = ("amqp://", "amqps://")
 
 
@@ -45,7 +48,8 @@ def make_broker(settings: Settings) -> Broker:
     if not url:
         return StubBroker()
     if url.startswith(REDIS_SCHEMES):
-        return with_metrics(with_dead_letter_errors(RedisBroker(url=url)))
+        polls = dict.fromkeys(REALTIME_QUEUES, settings.realtime_poll_ms)
+        return with_metrics(with_dead_letter_errors(PollingRedisBroker(polls, url=url)))
     if url.startswith(RABBITMQ_SCHEMES):
         # Imported here so that pika is only needed by deployments that use RabbitMQ.
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -58,6 +62,25 @@ def make_broker(settings: Settings) -> Broker:
         "(e.g. redis://host:6379/0 or amqp://user:pass@host:5672/vhost), or leave it unset "
         "for the in-process broker"
     )
+
+
+class PollingRedisBroker(RedisBroker):
+    """Dramatiq's Redis broker, with a shorter idle back-off on some queues.
+
+    A Redis consumer that finds its queue empty sleeps ever longer between polls, up to the
+    worker timeout (1 s by default): on a queue whose messages a caller is waiting for,
+    that sleep is the latency. The queues named here (and their delay queues) cap it at
+    their own value instead, at the cost of a poll (one Lua call) every few milliseconds
+    per idle queue and worker process.
+    """
+
+    def __init__(self, idle_poll_ms: dict[str, int], **options: Any) -> None:
+        super().__init__(**options)
+        self.idle_poll_ms = {**idle_poll_ms, **{dq_name(q): ms for q, ms in idle_poll_ms.items()}}
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+        timeout = min(timeout, self.idle_poll_ms.get(queue_name, timeout))
+        return super().consume(queue_name, prefetch, timeout)
 
 
 def with_metrics(broker: Broker) -> Broker:
