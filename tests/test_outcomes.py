@@ -67,7 +67,7 @@ def bounce_event(
         ("MailFromDomainNotVerifiedException", C.CONFIGURATION, "mail_from_domain_not_verified"),
         ("AccountSuspendedException", C.CONFIGURATION, "account_suspended"),
         ("SendingPausedException", C.CONFIGURATION, "sending_paused"),
-        ("LimitExceededException", C.TEMPORARY, "ses_throttled"),
+        ("LimitExceededException", C.TEMPORARY, "ses_quota_exceeded"),
         ("BadRequestException", C.PERMANENT, "ses_rejected"),
         ("NotFoundException", C.CONFIGURATION, "ses_configuration"),
         ("InternalFailure", C.TEMPORARY, "ses_unavailable"),

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
@@ -16,12 +17,15 @@ import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.config import Settings, SettingsError
-from portalflow.models import make_engine
+from portalflow.models import Invitation, InvitationStatus, make_engine, utcnow
+from portalflow.pipelines import dispatch
 from portalflow.pipelines.channels import OutboxChannel, SendFailure, build_email_channel
 from portalflow.pipelines.channels.base import OutgoingEmail
+from portalflow.pipelines.channels.bundle import Channels
 from portalflow.pipelines.channels.rate_limit import (
     LocalSendRate,
     Paced,
@@ -32,6 +36,7 @@ from portalflow.workers.runtime import Runtime
 
 from .ses_server import SesServer, running_ses_server
 from .smtp_server import free_port
+from .test_dispatch_core import expand_claimed, invite
 
 RATE = 50  # slots per second in the shared-schedule test
 PROCESSES, THREADS, PER_THREAD = 2, 2, 40  # 160 slots: 3.2 s at RATE
@@ -116,6 +121,31 @@ def test_a_local_schedule_spaces_the_threads_of_one_process() -> None:
 
     assert [round(b - a, 6) for a, b in itertools.pairwise(slots)] == [0.005] * 4
     assert len(waits) == 4 and waits == sorted(waits)  # each caller waits one slot longer
+
+
+def test_a_window_admits_at_most_the_rate_of_departures_per_second(
+    redis_url: str, key: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    for limiter in (LocalSendRate(3.5), RedisSendRate(client, key, 3.5)):
+        # Three at once (senders that woke together after a pause), then the fourth waits
+        # until the first leaves the sliding second.
+        assert [limiter.admit() for _ in range(3)] == [0, 0, 0]
+        wait_us = limiter.admit()
+        assert 900_000 < wait_us <= 1_000_000, type(limiter).__name__
+    client.delete(f"{key}:sent")
+    client.close()
+
+
+def test_a_sender_that_wakes_late_still_sends_on_its_slot() -> None:
+    def oversleep(seconds: float) -> None:  # its thread then waits 30 ms for the GIL
+        time.sleep(seconds + 0.03)
+
+    limiter = LocalSendRate(50, sleep=oversleep)
+    first, second = limiter.acquire(), limiter.acquire()
+
+    # The second sender's slot is used, not traded in for a later one.
+    assert round(second.at - first.at, 3) == 0.02
 
 
 def test_a_rate_that_does_not_divide_a_second_is_rounded_down() -> None:
@@ -246,3 +276,47 @@ def test_a_throttled_ses_send_is_a_temporary_failure(
 
     assert (raised.value.code, raised.value.temporary) == ("ses_throttled", True)
     assert ses.state.attempts == 1  # boto3 did not retry on its own: our backoff does
+
+
+def test_a_throttled_send_is_retried_soon_without_spending_an_attempt(
+    ses: SesServer, session: Session
+) -> None:
+    settings = Settings(email_channel="ses", ses_endpoint_url=ses.endpoint_url, ses_timeout=5)
+    # One attempt allowed: were a throttle an attempt, the rows would end as technical_failure.
+    config = dispatch.DispatchConfig(portal_base_url="https://portal.test/p", max_attempts=1)
+    run_id, [chunk_id] = invite(session, 3)
+    claim = expand_claimed(session, chunk_id, config)
+    ses.state.errors = [(429, "TooManyRequestsException")] * 3
+    before = utcnow()
+
+    result = dispatch.send_claim(
+        session,
+        claim.claim,
+        channels=Channels(lambda: build_email_channel(settings)),
+        config=config,
+    )
+
+    assert (len(result.sent), len(result.failed), len(result.retry)) == (0, 0, 3)
+    rows = session.execute(
+        select(
+            Invitation.status,
+            Invitation.attempts,
+            Invitation.failure_code,
+            Invitation.next_attempt_at,
+        ).where(Invitation.bulk_run_id == run_id)
+    ).all()
+    assert {(r.status, r.attempts, r.failure_code) for r in rows} == {
+        (InvitationStatus.QUEUED, 0, "ses_throttled")
+    }
+    assert all(r.next_attempt_at - before < timedelta(seconds=10) for r in rows)
+
+    later = max(r.next_attempt_at for r in rows)
+    again = dispatch.dispatch(
+        session,
+        [invitation_id for invitation_id, _ in result.retry],
+        channels=Channels(lambda: build_email_channel(settings)),
+        config=config,
+        now=lambda: later,
+    )
+    assert len(again.sent) == 3
+    assert len(ses.state.accepted) == 3

@@ -47,10 +47,11 @@ from .channels.base import OutgoingEmail, SendFailure, describe_error
 from .channels.bundle import Channels
 from .claims import DEFAULT_LEASE, Claim, ClaimedRow, Lease
 from .invitation_states import Transition, guard, has_status, move, move_ids, target
+from .outcomes import THROTTLED_CODES
 from .outgoing_email import DEFAULT_FROM, EmailBuilder
 from .outgoing_sms import PreparedSms, SmsBuilder, short_code_length, short_link
 from .receipts import ReceiptBook
-from .retry import backoff_delay
+from .retry import backoff_delay, throttled_delay
 from .sms_text import CheckedSms
 
 # Outcomes are written, and queued rows claimed, this many at a time: bigger is cheaper;
@@ -574,6 +575,15 @@ def _sort(
         result.paused.append(row.id)
         batch.given_back.append(
             {"id": row.id, "attempts": row.attempts - 1, "next_attempt_at": None}
+            | {"token_hash": None, **problem}
+        )
+        return
+    if failure.code in THROTTLED_CODES:
+        # Sent too fast for the provider: retried soon, and the attempt is given back.
+        delay = throttled_delay()
+        result.retry.append((row.id, delay))
+        batch.retry.append(
+            {"id": row.id, "attempts": row.attempts - 1, "next_attempt_at": at + delay}
             | {"token_hash": None, **problem}
         )
         return

@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from portalflow.config import Settings
 from portalflow.models import LicenceAlert, Org, utcnow
 
-from .channels import OutgoingEmail, SendFailure, build_email_channel
-from .channels.base import EmailChannel
+from .channels import OutgoingEmail, SendFailure
+from .channels.bundle import Channels
+from .channels.rate_limit import send_rates
 from .errors import InvalidInput
 from .message import build_message
 from .outgoing_email import DEFAULT_FROM
@@ -51,13 +52,18 @@ def list_alerts(
     return list(session.scalars(query))
 
 
-def email_pending_alerts(session: Session, settings: Settings) -> int:
+def email_pending_alerts(
+    session: Session, settings: Settings, channels: Channels | None = None
+) -> int:
     """Email every alert not emailed yet to its org's admin address; the number sent.
 
     Commits as it goes (each claim, each release). A send failure leaves that alert for the
-    next run and goes on with the others.
+    next run and goes on with the others. The email goes through ``channels`` (a worker's,
+    sharing its send-rate limiter), or channels built from ``settings``: paced by the same
+    shared schedule as invitations either way, so alerts never push a provider past quota.
     """
-    channel: EmailChannel | None = None
+    rates = send_rates(settings) if channels is None else None
+    channels = channels or Channels.from_settings(settings, rates)
     sent = 0
     last_id = 0
     try:
@@ -86,17 +92,17 @@ def email_pending_alerts(session: Session, settings: Settings) -> int:
                     continue
                 if not _claim(session, alert.id):
                     continue  # another sender took it
-                channel = channel or build_email_channel(settings)
                 try:
-                    channel.send(email)
+                    channels.email.send(email)
                 except SendFailure as exc:
                     log.warning("licence alert %d not emailed: %s", alert.id, exc)
                     _release(session, alert.id)
                     continue
                 sent += 1
     finally:
-        if channel is not None:
-            channel.close()
+        if rates is not None:  # ours, not the caller's
+            channels.close()
+            rates.close()
     return sent
 
 

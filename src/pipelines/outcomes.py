@@ -55,6 +55,8 @@ OUTCOME_DESCRIPTIONS: dict[str, str] = {
     CONNECTION_ERROR_CODE: "The provider could not be reached, or did not answer in time.",
     # SES API errors
     "ses_throttled": "SES refused the request for now: the sending rate was exceeded.",
+    "ses_quota_exceeded": "SES refused the request: the account's sending quota is used up "
+    "for now (it resets within 24 hours).",
     "ses_rejected": "SES rejected the message (its content, or an unverified sender).",
     "mail_from_domain_not_verified": "The custom MAIL FROM domain is not verified in SES.",
     "account_suspended": "The SES account is suspended from sending.",
@@ -133,7 +135,7 @@ SES_ERRORS: dict[str, tuple[OutcomeClass, str]] = {
     "AccountSuspendedException": (OutcomeClass.CONFIGURATION, "account_suspended"),
     "SendingPausedException": (OutcomeClass.CONFIGURATION, "sending_paused"),
     # Beyond the list: the rest of SendEmail's and the common errors.
-    "LimitExceededException": (OutcomeClass.TEMPORARY, "ses_throttled"),  # a quota; it resets
+    "LimitExceededException": (OutcomeClass.TEMPORARY, "ses_quota_exceeded"),  # daily; resets
     "BadRequestException": (OutcomeClass.PERMANENT, "ses_rejected"),  # the input is invalid
     "NotFoundException": (OutcomeClass.CONFIGURATION, "ses_configuration"),  # e.g. config set
     "InternalFailure": (OutcomeClass.TEMPORARY, "ses_unavailable"),
@@ -146,6 +148,10 @@ SES_ERRORS: dict[str, tuple[OutcomeClass, str]] = {
     "MissingAuthenticationToken": (OutcomeClass.CONFIGURATION, "ses_configuration"),
 }
 SES_UNKNOWN = "ses_unknown"
+
+# A provider refusing for now because requests came too fast: our pace, not the invitation,
+# so retrying it does not spend one of the invitation's attempts.
+THROTTLED_CODES = frozenset({"ses_throttled", "twilio_throttled", "aws_sms_throttled"})
 
 # Connection refused or reset, connect or read timeout (any provider).
 CONNECTION_ERROR = Outcome(OutcomeClass.TEMPORARY, CONNECTION_ERROR_CODE, "connection_error")

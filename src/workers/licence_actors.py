@@ -25,9 +25,13 @@ def reconcile_licences() -> None:
     Not retried: the next scheduled run catches up whatever this one did not finish.
     """
     current = runtime.current()
-    with current.session() as session:
-        summary = reconciliation.catch_up(session, utcnow().date())
-        emailed = licence_alerts.email_pending_alerts(session, current.settings)
+    channels = current.channels()  # paced by the process's shared send-rate limiter
+    try:
+        with current.session() as session:
+            summary = reconciliation.catch_up(session, utcnow().date())
+            emailed = licence_alerts.email_pending_alerts(session, current.settings, channels)
+    finally:
+        channels.close()
     log.info(
         "licences reconciled: %d orgs, %d reports, %d counters corrected, %d alerts, %d emailed",
         summary.orgs,

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
 )
@@ -21,7 +19,7 @@ AWS_SMS_CONFIGURATION = "aws_sms_configuration"
 
 
 class AwsSmsChannel:
-    """Sends with ``SendTextMessage``; one boto3 client per instance, one thread at a time."""
+    """Sends with ``SendTextMessage`` (the process's shared client), one thread at a time."""
 
     name = "aws"
 
@@ -34,20 +32,7 @@ class AwsSmsChannel:
         timeout: float = 10.0,
     ) -> None:
         self.origination_identity = origination_identity
-        config = Config(
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            # One attempt only: our actors own retries (with backoff, a cap and a row
-            # status), so the SDK must not silently multiply them. Not "max_attempts":
-            # botocore counts that in retries *after* the first try, so 1 means two sends.
-            retries={"total_max_attempts": 1, "mode": "standard"},
-        )
-        self.client: Any = boto3.client(
-            "pinpoint-sms-voice-v2",
-            region_name=region,
-            endpoint_url=endpoint_url or None,
-            config=config,
-        )
+        self.client: Any = aws.shared_client("pinpoint-sms-voice-v2", region, endpoint_url, timeout)
 
     def send(self, sms: OutgoingSms) -> str:
         """Send ``sms`` as a transactional message with its DLT ids; return the MessageId."""
@@ -78,8 +63,7 @@ class AwsSmsChannel:
         raise LookupUnavailable("aws lookup: End User Messaging SMS has no message list")
 
     def close(self) -> None:
-        """Close the client's HTTP connection pool."""
-        self.client.close()
+        """Nothing to release: the client and its connection pool are the process's."""
 
 
 def classify_client_error(exc: ClientError) -> SendFailure:

@@ -7,10 +7,13 @@ or machines share the schedule. Nobody is refused: a busy schedule only means a 
 sleep. The Redis schedule is one key updated by a Lua script on Redis's own clock, so
 the machines' clocks need not agree.
 
-A sender that wakes well after its slot (its process was descheduled) takes a new slot
-instead of sending late: senders that stalled together would otherwise resume together
-and reach the provider in a burst. Requests still leave a few milliseconds after their
-slots and cross the network, so set the rate a few percent under the provider's quota.
+A sender wakes a little after its slot (its thread waits for the GIL, its process for a
+core), and senders that stalled together (a paused process) would resume together. So
+before it sends, a sender is also admitted against the provider's own rule: at most
+``rate`` requests (rounded down) in any sliding second of departures, counted on the same
+clock; a sender over it waits for the oldest to leave the window. A late sender therefore
+still uses its slot (none is wasted) and no burst exceeds the quota. Requests cross the
+network after they leave, so set the rate a few percent under the provider's quota.
 
     >>> limiter = LocalSendRate(50)  # 50 requests/s: slots 20 ms apart
     >>> first, second = limiter.acquire(), limiter.acquire()
@@ -23,6 +26,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +42,7 @@ from .sms_base import LookupUnavailable
 
 KEY_PREFIX = "portalflow:send-rate"
 TIMEOUT = 5.0  # seconds; a limiter that cannot answer fails the send as temporary
-LATE_SLOTS = 3  # slots missed in a row before sending late anyway (no livelock when busy)
+WINDOW_US = 1_000_000  # the sliding window of departures a provider's quota counts
 
 # KEYS[1]: the schedule (the next free slot, microseconds on Redis's clock).
 # ARGV[1]: the spacing in microseconds. Returns {slot, now}; the key expires once idle.
@@ -50,6 +55,23 @@ local following = slot + tonumber(ARGV[1])
 redis.call('SET', KEYS[1], string.format('%d', following), 'PX',
            math.ceil((following - now) / 1000) + 1000)
 return {string.format('%d', slot), string.format('%d', now)}
+"""
+
+# KEYS[1]: departures in the last window (a sorted set scored by microseconds on Redis's
+# clock). ARGV: the most departures a window may hold, the window (us), a unique member.
+# Returns 0 when admitted (the departure is recorded), else microseconds to wait.
+ADMIT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
 """
 
 M = TypeVar("M")
@@ -73,23 +95,24 @@ class SendRate:
         self.rate = rate
         # Rounded up: the spacing never makes the rate a hair above the one asked for.
         self.interval_us = math.ceil(1_000_000 / rate)
-        # Waking later than this after one's slot counts as having missed it.
-        self.late = max(self.interval_us / 2e6, 0.002)
+        self.per_window = max(1, math.floor(rate))
         self._sleep = sleep
 
     def acquire(self) -> Slot:
-        """Reserve the next slot and sleep until it comes; a slot overslept is traded in."""
-        for _ in range(LATE_SLOTS):
-            slot = self.reserve()
-            due = time.monotonic() + slot.wait
-            if slot.wait > 0:
-                self._sleep(slot.wait)
-            if time.monotonic() - due <= self.late:
-                break
+        """Reserve the next slot, sleep until it comes, then wait for the window's admission."""
+        slot = self.reserve()
+        if slot.wait > 0:
+            self._sleep(slot.wait)
+        while (wait_us := self.admit()) > 0:
+            self._sleep(wait_us / 1e6)
         return slot
 
     def reserve(self) -> Slot:
         """Take the next free slot without waiting for it."""
+        raise NotImplementedError
+
+    def admit(self) -> int:
+        """Record a departure now if the window has room (0), else the microseconds to wait."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -103,6 +126,7 @@ class LocalSendRate(SendRate):
         super().__init__(rate, sleep=sleep)
         self._lock = threading.Lock()
         self._next_us = 0
+        self._departures: deque[int] = deque()
 
     def reserve(self) -> Slot:
         now = time.monotonic_ns() // 1000
@@ -110,6 +134,17 @@ class LocalSendRate(SendRate):
             slot = max(self._next_us, now)
             self._next_us = slot + self.interval_us
         return Slot(at=slot / 1e6, wait=(slot - now) / 1e6)
+
+    def admit(self) -> int:
+        now = time.monotonic_ns() // 1000
+        with self._lock:
+            departures = self._departures
+            while departures and departures[0] <= now - WINDOW_US:
+                departures.popleft()
+            if len(departures) < self.per_window:
+                departures.append(now)
+                return 0
+            return max(1, departures[0] + WINDOW_US - now)
 
 
 class RedisSendRate(SendRate):
@@ -127,10 +162,15 @@ class RedisSendRate(SendRate):
         self.client = client
         self.key = key
         self._reserve = client.register_script(RESERVE)
+        self._admit = client.register_script(ADMIT)
 
     def reserve(self) -> Slot:
         slot_us, now_us = (int(value) for value in self._reserve([self.key], [self.interval_us]))
         return Slot(at=slot_us / 1e6, wait=(slot_us - now_us) / 1e6)
+
+    def admit(self) -> int:
+        member = uuid.uuid4().hex
+        return int(self._admit([f"{self.key}:sent"], [self.per_window, WINDOW_US, member]))
 
     def close(self) -> None:
         self.client.close()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
 )
@@ -20,10 +18,10 @@ SES_CONFIGURATION = "ses_configuration"
 # SES error code (``error["Code"]``) -> (our code, temporary). Checked against the SESv2
 # API reference, SendEmail "Errors", and the "Common Errors" page shared by AWS APIs.
 class SesChannel:
-    """Sends raw messages with SESv2 ``SendEmail``; one boto3 client per instance.
+    """Sends raw messages with SESv2 ``SendEmail`` through the process's shared client.
 
-    boto3 clients are thread-safe, but like every channel an instance is meant for one
-    thread at a time.
+    boto3 clients are thread-safe; like every channel, an instance is meant for one thread
+    at a time.
     """
 
     name = "ses"
@@ -37,16 +35,7 @@ class SesChannel:
         timeout: float = 10.0,
     ) -> None:
         self.configuration_set = configuration_set
-        config = Config(
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            # One attempt only: our actors own retries (with backoff, a cap and a row
-            # status), so the SDK must not silently multiply them.
-            retries={"total_max_attempts": 1, "mode": "standard"},
-        )
-        self.client: Any = boto3.client(
-            "sesv2", region_name=region, endpoint_url=endpoint_url or None, config=config
-        )
+        self.client: Any = aws.shared_client("sesv2", region, endpoint_url, timeout)
 
     def send(self, email: OutgoingEmail) -> str:
         """Send ``email``; return the SES MessageId."""
@@ -67,8 +56,7 @@ class SesChannel:
         return str(response["MessageId"])
 
     def close(self) -> None:
-        """Close the client's HTTP connection pool."""
-        self.client.close()
+        """Nothing to release: the client and its connection pool are the process's."""
 
 
 def classify_client_error(exc: ClientError) -> SendFailure:
