@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -51,6 +52,9 @@ class Org(Base):
     # None: the standard price list; else [{"up_to": N | None, "cents": C}, ...].
     price_slabs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
     deletion_scheduled_for: Mapped[date | None] = mapped_column(Date)
+    # Invitation email branding: an https logo URL, and a footer (address, support contact).
+    logo_url: Mapped[str | None] = mapped_column(String(2000))
+    email_footer: Mapped[str | None] = mapped_column(Text)
     # Compare an SMS with its DLT template ignoring whitespace differences.
     sms_whitespace_tolerant: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=text("false")
@@ -129,4 +133,6 @@ class CrmUser(Base):
     )
     language: Mapped[str] = mapped_column(String(10), default="en")
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    time_format: Mapped[str] = mapped_column(String(8), default="12h", server_default="12h")
+    country: Mapped[str | None] = mapped_column(String(2))  # unset: the org's country
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -31,6 +31,8 @@ class PortalUser(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(10))
     time_zone: Mapped[str | None] = mapped_column(String(64))
+    time_format: Mapped[str | None] = mapped_column(String(8))  # "12h" or "24h"
+    country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2
     # An email change that reached a deactivated user: confirmed when they are activated.
     pending_email: Mapped[str | None] = mapped_column(String(320))
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
