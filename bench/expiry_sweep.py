@@ -267,6 +267,8 @@ def sweep(engine: Engine, probe_engine: Engine, total: int) -> dict[str, object]
         "due": len(due_ids),
         "expired": result.expired,
         "left_due": still_due,
+        "batch_size": expiry.DEFAULT_BATCH_SIZE,
+        "workers": expiry.DEFAULT_WORKERS,
         "transactions": result.batches,
         "rows_per_transaction": round(result.expired / result.batches) if result.batches else 0,
         "sweep_s": round(seconds, 2),

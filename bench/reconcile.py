@@ -2,9 +2,14 @@
 
 Loads N portal users across M orgs (each org: a Client Portal and two paid types with
 purchases; a tenth of the users deactivated, a twenty-fifth removed; every cached counter
-wrong) with a few server-side ``INSERT ... SELECT generate_series(...)`` statements, then
+wrong) with a few server-side ``INSERT ... SELECT generate_series(...)`` statements (the
+plain indexes of the two big tables are dropped for the insert and built once after), then
 times ``reconcile`` for one day (which corrects every counter) and once more (the idempotent
 rerun). Peak memory is this process's ``ru_maxrss``; PostgreSQL's own memory is not counted.
+
+Sizes: ``--scale quick`` (20,000 users, 20 orgs), ``1x`` (1,000,000 / 1,000, the default),
+``10x`` (10,000,000 / 10,000; the load alone takes a minute or more and a few GB of disk),
+or any ``--users N --orgs M``.
 
 The database: ``PORTALFLOW_BENCH_DATABASE_URL`` (an empty database; it is migrated and
 filled, not emptied), else a throwaway ``portalflow_bench_<pid>`` created on
@@ -12,7 +17,7 @@ filled, not emptied), else a throwaway ``portalflow_bench_<pid>`` created on
 
 Prints one line per figure, then a one-line JSON summary.
 
-    .venv/bin/python bench/reconcile.py [--quick] [--users N --orgs M]
+    .venv/bin/python bench/reconcile.py [--scale quick|1x|10x] [--users N --orgs M]
 """
 
 from __future__ import annotations
@@ -35,8 +40,9 @@ from portalflow.pipelines.reconciliation import reconcile
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DAY = date(2026, 11, 23)
-FULL_USERS, FULL_ORGS = 1_000_000, 1_000
-QUICK_USERS, QUICK_ORGS = 20_000, 20
+# Named sizes: (portal users, orgs).
+SCALES = {"quick": (20_000, 20), "1x": (1_000_000, 1_000), "10x": (10_000_000, 10_000)}
+LOADED_TABLES = ("crm_records", "portal_users")
 
 # Each statement runs once, on the server; :users and :orgs are bound.
 LOAD = (
@@ -87,16 +93,34 @@ LOAD = (
 )
 
 
+# The loaded tables' indexes that no constraint owns: (name, CREATE INDEX statement).
+PLAIN_INDEXES = """
+SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+FROM pg_index AS i
+WHERE i.indrelid::regclass::text = ANY(:tables)
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint AS c WHERE c.conindid = i.indexrelid)
+"""
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick", action="store_true", help=f"{QUICK_USERS:,} users, {QUICK_ORGS} orgs"
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="--users and --orgs override the scale's figures.",
     )
-    parser.add_argument("--users", type=int, help=f"portal users (default {FULL_USERS:,})")
-    parser.add_argument("--orgs", type=int, help=f"orgs (default {FULL_ORGS:,})")
+    parser.add_argument(
+        "--scale",
+        choices=SCALES,
+        default="1x",
+        help=", ".join(f"{name}: {u:,} users in {o:,} orgs" for name, (u, o) in SCALES.items())
+        + " (default 1x)",
+    )
+    parser.add_argument("--quick", action="store_true", help="the same as --scale quick")
+    parser.add_argument("--users", type=int, help="portal users")
+    parser.add_argument("--orgs", type=int, help="orgs")
     args = parser.parse_args()
-    users = args.users or (QUICK_USERS if args.quick else FULL_USERS)
-    orgs = args.orgs or (QUICK_ORGS if args.quick else FULL_ORGS)
+    scale_users, scale_orgs = SCALES["quick" if args.quick else args.scale]
+    users = args.users or scale_users
+    orgs = args.orgs or scale_orgs
     if orgs < 1 or users < orgs:
         parser.error("need at least one org and at least one user per org")
 
@@ -173,8 +197,17 @@ def load(url: str, users: int, orgs: int) -> float:
             # A bench loader may skip the foreign key triggers (superuser only): the rows it
             # writes are consistent by construction, and the checks would triple the time.
             connection.execute(text("SET LOCAL session_replication_role = replica"))
+            connection.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+            # Indexes are built once after the insert rather than row by row (those behind
+            # the primary keys and the unique constraints stay).
+            indexes = connection.execute(text(PLAIN_INDEXES), {"tables": list(LOADED_TABLES)})
+            indexes = indexes.all()
+            for name, _definition in indexes:
+                connection.execute(text(f'DROP INDEX "{name}"'))
             for statement in LOAD:
                 connection.execute(text(statement), {"users": users, "orgs": orgs})
+            for _name, definition in indexes:
+                connection.execute(text(definition))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE"))
         seconds = time.perf_counter() - started

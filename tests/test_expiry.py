@@ -162,6 +162,36 @@ def test_two_sweeps_at_once_never_double_count(pg_engine: Engine) -> None:
         assert expiry.expire_invitations(session, now).expired == 0
 
 
+def test_the_due_rows_are_split_between_connections(pg_engine: Engine) -> None:
+    factory = make_session_factory(pg_engine)
+    now = SENT_AT + SEVEN_DAYS
+    with factory() as session:
+        org = make_org(session)
+        session.commit()
+        # Many rows share an expiry time: a cut between ranges falls on one of them.
+        due = add_invitations(session, org, [now - SECOND * (n // 7) for n in range(700)])
+        [later] = add_invitations(session, org, [now + SECOND])
+
+        swept = expiry.expire_invitations(session, now, batch_size=50, workers=3)
+
+        assert swept.expired == len(due)
+        # Three ranges of about a third of the rows each, in batches of 50 at most.
+        assert len(due) // 50 <= swept.batches <= len(due) // 50 + 3
+        after = statuses(session)
+        assert {after[i] for i in due} == {InvitationStatus.EXPIRED}
+        assert after[later] == InvitationStatus.SENT
+        assert expiry.expire_invitations(session, now, workers=3) == expiry.ExpirySweep(0, 0)
+
+
+def test_workers_must_be_positive(session: Session) -> None:
+    try:
+        expiry.expire_invitations(session, SENT_AT, workers=0)
+    except ValueError as exc:
+        assert "workers" in str(exc)
+    else:
+        raise AssertionError("workers=0 was accepted")
+
+
 def test_a_row_locked_elsewhere_is_skipped_not_waited_for(pg_engine: Engine) -> None:
     factory = make_session_factory(pg_engine)
     now = SENT_AT + SEVEN_DAYS
