@@ -6,6 +6,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 ENV_PREFIX = "PORTALFLOW_"
@@ -52,6 +53,8 @@ class Settings:
     extra_disposable_domains: tuple[str, ...] = field(default_factory=tuple)
     # Bearer token for the admin HTTP API (failure reports); unset: that API refuses.
     admin_token: str = ""
+    # Signs the links workers mail and the web app checks (opt-out); unset: var/secret.key.
+    secret_key: str = ""
     sms_channel: str = "outbox"
     sms_outbox_dir: Path = Path()
     twilio_account_sid: str = ""
@@ -80,8 +83,12 @@ class Settings:
     # Provider requests per second, shared by every worker process; 0 (unset): no limit.
     email_max_send_rate: float = 0.0
     sms_max_send_rate: float = 0.0
-    # Redis that holds the shared send-rate schedule; unset: the Redis broker's own.
+    # Redis that holds the shared send-rate schedule and the recipient pages' request
+    # counters; unset: the Redis broker's own.
     rate_limit_redis_url: str = ""
+    # Proxies (IPs or CIDRs) whose X-Forwarded-For is believed; unset: none, the peer is
+    # the client.
+    trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         # Derived defaults live under var_dir, so one variable moves all local state.
@@ -113,11 +120,19 @@ class Settings:
         if self.scheduler_lock_seconds < 1:
             raise SettingsError("PORTALFLOW_SCHEDULER_LOCK_SECONDS must be at least 1")
         self._check_send_rates()
+        self.trusted_networks()  # fails early on a malformed entry
 
     def short_link_domain(self, data_centre: str) -> str:
         """The whitelisted short-link domain of a data centre (``in`` -> ``in.zcrm.to``)."""
         overrides = _pairs("sms_short_link_domains", self.sms_short_link_domains, str)
         return str(overrides.get(data_centre, f"{data_centre}.{DEFAULT_SHORT_LINK_SUFFIX}"))
+
+    def trusted_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """PORTALFLOW_TRUSTED_PROXIES as networks (a bare address is a one-address network)."""
+        try:
+            return tuple(ip_network(entry, strict=False) for entry in self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"PORTALFLOW_TRUSTED_PROXIES: {exc}") from None
 
     def variable_limits(self) -> dict[str, int]:
         """Per DLT tag type, the longest value a variable may take (``var`` is the default)."""

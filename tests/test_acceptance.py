@@ -237,22 +237,55 @@ def test_a_bad_password_is_refused_and_changes_nothing(
 ) -> None:
     _id, token = only(invite(session, world, ["c0"]))
     before = snapshot(session)
-    for password, language, time_zone in (
-        ("short", None, None),
-        ("1234567", None, None),
-        ("        ", None, None),
-        (PASSWORD, "not a language", None),
-        (PASSWORD, None, "Mars/Olympus"),
-    ):
-        with pytest.raises(InvalidInput):
-            acceptance.accept_invitation(
-                session, token, password=password, language=language, time_zone=time_zone
-            )
+    bad_locales: list[dict[str, str]] = [
+        {"language": "not a language"},
+        {"time_zone": "Mars/Olympus"},
+        {"time_format": "25h"},
+        {"country": "XX"},
+        {"country": "in"},  # alpha-2 codes are upper case
+    ]
+    cases: list[tuple[str, dict[str, str], str | None]] = [
+        ("short", {}, "too_short"),
+        ("12345678901", {}, "too_short"),  # 11 characters: one short of the minimum
+        ("x" * 129, {}, "too_long"),
+        (" " * 12, {}, "blank"),
+        ("123456789012", {}, "too_weak"),
+        ("Password1234", {}, "too_weak"),
+        ("zylker123456", {}, "too_weak"),  # the org's name: strong elsewhere, not here
+        ("c0@customer.example.org", {}, "too_weak"),  # the address itself
+        *((PASSWORD, locale, None) for locale in bad_locales),
+    ]
+    for password, locale, problem in cases:
+        with pytest.raises(InvalidInput) as caught:
+            acceptance.accept_invitation(session, token, password=password, **locale)
         session.rollback()
+        assert getattr(caught.value, "problem", None) == problem, (password, locale)
         assert snapshot(session) == before
-    assert acceptance.accept_invitation(session, token, password="12345678").status == (
-        PortalUserStatus.CONFIRMED
+    user = acceptance.accept_invitation(
+        session, token, password="purple-otter-lamp-42", time_format="24h", country="IN"
     )
+    assert user.status == PortalUserStatus.CONFIRMED
+    assert (user.time_format, user.country) == ("24h", "IN")
+
+
+def test_the_locale_defaults_come_from_the_inviter_then_the_org(
+    session: Session, world: dict[str, Any]
+) -> None:
+    by_id = invite(session, world, ["c0", "c1"])
+    (_first, first_token), (_second, second_token) = sorted(by_id.items())
+    world["inviter"].time_format, world["inviter"].country = "24h", "FR"
+    session.commit()
+    user = acceptance.accept_invitation(session, first_token, password=PASSWORD)
+    assert (user.language, user.time_zone, user.time_format, user.country) == (
+        "fr",
+        "Europe/Paris",
+        "24h",
+        "FR",
+    )
+    world["inviter"].country = None  # the inviter has none: the org's country
+    session.commit()
+    other = acceptance.accept_invitation(session, second_token, password=PASSWORD)
+    assert other.country == world["org"].country and other.country is not None
 
 
 def test_a_removed_user_cannot_accept(session: Session, world: dict[str, Any]) -> None:
@@ -399,7 +432,7 @@ def test_cli_accept_reads_the_password_from_a_file(cli_env: Path, tmp_path: Path
     short = tmp_path / "short.txt"
     short.write_text("short\n", encoding="utf-8")
     code, out = run("accept", token, "--password-file", str(short))
-    assert code == 2 and "at least 8 characters" in flat(out)
+    assert code == 2 and "at least 12 characters" in flat(out)
 
     # From stdin: `--password-file -`.
     result = CliRunner().invoke(

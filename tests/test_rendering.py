@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from portalflow.pipelines.rendering import (
     default_template,
     html_to_text,
     load_email_template,
+    long_date,
     render_context,
 )
 
@@ -28,8 +29,11 @@ LINK = "https://portal.example.com/portal/zylker/accept?token=abc123&lang=en"
 RECORD = {"first_name": "Sage", "last_name": "Weiser", "email": "sage@customer.example.org"}
 
 
-def context(kind: EmailKind = EmailKind.ACCEPT_INVITATION, **record: Any) -> dict[str, Any]:
+def context(
+    kind: EmailKind = EmailKind.ACCEPT_INVITATION, language: str = "en", **record: Any
+) -> dict[str, Any]:
     return build_context(
+        language=language,
         record={**RECORD, **record},
         org_name="Zylker",
         portal_name="Zylker Portal",
@@ -53,17 +57,27 @@ def custom(html: str, *, subject: str = "Hi", text: str | None = None) -> Compil
     )
 
 
+@pytest.mark.parametrize(
+    ("language", "written"),
+    [("en", "May 6, 2030"), ("de", "6. Mai 2030"), ("ja", "2030年5月6日"), ("zz", "May 6, 2030")],
+)
+def test_the_expiry_date_is_written_in_the_recipients_language(language: str, written: str) -> None:
+    assert long_date(date(2030, 5, 6), language) == written
+
+
 @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
 @pytest.mark.parametrize("kind", list(EmailKind))
 def test_default_template_has_link_name_and_validity(kind: EmailKind, language: str) -> None:
     template = default_template(kind, language)
-    rendered = template.render(context(kind))
+    rendered = template.render(context(kind, language))
     assert (template.language, template.is_custom) == (language, False)
     escaped_link = LINK.replace("&", "&amp;")
     assert f'href="{escaped_link}"' in rendered.html
     assert LINK in rendered.text
     assert "Sage" in rendered.html and "Sage" in rendered.text
-    assert "7" in rendered.text and "2030-01-31" in rendered.text
+    # The expiry date as the recipient's language writes it, never ISO.
+    assert "7" in rendered.text and long_date(date(2030, 1, 31), language) in rendered.text
+    assert "2030-01-31" not in rendered.text
     assert "Zylker Portal" in rendered.subject and "\n" not in rendered.subject
     assert f'<html lang="{language}">' in rendered.html
     assert "{{" not in rendered.html + rendered.text + rendered.subject
@@ -211,6 +225,6 @@ def test_render_context_is_plain_values(session: Session) -> None:
         "inviter": {"name": ""},
         "link": link,
         "confirm_url": link,
-        "expires_at": "2030-05-06",
+        "expires_at": "May 6, 2030",
     }
     assert LINK_VARIABLE[EmailKind.CONFIRM_EMAIL] in ctx

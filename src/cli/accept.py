@@ -62,6 +62,13 @@ def accept(
     time_zone: Annotated[
         str | None, typer.Option(help="IANA time zone; default: the inviting CRM user's.")
     ] = None,
+    time_format: Annotated[
+        str | None, typer.Option(help="12h or 24h; default: the inviting CRM user's.")
+    ] = None,
+    country: Annotated[
+        str | None,
+        typer.Option(help="ISO 3166-1 alpha-2 code; default: the inviting CRM user's or org's."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Accept an invitation: set the password and confirm the portal user.
@@ -72,7 +79,13 @@ def accept(
     try:
         with open_session() as session:
             user = acceptance.accept_invitation(
-                session, token, password=password, language=language, time_zone=time_zone
+                session,
+                token,
+                password=password,
+                language=language,
+                time_zone=time_zone,
+                time_format=time_format,
+                country=country,
             )
             result = _result(user)
     except acceptance.AcceptanceError as exc:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import email
+import re
 import shutil
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +21,8 @@ from .invite import reason_table
 from .waiting import wait_for_runs
 
 DEMO_TIMEOUT_SECONDS = 600.0
+# The demo's links use the default PORTALFLOW_PORTAL_BASE_URL, which `portalflow serve` serves.
+ACCEPT_LINK = re.compile(r"https?://\S+?/accept\?token=[A-Za-z0-9_\-]+")
 
 
 def demo(
@@ -122,3 +127,19 @@ def _print_summary(
     console.print(
         f"  PORTALFLOW_DATABASE_URL=sqlite:///{outbox.parent.resolve() / 'portalflow.db'})"
     )
+    link = _one_accept_link(outbox)
+    if link is not None:
+        console.print("Accept one invitation as its recipient would: serve the demo database,")
+        console.print(f"  PORTALFLOW_VAR_DIR={config.var_dir.resolve()} portalflow serve")
+        console.print(f"then open [bold]{link}[/]")
+
+
+def _one_accept_link(outbox: Path) -> str | None:
+    """The accept link of one email in the outbox (the token is nowhere else: only hashed)."""
+    for path in sorted(outbox.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+        body = message.get_body(("plain",))  # type: ignore[attr-defined]
+        match = ACCEPT_LINK.search(body.get_content()) if body is not None else None
+        if match:
+            return match.group(0)
+    return None

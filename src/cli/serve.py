@@ -26,11 +26,20 @@ def serve(
     """
     import uvicorn
 
-    if settings().embedded_broker:  # also fails early on a bad PORTALFLOW_* variable
+    current = settings()
+    if current.embedded_broker:  # also fails early on a bad PORTALFLOW_* variable
         err_console.print(
             "[yellow]warning:[/] PORTALFLOW_BROKER_URL is not set: events are stored, but "
             "their messages go to an in-process broker that no worker reads."
         )
+    # X-Forwarded-* are believed only from PORTALFLOW_TRUSTED_PROXIES (uvicorn would
+    # otherwise believe 127.0.0.1), the same proxies the link rate limits trust.
+    trusted = ",".join(current.trusted_proxies)
     uvicorn.run(
-        "portalflow.web.app:create_app", factory=True, host=host, port=port, proxy_headers=True
+        "portalflow.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )

@@ -334,6 +334,45 @@ def configure_sms(
         _print_table("SMS settings", tuple(summary), [tuple(summary.values())])
 
 
+@orgs_app.command("branding")
+def set_branding(
+    org: OrgId,
+    logo_url: Annotated[
+        str | None,
+        typer.Option(help='An https:// image shown above the invitation emails ("" clears).'),
+    ] = None,
+    footer: Annotated[
+        str | None,
+        typer.Option(
+            help="Text below the invitation emails: the org's address, a support contact "
+            '(\\n for a new line; "" clears).'
+        ),
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Brand an org's invitation emails: a logo above them and a footer below them.
+
+    Every invitation email also carries the one-click opt-out link ("Stop invitations
+    from <org>"), whatever the branding.
+
+    Example:
+
+        portalflow orgs branding --org 1 --logo-url https://zylker.com/logo.png
+            --footer "Zylker Ltd, 1 Main St, Springfield\\nsupport@zylker.com"
+    """
+    with open_session() as session:
+        updated = orgs.set_email_branding(session, org, logo_url=logo_url, footer=footer)
+        summary = {
+            "org_id": updated.id,
+            "logo_url": updated.logo_url,
+            "email_footer": updated.email_footer,
+        }
+    if json_output:
+        print_json(summary)
+    else:
+        _print_table("Email branding", tuple(summary), [tuple(summary.values())])
+
+
 @user_types_app.command("set-preference")
 def set_preference(
     org: OrgId,

@@ -8,6 +8,11 @@ invitation is the live one (``sent``: not superseded, used or expired). Every re
     >>> user.status.value
     'confirmed'
 
+The password rule is :mod:`.password_policy` (12 to 128 characters, zxcvbn score >= 3).
+The locale is checked here: a language tag, an IANA time zone, ``12h`` or ``24h``, and an
+ISO 3166-1 alpha-2 country (pycountry's table); each defaults to the inviting CRM user's
+(the country to the org's when the CRM user has none).
+
 Passwords are stored only as a salted scrypt hash in a self-describing string
 (``scrypt$n$r$p$salt$hash``), checked with :func:`verify_password`. The functions flush;
 callers commit.
@@ -21,18 +26,22 @@ import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import available_timezones
 
+import pycountry
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
+    CrmRecord,
     CrmUser,
     EmailKind,
     Invitation,
     InvitationStatus,
+    Org,
     PortalUser,
     utcnow,
 )
@@ -40,9 +49,8 @@ from portalflow.models import (
 from . import lifecycle, tokens
 from .errors import InvalidInput, PortalflowError
 from .invitation_states import Transition, move
+from .password_policy import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, check_password
 
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 1024
 # scrypt cost: 2**14 x 8 x 1 uses 16 MiB and takes tens of milliseconds.
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -53,6 +61,8 @@ _SCRYPT_MAXMEM = 64 * 1024 * 1024
 LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,4})?$")
 DEFAULT_LANGUAGE = "en"
 DEFAULT_TIME_ZONE = "UTC"
+TIME_FORMATS = ("12h", "24h")
+DEFAULT_TIME_FORMAT = "12h"
 
 
 class AcceptanceProblem(StrEnum):
@@ -107,16 +117,6 @@ _WRONG_KIND_DETAIL = {
 # -- passwords ------------------------------------------------------------------------------
 
 
-def check_password(password: str) -> None:
-    """InvalidInput unless ``password`` is acceptable (at least 8 characters)."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidInput(f"the password must be at most {MAX_PASSWORD_LENGTH} characters long")
-    if not password.strip():
-        raise InvalidInput("the password must not be only spaces")
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
@@ -161,20 +161,46 @@ def _time_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-def check_locale(language: str | None, time_zone: str | None) -> None:
-    """InvalidInput for a malformed language tag or an unknown IANA time zone."""
+def time_zones() -> list[str]:
+    """Every IANA time zone name this machine knows, sorted (at least ``UTC``)."""
+    return sorted(_time_zones() | {"UTC"})
+
+
+@lru_cache(maxsize=1)
+def countries() -> tuple[tuple[str, str], ...]:
+    """ISO 3166-1 countries as (alpha-2 code, English name), sorted by name."""
+    pairs = ((country.alpha_2, country.name) for country in pycountry.countries)
+    return tuple(sorted(pairs, key=lambda pair: pair[1]))
+
+
+def _country_codes() -> frozenset[str]:
+    return frozenset(code for code, _name in countries())
+
+
+def check_locale(
+    language: str | None,
+    time_zone: str | None,
+    time_format: str | None = None,
+    country: str | None = None,
+) -> None:
+    """InvalidInput for a malformed language tag, an unknown IANA time zone, a time format
+    other than 12h/24h, or a country that is not an ISO 3166-1 alpha-2 code."""
     if language is not None and not LANGUAGE_PATTERN.match(language):
         raise InvalidInput(f"language {language!r} is not a language code such as 'en' or 'pt-BR'")
     zones = _time_zones()
     # Without a time zone database on the machine nothing can be checked but UTC.
     if time_zone is not None and time_zone != "UTC" and zones and time_zone not in zones:
         raise InvalidInput(f"time zone {time_zone!r} is not an IANA time zone such as 'UTC'")
+    if time_format is not None and time_format not in TIME_FORMATS:
+        raise InvalidInput(f"time format {time_format!r} is not one of {', '.join(TIME_FORMATS)}")
+    if country is not None and country not in _country_codes():
+        raise InvalidInput(f"country {country!r} is not an ISO 3166-1 alpha-2 code such as 'IN'")
 
 
 # -- the token ------------------------------------------------------------------------------
 
 
-def _usable_invitation(session: Session, token: str, kind: EmailKind, now: datetime) -> Invitation:
+def usable_invitation(session: Session, token: str, kind: EmailKind, now: datetime) -> Invitation:
     """The live invitation of ``kind`` behind ``token``, or AcceptanceError."""
     try:
         invitation = tokens.find_valid_invitation(session, token, now=now)
@@ -229,6 +255,46 @@ def _problem_of(invitation: Invitation, now: datetime) -> AcceptanceProblem:
     }.get(invitation.status, AcceptanceProblem.NOT_SENT)
 
 
+# -- what the inviter and the record tell ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocaleDefaults:
+    """The locale an accepting user starts from: the inviting CRM user's."""
+
+    language: str
+    time_zone: str
+    time_format: str
+    country: str | None
+
+
+def locale_defaults(session: Session, invitation: Invitation) -> LocaleDefaults:
+    """The inviting CRM user's locale; the country falls back to the org's."""
+    inviter = session.get(CrmUser, invitation.invited_by_id) if invitation.invited_by_id else None
+    org = session.get(Org, invitation.org_id)
+    country = (inviter.country if inviter else None) or (org.country if org else None)
+    return LocaleDefaults(
+        language=(inviter.language if inviter else None) or DEFAULT_LANGUAGE,
+        time_zone=(inviter.time_zone if inviter else None) or DEFAULT_TIME_ZONE,
+        time_format=(inviter.time_format if inviter else None) or DEFAULT_TIME_FORMAT,
+        country=country.upper() if country else None,
+    )
+
+
+def guessable_words(session: Session, invitation: Invitation) -> list[str]:
+    """What an attacker knows about the invitee: names, address, the org's name."""
+    record = session.get(CrmRecord, invitation.record_id) if invitation.record_id else None
+    org = session.get(Org, invitation.org_id)
+    words = [invitation.address]
+    if record is not None:
+        words += [record.first_name, record.last_name]
+    if org is not None:
+        words.append(org.name)
+        if org.portal is not None:
+            words += [org.portal.name, org.portal.slug]
+    return [word for word in words if word]
+
+
 # -- the two steps --------------------------------------------------------------------------
 
 
@@ -239,24 +305,29 @@ def accept_invitation(
     password: str,
     language: str | None = None,
     time_zone: str | None = None,
+    time_format: str | None = None,
+    country: str | None = None,
     now: datetime | None = None,
 ) -> PortalUser:
     """Accept the invitation behind ``token``: the user is confirmed with a password.
 
-    Language and time zone default to the inviting CRM user's. Raises AcceptanceError for
-    a token that cannot be used, InvalidInput for a bad password or locale, and
-    InvalidTransition when the user cannot accept (removed in the meantime, say).
+    The locale defaults to the inviting CRM user's (:func:`locale_defaults`). Raises
+    AcceptanceError for a token that cannot be used, InvalidInput (PasswordRejected for
+    the password) for a bad password or locale, and InvalidTransition when the user cannot
+    accept (removed in the meantime, say).
     """
     now = now or utcnow()
-    invitation = _usable_invitation(session, token, EmailKind.ACCEPT_INVITATION, now)
-    check_password(password)
-    check_locale(language, time_zone)
-    inviter = session.get(CrmUser, invitation.invited_by_id) if invitation.invited_by_id else None
+    invitation = usable_invitation(session, token, EmailKind.ACCEPT_INVITATION, now)
+    check_password(password, guessable_words(session, invitation))
+    check_locale(language, time_zone, time_format, country)
+    defaults = locale_defaults(session, invitation)
     password_hash = hash_password(password)  # slow on purpose: before any lock is taken
     user = _use(session, invitation, lifecycle.Action.ACCEPT, now)
     user.password_hash = password_hash
-    user.language = language or (inviter.language if inviter else None) or DEFAULT_LANGUAGE
-    user.time_zone = time_zone or (inviter.time_zone if inviter else None) or DEFAULT_TIME_ZONE
+    user.language = language or defaults.language
+    user.time_zone = time_zone or defaults.time_zone
+    user.time_format = time_format or defaults.time_format
+    user.country = country or defaults.country
     user.confirmed_at = now
     user.updated_at = now
     session.flush()
@@ -269,7 +340,7 @@ def confirm_email(session: Session, token: str, now: datetime | None = None) -> 
     Access comes back with the password the user already has; it is not touched.
     """
     now = now or utcnow()
-    invitation = _usable_invitation(session, token, EmailKind.CONFIRM_EMAIL, now)
+    invitation = usable_invitation(session, token, EmailKind.CONFIRM_EMAIL, now)
     user = _use(session, invitation, lifecycle.Action.CONFIRM_EMAIL, now)
     user.confirmed_at = now
     user.updated_at = now
@@ -278,10 +349,15 @@ def confirm_email(session: Session, token: str, now: datetime | None = None) -> 
 
 
 __all__ = [
+    "MAX_PASSWORD_LENGTH",
+    "MIN_PASSWORD_LENGTH",
     "AcceptanceError",
     "AcceptanceProblem",
+    "LocaleDefaults",
     "accept_invitation",
+    "check_password",
     "confirm_email",
     "hash_password",
+    "locale_defaults",
     "verify_password",
 ]

@@ -77,6 +77,8 @@ class DispatchConfig:
     )
     variable_limits: Mapping[str, int] = field(default_factory=lambda: DEFAULT_VARIABLE_LIMITS)
     lease: Lease = DEFAULT_LEASE
+    # Signs each email's opt-out link (``link_keys.link_key``); None: emails carry none.
+    link_key: bytes | None = None
 
 
 @dataclass
@@ -294,7 +296,9 @@ class _Sender:
         self.channels = channels
         self.config = config
         self.claim = claim
-        self.emails = EmailBuilder(session, config.portal_base_url, config.default_from)
+        self.emails = EmailBuilder(
+            session, config.portal_base_url, config.default_from, link_key=config.link_key
+        )
         self.texts = SmsBuilder(session, config.variable_limits)
         # Strong references: the session's identity map alone would let these be collected.
         self.orgs: dict[int, Org] = {}

@@ -6,7 +6,9 @@ import re
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+import pycountry
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -34,6 +36,44 @@ E = TypeVar("E", bound=StrEnum)
 INDIA = "IN"
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
 
+# The data centre an org lives in unless it says otherwise, by country of registration
+# (the README's "Data centre by country" table); any other country: us.
+DATA_CENTRE_COUNTRIES: dict[DataCentre, frozenset[str]] = {
+    DataCentre.IN: frozenset({"IN"}),
+    # The EU and the rest of the EEA, with the UK and Switzerland.
+    DataCentre.EU: frozenset(
+        "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK"
+        " IS LI NO GB CH".split()
+    ),
+    DataCentre.AU: frozenset({"AU", "NZ"}),
+    DataCentre.JP: frozenset({"JP"}),
+    DataCentre.CN: frozenset({"CN"}),
+    DataCentre.CA: frozenset({"CA"}),
+}
+DEFAULT_DATA_CENTRE = DataCentre.US
+PAID_EDITIONS = frozenset(
+    {Edition.STANDARD, Edition.PROFESSIONAL, Edition.ENTERPRISE, Edition.ULTIMATE}
+)
+
+
+def default_data_centre(country: str) -> DataCentre:
+    """The data centre of an org registered in ``country`` (ISO 3166-1 alpha-2)."""
+    code = country.strip().upper()
+    for data_centre, countries in DATA_CENTRE_COUNTRIES.items():
+        if code in countries:
+            return data_centre
+    return DEFAULT_DATA_CENTRE
+
+
+def validate_country(country: str) -> str:
+    """The upper-cased ISO 3166-1 alpha-2 code, or InvalidInput naming what is wrong."""
+    code = country.strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", code) or pycountry.countries.get(alpha_2=code) is None:
+        raise InvalidInput(
+            f"country {country!r} is not an ISO 3166-1 two-letter country code (e.g. IN, DE, US)"
+        )
+    return code
+
 
 def create_org(
     session: Session,
@@ -42,19 +82,22 @@ def create_org(
     company_domain: str,
     country: str,
     edition: Edition | str = Edition.FREE,
-    data_centre: DataCentre | str = DataCentre.US,
+    data_centre: DataCentre | str | None = None,
     portal_name: str | None = None,
     portal_slug: str | None = None,
     from_email: str | None = None,
     from_name: str | None = None,
     reply_to: str | None = None,
 ) -> Org:
-    """Create an org with its portal and its Client Portal user type (flushed, not committed)."""
+    """Create an org with its portal and its Client Portal user type (flushed, not committed).
+
+    ``data_centre`` defaults from the country (see ``DATA_CENTRE_COUNTRIES``).
+    """
     if not name.strip():
         raise InvalidInput("org name must not be empty")
-    country = country.strip().upper()
-    if not re.fullmatch(r"[A-Z]{2}", country):
-        raise InvalidInput(f"country {country!r} must be an ISO 3166 two-letter code, e.g. IN")
+    country = validate_country(country)
+    if data_centre is None:
+        data_centre = default_data_centre(country)
     org = Org(
         name=name.strip(),
         company_domain=normalise_domain(company_domain),
@@ -209,6 +252,100 @@ def configure_sms(
         org.sms_sender_id = sender_id
     if whitespace_tolerant is not None:
         org.sms_whitespace_tolerant = whitespace_tolerant
+    session.flush()
+    return org
+
+
+def update_org(
+    session: Session,
+    org_id: int,
+    *,
+    name: str | None = None,
+    portal_name: str | None = None,
+    portal_slug: str | None = None,
+    edition: Edition | str | None = None,
+    data_centre: DataCentre | str | None = None,
+    from_email: str | None = None,
+    from_name: str | None = None,
+    reply_to: str | None = None,
+) -> Org:
+    """Change what an org was created with; None leaves a value, "" clears a sender field.
+
+    The portal stays through every change (renaming it sends nobody anything). An edition
+    change never goes to ``trial``; a trial that falls to Free keeps its trial start, so
+    reconciliation schedules the portal's deletion; a paid edition cancels any deletion.
+    """
+    org = get_org(session, org_id)
+    if name is not None:
+        if not name.strip():
+            raise InvalidInput("org name must not be empty")
+        org.name = name.strip()
+    portal = session.scalar(select(Portal).where(Portal.org_id == org_id))
+    if portal is None:
+        raise NotFound(f"org {org_id} has no portal")
+    if portal_name is not None:
+        if not portal_name.strip():
+            raise InvalidInput("portal name must not be empty")
+        portal.name = portal_name.strip()
+    if portal_slug is not None and portal_slug.strip().lower() != portal.slug:
+        portal.slug = _unique_slug(session, portal_slug, explicit=True)
+    if edition is not None:
+        _change_edition(org, _enum_value(Edition, edition, "edition"))
+    if data_centre is not None:
+        org.data_centre = _enum_value(DataCentre, data_centre, "data centre")
+    if from_email is not None:
+        org.default_from_email = (
+            validate_sender_address(from_email, "From") if from_email.strip() else None
+        )
+    if from_name is not None:
+        org.default_from_name = from_name.strip() or None
+    if reply_to is not None:
+        org.default_reply_to = (
+            validate_sender_address(reply_to, "Reply-To") if reply_to.strip() else None
+        )
+    session.flush()
+    return org
+
+
+def _change_edition(org: Org, wanted: Edition) -> None:
+    if wanted == org.edition:
+        return
+    if wanted == Edition.TRIAL:
+        raise InvalidInput(
+            f"org {org.id} is on the {org.edition.value} edition; only a new org starts a trial"
+        )
+    if org.edition == Edition.TRIAL:
+        # The trial's start decides when a fall to Free deletes the portal's details.
+        org.trial_started_at = org.trial_started_at or org.created_at
+    if wanted in PAID_EDITIONS:
+        org.deletion_scheduled_for = None  # upgrading keeps the portal
+    org.edition = wanted
+
+
+MAX_FOOTER_LENGTH = 1000
+
+
+def set_email_branding(
+    session: Session, org_id: int, *, logo_url: str | None = None, footer: str | None = None
+) -> Org:
+    """Set the logo above and the footer below the org's invitation emails ("" clears)."""
+    org = get_org(session, org_id)
+    if logo_url is not None:
+        logo_url = logo_url.strip()
+        parts = urlsplit(logo_url)
+        if logo_url and (parts.scheme != "https" or not parts.netloc or len(logo_url) > 2000):
+            raise InvalidInput(
+                f"logo URL {logo_url!r} must be an https:// URL of at most 2,000 characters "
+                "(mail clients block images over plain http)"
+            )
+        org.logo_url = logo_url or None
+    if footer is not None:
+        footer = footer.replace("\\n", "\n").strip()
+        if len(footer) > MAX_FOOTER_LENGTH:
+            raise InvalidInput(
+                f"the footer has {len(footer):,} characters; at most {MAX_FOOTER_LENGTH:,}"
+            )
+        org.email_footer = footer or None
     session.flush()
     return org
 

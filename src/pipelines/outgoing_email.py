@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import CrmRecord, CrmUser, EmailKind, Invitation, Org, PortalUserType, utcnow
 
-from . import tokens
+from . import opt_out, tokens
 from .channels.base import OutgoingEmail
+from .email_branding import Branding, brand
 from .message import build_message
 from .rendering import CompiledEmailTemplate, load_email_template, render_context
 
@@ -28,6 +29,7 @@ class EmailBuilder:
     session: Session
     portal_base_url: str
     default_from: str = DEFAULT_FROM
+    link_key: bytes | None = None  # signs the opt-out links; None: emails carry none
     templates: dict[tuple[int, EmailKind, str], CompiledEmailTemplate] = field(default_factory=dict)
 
     def build(
@@ -50,8 +52,18 @@ class EmailBuilder:
             link=link,
             kind=invitation.kind,
             expires_at=utcnow() + tokens.INVITATION_LIFETIME,
+            language=invitation.language,
         )
-        rendered = self._template(invitation).render(context)
+        headers = {"X-Portalflow-Invitation": str(invitation.id)}
+        opt_out_url = ""
+        if self.link_key is not None:
+            token = opt_out.opt_out_token(self.link_key, invitation.id)
+            opt_out_url = opt_out.opt_out_link(self.portal_base_url, token)
+            # RFC 8058: mailbox providers show an unsubscribe button that POSTs here.
+            headers["List-Unsubscribe"] = f"<{opt_out_url}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        branding = Branding(org.name, org.logo_url, org.email_footer, opt_out_url)
+        rendered = brand(self._template(invitation).render(context), branding, invitation.language)
         from_address = org.default_from_email or self.default_from
         built = build_message(
             rendered=rendered,
@@ -60,7 +72,7 @@ class EmailBuilder:
             reply_to=org.default_reply_to,
             recipient=invitation.address,
             recipient_name=_full_name(record),
-            headers={"X-Portalflow-Invitation": str(invitation.id)},
+            headers=headers,
             message_id_domain=from_address.rpartition("@")[2],
         )
         return OutgoingEmail(

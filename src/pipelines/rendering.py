@@ -11,13 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from html.parser import HTMLParser
 from importlib import resources
 from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
 from jinja2 import ChainableUndefined, Template
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -199,12 +201,14 @@ def render_context(
     kind: EmailKind,
     expires_at: datetime | None,
     portal_url: str | None = None,
+    language: str = "en",
 ) -> dict[str, Any]:
     """Plain dicts only (never ORM objects): what a template's merge fields can reach.
 
     ``portal.url`` is ``portal_url`` when given, else the link without its action and query.
     """
     return build_context(
+        language=language,
         record=record,
         org_name=org.name,
         portal_name=portal.name,
@@ -228,8 +232,13 @@ def build_context(
     link: str,
     kind: EmailKind,
     expires_at: datetime | None,
+    language: str = "en",
 ) -> dict[str, Any]:
-    """The template context from plain values (``render_context`` without the ORM objects)."""
+    """The template context from plain values (``render_context`` without the ORM objects).
+
+    ``expires_at`` is the expiry date written out in ``language`` ("December 8, 2026",
+    "8. Dezember 2026"), never ISO.
+    """
     if expires_at is not None and expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=UTC)
     return {
@@ -241,8 +250,17 @@ def build_context(
         "inviter": {"name": inviter_name or ""},
         "link": link,
         LINK_VARIABLE[kind]: link,
-        "expires_at": expires_at.astimezone(UTC).date().isoformat() if expires_at else "",
+        "expires_at": long_date(expires_at.astimezone(UTC).date(), language) if expires_at else "",
     }
+
+
+@lru_cache(maxsize=256)
+def long_date(day: date, language: str) -> str:
+    """``day`` as people of ``language`` write it (Babel's long format); English if unknown."""
+    try:
+        return format_date(day, format="long", locale=Locale.parse(language.replace("-", "_")))
+    except (UnknownLocaleError, ValueError):
+        return format_date(day, format="long", locale="en")
 
 
 def _portal_url(link: str) -> str:

@@ -51,15 +51,23 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def find_invitation(session: Session, token: str) -> Invitation | None:
+    """The invitation behind ``token`` whatever its status, or None (a read, nothing more)."""
+    digest = hash_token(token)
+    invitation = session.scalar(select(Invitation).where(Invitation.token_hash == digest))
+    # The index lookup finds the row; the constant-time compare is the actual check.
+    if invitation is None or not hmac.compare_digest(invitation.token_hash or "", digest):
+        return None
+    return invitation
+
+
 def find_valid_invitation(session: Session, token: str, now: datetime | None = None) -> Invitation:
     """The sent, unexpired, unsuperseded invitation behind ``token``, or InvalidToken.
 
     Expiry is checked here, at use, not only by the sweep.
     """
-    digest = hash_token(token)
-    invitation = session.scalar(select(Invitation).where(Invitation.token_hash == digest))
-    # The index lookup finds the row; the constant-time compare is the actual check.
-    if invitation is None or not hmac.compare_digest(invitation.token_hash or "", digest):
+    invitation = find_invitation(session, token)
+    if invitation is None:
         raise InvalidToken(TokenProblem.UNKNOWN)
     problem = {
         InvitationStatus.SUPERSEDED: TokenProblem.SUPERSEDED,

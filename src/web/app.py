@@ -27,7 +27,7 @@ from portalflow.config import Settings
 from portalflow.models import make_engine, make_session_factory
 from portalflow.pipelines.sns import CachedCertificateLoader
 
-from . import admin, events, ops, portal, reports
+from . import admin, events, ops, portal, portal_links, reports, unsubscribe
 from .webhooks import WebhookContext, router
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,9 @@ def create_app(
     app.include_router(events.router)
     app.include_router(admin.router)
     app.include_router(ops.router)
+    app.include_router(unsubscribe.build_router(settings))
+    app.state.link_pages = portal_links.LinkPages.from_settings(settings)
+    app.include_router(portal_links.build_router(settings))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -3,7 +3,8 @@
 The handlers only call :mod:`portalflow.pipelines.acceptance` and commit. A token that
 cannot be used is a 400 with a stable ``problem`` code (unknown, used, expired,
 superseded, not_sent, wrong_kind); a bad password or locale is a 422; a user whose status
-does not allow the step (removed in the meantime, say) is a 409.
+does not allow the step (removed in the meantime, say) is a 409. Both count against the
+link rate limits of :mod:`.portal_links` (429 with ``Retry-After`` over them).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from portalflow.pipelines import acceptance
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.lifecycle import InvalidTransition
 
+from . import portal_links
+
 router = APIRouter(prefix="/portal", tags=["portal"])
 
 
@@ -29,6 +32,8 @@ class AcceptRequest(BaseModel):
     password: str = Field(repr=False)
     language: str | None = None
     time_zone: str | None = None
+    time_format: str | None = None
+    country: str | None = None
 
 
 class ConfirmEmailRequest(BaseModel):
@@ -40,7 +45,14 @@ class PortalUserAnswer(BaseModel):
     status: str
 
 
-def _run(request: Request, step: Callable[[Session], PortalUser]) -> Any:
+def _run(request: Request, token: str, step: Callable[[Session], PortalUser]) -> Any:
+    wait = portal_links.retry_after(request, token)
+    if wait is not None:
+        return JSONResponse(
+            {"detail": "too many requests; try again later", "problem": "rate_limited"},
+            429,
+            headers={"Retry-After": str(wait)},
+        )
     with request.app.state.session_factory() as session:
         try:
             user = step(session)
@@ -63,12 +75,15 @@ def accept(request: Request, body: AcceptRequest) -> Any:
     """Accept an invitation: set the password (and locale); the user is confirmed."""
     return _run(
         request,
+        body.token,
         lambda session: acceptance.accept_invitation(
             session,
             body.token,
             password=body.password,
             language=body.language,
             time_zone=body.time_zone,
+            time_format=body.time_format,
+            country=body.country,
         ),
     )
 
@@ -76,4 +91,4 @@ def accept(request: Request, body: AcceptRequest) -> Any:
 @router.post("/confirm-email", response_model=PortalUserAnswer)
 def confirm_email(request: Request, body: ConfirmEmailRequest) -> Any:
     """Confirm a changed email address; access is restored with the existing password."""
-    return _run(request, lambda session: acceptance.confirm_email(session, body.token))
+    return _run(request, body.token, lambda session: acceptance.confirm_email(session, body.token))

@@ -17,6 +17,7 @@ from portalflow.pipelines.channels.bundle import Channels
 from portalflow.pipelines.channels.rate_limit import SendRates, send_rates
 from portalflow.pipelines.claims import Lease
 from portalflow.pipelines.dispatch import DispatchConfig
+from portalflow.pipelines.link_keys import link_key
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Runtime:
             },
             variable_limits=settings.variable_limits(),
             lease=Lease(settings.send_lease_seconds, settings.claim_margin_seconds),
+            link_key=link_key(settings),
         )
 
     def close(self) -> None:
