@@ -29,7 +29,10 @@ def test_the_demo_prints_an_accept_link_that_the_served_app_opens(tmp_path: Path
     )
     assert result.returncode == 0, result.stderr
     serve = re.search(r"PORTALFLOW_VAR_DIR=(\S+) portalflow serve", result.stdout)
-    link = re.search(r"open (http://localhost:8000/portal/\S+/accept\?token=\S+)", result.stdout)
+    # On a line of its own, whole: the output must let a newcomer copy it.
+    link = re.search(
+        r"^  (http://localhost:8000/portal/\S+/accept\?token=\S+)$", result.stdout, re.MULTILINE
+    )
     assert serve and link, result.stdout
     # What `portalflow serve` builds from that environment (its default port is 8000).
     settings = Settings.from_env({"PORTALFLOW_VAR_DIR": serve.group(1)})

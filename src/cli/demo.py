@@ -130,8 +130,12 @@ def _print_summary(
     link = _one_accept_link(outbox)
     if link is not None:
         console.print("Accept one invitation as its recipient would: serve the demo database,")
-        console.print(f"  PORTALFLOW_VAR_DIR={config.var_dir.resolve()} portalflow serve")
-        console.print(f"then open [bold]{link}[/]")
+        console.print(
+            f"  PORTALFLOW_VAR_DIR={config.var_dir.resolve()} portalflow serve", soft_wrap=True
+        )
+        console.print("then open this link in a browser:")
+        # Never wrapped: a link broken over two lines cannot be copied.
+        console.print(f"  {link}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _one_accept_link(outbox: Path) -> str | None:
