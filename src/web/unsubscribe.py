@@ -20,6 +20,8 @@ from portalflow.config import Settings
 from portalflow.pipelines import opt_out
 from portalflow.pipelines.link_keys import link_key
 
+from .portal_pages import SECURITY_HEADERS
+
 TITLES = {
     "confirm": "Stop invitations?",
     "done": "You will get no more invitations",
@@ -32,15 +34,16 @@ def _page() -> Template:
     environment = Environment(
         loader=PackageLoader("portalflow", "templates"), autoescape=select_autoescape()
     )
-    return environment.get_template("unsubscribe/page.html")
+    return environment.get_template("portal/unsubscribe.html")
 
 
 def _show(state: str, target: opt_out.OptOutTarget | None = None) -> HTMLResponse:
-    values: dict[str, Any] = {"state": state, "title": TITLES[state], "language": "en"}
+    values: dict[str, Any] = {"page": f"unsubscribe-{state}", "title": TITLES[state]}
+    values["language"] = "en"
     if target is not None:
         values |= {"org_name": target.org_name, "address": opt_out.masked(target.address)}
     status = 404 if state == "unknown" else 200
-    return HTMLResponse(_page().render(values), status_code=status)
+    return HTMLResponse(_page().render(values), status_code=status, headers=SECURITY_HEADERS)
 
 
 def build_router(settings: Settings) -> APIRouter:
