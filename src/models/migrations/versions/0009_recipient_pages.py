@@ -4,7 +4,7 @@ Accepting an invitation sets language, time format, time zone and country (PORTA
 CRM user's locale is where their defaults come from. An org can give its invitation emails a
 logo and a footer (its address, a support contact).
 
-Revision ID: 0010
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-01
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
