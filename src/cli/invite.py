@@ -13,7 +13,7 @@ from portalflow.pipelines import bulk, reports
 from portalflow.pipelines.errors import InvalidInput
 
 from .common import EXIT_ROWS_FAILED, console, fail, print_json, settings
-from .waiting import run_and_wait
+from .waiting import DEFAULT_WORKER_WAIT_SECONDS, EXIT_NO_WORKER, run_and_wait
 
 EMBEDDED_TIMEOUT_SECONDS = 3600.0
 
@@ -39,13 +39,29 @@ def invite(
     wait: Annotated[
         bool, typer.Option(help="Wait for the run to finish (always, with the embedded broker).")
     ] = True,
+    wait_for_worker: Annotated[
+        float,
+        typer.Option(
+            "--wait-for-worker",
+            min=0,
+            metavar="SECONDS",
+            help="With Redis or RabbitMQ: how long to wait for a worker to take the run before "
+            f"giving up with exit code {EXIT_NO_WORKER} (the run stays queued). A missing "
+            "worker is said after 5 s at most.",
+        ),
+    ] = DEFAULT_WORKER_WAIT_SECONDS,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
 ) -> None:
     """Invite records into a portal user type: by id, from a file, or **--all** uninvited.
 
     The request is written to the database first, then queued. With the embedded broker
     (no `PORTALFLOW_BROKER_URL`) a worker runs inside this command; with Redis, run
-    `portalflow worker` somewhere and this command waits (or not, with `--no-wait`).
+    `portalflow worker` somewhere and this command waits (or not, with `--no-wait`). If no
+    worker consumes the queue it says so within 5 s and, after `--wait-for-worker` seconds
+    (10) with still none, exits 3 leaving the run queued for when a worker starts.
+
+    Exit codes: 0 every invitee sent (or queued, with `--no-wait`); 1 some invitees failed;
+    2 bad input; 3 no worker took the run.
 
     Example: `portalflow invite --org 1 --user-type 1 --inviter 1 -r C-100 -r C-101 --language fr`
     """
@@ -71,6 +87,7 @@ def invite(
         lambda: enqueue.enqueue_chunks(started.chunk_ids),
         wait=wait,
         timeout=EMBEDDED_TIMEOUT_SECONDS,
+        worker_wait=wait_for_worker,
     )
     with current.session() as session:
         report = reports.bulk_run_report(session, started.run_id)

@@ -20,7 +20,7 @@ from portalflow.pipelines import credits, orgs
 
 from .common import console, new_app, open_session, print_json
 
-orgs_app = new_app("Create and list orgs (tenants) and their portals.")
+orgs_app = new_app("Create, list and update orgs (tenants) and their portals.")
 user_types_app = new_app("Add and list an org's portal user types (Customers, Vendors, ...).")
 crm_users_app = new_app("Add and list the CRM users who invite portal users.")
 
@@ -32,11 +32,17 @@ OrgId = Annotated[int, typer.Option("--org", help="The org's id (see `portalflow
 def create_org(
     name: Annotated[str, typer.Option(help="The company name.")],
     domain: Annotated[str, typer.Option(help="The company's own email domain, e.g. zylker.com.")],
-    country: Annotated[str, typer.Option(help="ISO 3166 two-letter country code, e.g. IN.")],
+    country: Annotated[
+        str, typer.Option(help="Country of registration: ISO 3166-1 two-letter code, e.g. IN.")
+    ],
     edition: Annotated[Edition, typer.Option(help="The CRM edition.")] = Edition.FREE,
     data_centre: Annotated[
-        DataCentre, typer.Option(help="The data centre the org lives in.")
-    ] = DataCentre.US,
+        DataCentre | None,
+        typer.Option(
+            help="The data centre the org lives in (default: from the country: IN -> in, "
+            "EU/EEA, GB, CH -> eu, AU, NZ -> au, JP -> jp, CN -> cn, CA -> ca, else us)."
+        ),
+    ] = None,
     portal_name: Annotated[
         str | None, typer.Option(help="The portal's name (default: the org name).")
     ] = None,
@@ -52,7 +58,7 @@ def create_org(
 ) -> None:
     """Create an org with its portal and its Client Portal user type.
 
-    Prints the org id, the portal slug and the Client Portal user type id.
+    Prints the org id, its data centre, the portal slug and the Client Portal user type id.
 
     Example:
 
@@ -96,6 +102,63 @@ def list_orgs(json_output: Json = False) -> None:
         console.print("no orgs yet; create one with `portalflow orgs create`")
     else:
         _print_orgs(summaries, title="Orgs")
+
+
+@orgs_app.command("update")
+def update_org(
+    org: OrgId,
+    name: Annotated[str | None, typer.Option(help="A new company name.")] = None,
+    portal_name: Annotated[str | None, typer.Option(help="A new portal name.")] = None,
+    portal_slug: Annotated[
+        str | None,
+        typer.Option(
+            help="A new URL slug, unique among all portals (links already sent carry the old one)."
+        ),
+    ] = None,
+    edition: Annotated[
+        Edition | None,
+        typer.Option(help="A new edition; a trial moved to a paid edition keeps its portal."),
+    ] = None,
+    data_centre: Annotated[DataCentre | None, typer.Option(help="A new data centre.")] = None,
+    from_email: Annotated[
+        str | None, typer.Option(help='Default From address of invitation emails ("" clears).')
+    ] = None,
+    from_name: Annotated[
+        str | None, typer.Option(help='Default From display name ("" clears).')
+    ] = None,
+    reply_to: Annotated[
+        str | None, typer.Option(help='Default Reply-To address ("" clears).')
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Rename an org or its portal, change its edition, data centre or sender addresses.
+
+    Only the options given change. Renaming sends nobody anything; an org never goes back
+    to a trial.
+
+    Example:
+
+        portalflow orgs update --org 1 --name "Zylker Corp" --portal-slug zylker-corp \\
+            --edition enterprise --data-centre in --reply-to help@zylker-mail.com
+    """
+    with open_session() as session:
+        updated = orgs.update_org(
+            session,
+            org,
+            name=name,
+            portal_name=portal_name,
+            portal_slug=portal_slug,
+            edition=edition,
+            data_centre=data_centre,
+            from_email=from_email,
+            from_name=from_name,
+            reply_to=reply_to,
+        )
+        summary = orgs.org_summaries(session, [updated])[0]
+    if json_output:
+        print_json(summary)
+    else:
+        _print_orgs([summary], title="Org updated")
 
 
 @user_types_app.command("add")
@@ -237,15 +300,29 @@ def _crm_user_summary(user: CrmUser) -> dict[str, Any]:
 def _print_orgs(summaries: list[dict[str, Any]], *, title: str) -> None:
     _print_table(
         title,
-        ("id", "name", "domain", "country", "edition", "portal slug", "Client Portal type id"),
+        (
+            "id",
+            "name",
+            "domain",
+            "country",
+            "data centre",
+            "edition",
+            "portal",
+            "portal slug",
+            "from",
+            "Client Portal type id",
+        ),
         [
             (
                 s["id"],
                 s["name"],
                 s["company_domain"],
                 s["country"],
+                s["data_centre"],
                 s["edition"],
+                s["portal_name"],
                 s["portal_slug"],
+                s["from_email"],
                 s["client_portal_user_type_id"],
             )
             for s in summaries

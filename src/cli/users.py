@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from portalflow.models import BulkAction
-from portalflow.pipelines import lifecycle, reports, user_actions
+from portalflow.pipelines import reports, user_actions, user_history
 from portalflow.pipelines.lifecycle import UserFilter
 
 from . import transfers
 from .common import EXIT_ROWS_FAILED, console, new_app, open_session, print_json, settings
 from .waiting import run_and_wait
 
-app = new_app("List a user type's portal users; reinvite, deactivate, activate or remove them.")
+app = new_app(
+    "List and show portal users; reinvite, deactivate, activate, remove or transfer them."
+)
 
 OrgId = Annotated[int, typer.Option("--org", help="Org id.")]
 UserTypeId = Annotated[int, typer.Option("--user-type", help="User type id.")]
@@ -36,33 +39,70 @@ def list_users(
     as_json: Json = False,
 ) -> None:
     """List portal users by the spec's filters: all, active, confirmed, unconfirmed
-    (not_accepted, login_suspended), deactivated.
+    (not_accepted, login_suspended), deactivated; each with its record's CRM id and name.
 
     Example: `portalflow users list --org 1 --status unconfirmed`
     """
     with open_session() as session:
-        users = session.scalars(lifecycle.users_query(org, status, user_type)).all()
-        rows = [
-            {
-                "id": user.id,
-                "user_type_id": user.user_type_id,
-                "status": user.status.value,
-                "email": user.email,
-                "phone": user.phone,
-                "confirmed_at": user.confirmed_at.isoformat() if user.confirmed_at else None,
-            }
-            for user in users
-        ]
+        rows = user_history.list_users(session, org, status, user_type)
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "type", "status", "email", "phone", title=f"Portal users ({status.value})")
+    table = Table(
+        "id", "CRM id", "name", "type", "status", "email", "phone",
+        title=f"Portal users ({status.value})",
+    )  # fmt: skip
     for row in rows:
         table.add_row(
-            str(row["id"]), str(row["user_type_id"]), row["status"], row["email"] or "",
-            row["phone"] or "",
+            str(row["id"]), escape(row["crm_id"]), escape(row["name"] or ""),
+            str(row["user_type_id"]), row["status"], escape(row["email"] or ""),
+            escape(row["phone"] or ""),
         )  # fmt: skip
     console.print(table if rows else "No portal user matches.")
+
+
+@app.command("show")
+def show_user(
+    user_id: Annotated[int, typer.Argument(help="Portal user id (see `portalflow users list`).")],
+    org: Annotated[int | None, typer.Option(help="Refuse a user of any other org.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Show a portal user: its record, whether it holds a licence seat, and every invitation
+    attempt (time, channel, provider message id, outcome and code).
+
+    Example: `portalflow users show 7 --org 1`
+    """
+    with open_session() as session:
+        shown = user_history.user_history(session, user_id, org_id=org)
+    if as_json:
+        print_json(shown)
+        return
+    seat = "holds a licence seat" if shown["holds_licence_seat"] else "holds no licence seat"
+    console.print(
+        f"Portal user [bold]{shown['id']}[/]: record {escape(shown['crm_id'])} "
+        f"({escape(shown['name'] or 'no name')}), {escape(shown['user_type'])} "
+        f"(type {shown['user_type_id']}), [bold]{shown['status']}[/], {seat}.",
+        highlight=False,
+    )
+    if not shown["invitations"]:
+        console.print("No invitation attempts.")
+        return
+    table = Table(
+        "invitation", "created (UTC)", "sent (UTC)", "kind", "channel", "provider id",
+        "status", "outcome", "code", "detail", title="Invitation attempts",
+    )  # fmt: skip
+    for row in shown["invitations"]:
+        table.add_row(
+            str(row["id"]), _moment(row["created_at"]), _moment(row["sent_at"]), row["kind"],
+            row["channel"], escape(row["provider_message_id"] or ""), row["status"],
+            row["outcome"] or "", row["failure_code"] or row["outcome_code"] or "",
+            escape(row["failure_detail"] or ""),
+        )  # fmt: skip
+    console.print(table)
+
+
+def _moment(iso: str | None) -> str:
+    return iso[:19].replace("T", " ") if iso else ""
 
 
 def _act(

@@ -36,24 +36,23 @@ E = TypeVar("E", bound=StrEnum)
 INDIA = "IN"
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
 
+# The EU and the rest of the EEA, with the UK and Switzerland.
+_EUROPE = frozenset({
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+    "IS", "LI", "NO", "GB", "CH",
+})  # fmt: skip
 # The data centre an org lives in unless it says otherwise, by country of registration
 # (the README's "Data centre by country" table); any other country: us.
 DATA_CENTRE_COUNTRIES: dict[DataCentre, frozenset[str]] = {
     DataCentre.IN: frozenset({"IN"}),
-    # The EU and the rest of the EEA, with the UK and Switzerland.
-    DataCentre.EU: frozenset(
-        "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK"
-        " IS LI NO GB CH".split()
-    ),
+    DataCentre.EU: _EUROPE,
     DataCentre.AU: frozenset({"AU", "NZ"}),
     DataCentre.JP: frozenset({"JP"}),
     DataCentre.CN: frozenset({"CN"}),
     DataCentre.CA: frozenset({"CA"}),
 }
 DEFAULT_DATA_CENTRE = DataCentre.US
-PAID_EDITIONS = frozenset(
-    {Edition.STANDARD, Edition.PROFESSIONAL, Edition.ENTERPRISE, Edition.ULTIMATE}
-)
 
 
 def default_data_centre(country: str) -> DataCentre:
@@ -287,7 +286,7 @@ def update_org(
         if not portal_name.strip():
             raise InvalidInput("portal name must not be empty")
         portal.name = portal_name.strip()
-    if portal_slug is not None and portal_slug.strip().lower() != portal.slug:
+    if portal_slug is not None and _slug_base(portal_slug) != portal.slug:
         portal.slug = _unique_slug(session, portal_slug, explicit=True)
     if edition is not None:
         _change_edition(org, _enum_value(Edition, edition, "edition"))
@@ -308,6 +307,8 @@ def update_org(
 
 
 def _change_edition(org: Org, wanted: Edition) -> None:
+    from .reconciliation import PAID_EDITIONS  # reconciliation imports this module
+
     if wanted == org.edition:
         return
     if wanted == Edition.TRIAL:
@@ -420,6 +421,7 @@ def org_summaries(session: Session, found: Iterable[Org]) -> list[dict[str, Any]
                 "portal_slug": portal.slug if portal else None,
                 "client_portal_user_type_id": client_portals.get(org.id),
                 "from_email": org.default_from_email,
+                "from_name": org.default_from_name,
                 "reply_to": org.default_reply_to,
             }
         )
@@ -434,8 +436,12 @@ def _taken(
     return session.scalar(query.limit(1)) is not None
 
 
+def _slug_base(wanted: str) -> str:
+    return _SLUG_UNSAFE.sub("-", wanted.lower()).strip("-")[:50] or "portal"
+
+
 def _unique_slug(session: Session, wanted: str, *, explicit: bool) -> str:
-    base = _SLUG_UNSAFE.sub("-", wanted.lower()).strip("-")[:50] or "portal"
+    base = _slug_base(wanted)
     taken = set(session.scalars(select(Portal.slug).where(Portal.slug.like(f"{base}%"))))
     if base not in taken:
         return base
