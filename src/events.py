@@ -4,6 +4,9 @@ Each event type has its schema (the same ones ``POST /events`` validates against
 published event is stored once per (org, CRM event id), committed, and only then queued to
 the ``handle_crm_event`` actor.
 
+Every event names its record by the CRM's id as ``record_id`` (a list: ``record_ids``); the
+older ``crm_id`` / ``crm_ids`` are accepted, deprecated, until the next release.
+
 >>> from portalflow.events import publish
 >>> publish(org_id=1, event_id="crm-evt-42", type="record.email_changed",
 ...         data={"record_id": "C-100", "email": "new@example.org"})  # doctest: +SKIP
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from portalflow.pipelines import crm_events
 
@@ -24,7 +27,27 @@ Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 MAX_CRM_IDS = 5000
 
 
-# --- authentication ----------------------------------------------------------------------
+# Every event names its record by the CRM's id as ``record_id`` (a list: ``record_ids``).
+# The names used before, ``crm_id`` and ``crm_ids``, are still accepted for one release.
+RECORD_ID = "record_id"
+RECORD_IDS = "record_ids"
+DEPRECATED_NAMES = {"crm_id": RECORD_ID, "crm_ids": RECORD_IDS}
+_DEPRECATED = "Deprecated: the old name of `{new}`, accepted until the next release."
+
+
+def renamed_fields(data: Any) -> Any:
+    """``data`` with each deprecated field name replaced by its current one."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for old, new in DEPRECATED_NAMES.items():
+        if old not in data:
+            continue
+        value = data.pop(old)
+        if new in data and data[new] != value:
+            raise ValueError(f"{old} is the deprecated name of {new}: give only {new}")
+        data.setdefault(new, value)
+    return data
 
 
 class _Data(BaseModel):
@@ -32,7 +55,12 @@ class _Data(BaseModel):
 
 
 class RecordUpserted(_Data):
-    crm_id: CrmId
+    _renamed = model_validator(mode="before")(renamed_fields)
+
+    record_id: CrmId = Field(description="The CRM's id of the record.")
+    crm_id: CrmId | None = Field(
+        None, deprecated=True, description=_DEPRECATED.format(new=RECORD_ID)
+    )
     module: Annotated[str, Field(min_length=1, max_length=64)]
     first_name: Text | None = None
     last_name: Text | None = None
@@ -48,19 +76,26 @@ class RecordUpserted(_Data):
 
 
 class InvitationRequested(_Data):
+    _renamed = model_validator(mode="before")(renamed_fields)
+
     user_type_id: Id
     inviter_id: Id
-    crm_ids: Annotated[list[CrmId], Field(min_length=1, max_length=MAX_CRM_IDS)]
+    record_ids: Annotated[list[CrmId], Field(min_length=1, max_length=MAX_CRM_IDS)] = Field(
+        description="The CRM ids of the records to invite."
+    )
+    crm_ids: list[CrmId] | None = Field(
+        None, deprecated=True, description=_DEPRECATED.format(new=RECORD_IDS)
+    )
     language: Annotated[str, Field(min_length=2, max_length=8)] | None = None
 
 
 class EmailChanged(_Data):
-    record_id: CrmId
+    record_id: CrmId = Field(description="The CRM's id of the record.")
     email: Annotated[str, Field(min_length=1, max_length=255)]
 
 
 class PhoneChanged(_Data):
-    record_id: CrmId
+    record_id: CrmId = Field(description="The CRM's id of the record.")
     phone: Annotated[str, Field(min_length=1, max_length=32)]
 
 
@@ -75,7 +110,7 @@ class LeadConverted(_Data):
 
 
 class RecordRef(_Data):
-    record_id: CrmId
+    record_id: CrmId = Field(description="The CRM's id of the record.")
 
 
 class _Event(BaseModel):

@@ -23,13 +23,16 @@ class Received:
 
 @dataclass
 class RecordingHandler:
-    """Stores every accepted envelope; answers ``replies[address]`` to RCPT TO if set.
+    """Stores every accepted envelope; answers ``replies[address]`` to RCPT TO if set,
+    ``data_replies[recipient]`` to the end of DATA and ``mail_replies[sender]`` to MAIL FROM.
 
     For a recipient in ``hang_up_after_data`` the message is stored, then the server hangs
     up instead of answering DATA, leaving the client unsure whether it was taken.
     """
 
     replies: dict[str, str] = field(default_factory=dict)
+    data_replies: dict[str, str] = field(default_factory=dict)
+    mail_replies: dict[str, str] = field(default_factory=dict)
     hang_up_after_data: set[str] = field(default_factory=set)
     # Advertise RFC 2920 PIPELINING (aiosmtpd reads pipelined commands in order anyway).
     pipelining: bool = True
@@ -49,6 +52,21 @@ class RecordingHandler:
             responses.insert(-1, "250-PIPELINING")
         return responses
 
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        reply = self.mail_replies.get(address)
+        if reply is not None:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(
         self,
         server: SMTP,
@@ -64,6 +82,9 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        for recipient in envelope.rcpt_tos:
+            if recipient in self.data_replies:
+                return self.data_replies[recipient]
         content = envelope.original_content or b""
         self.messages.append(
             Received(

@@ -179,14 +179,28 @@ def test_smtp_many_sends_share_one_connection(
 
 
 @pytest.mark.parametrize(
-    ("reply", "code", "temporary"),
+    ("reply", "code", "temporary", "suppress"),
     [
-        ("550 5.1.1 No such user", "smtp_rejected", False),
-        ("451 4.3.0 Try again later", "smtp_temporary", True),
+        ("550 5.1.1 No such user", "smtp_no_such_user", False, True),
+        ("550 5.1.10 Recipient address has null MX", "smtp_null_mx", False, True),
+        (
+            "550 5.2.1 Mailbox disabled, not accepting messages",
+            "smtp_mailbox_disabled",
+            False,
+            True,
+        ),
+        ("554 5.7.1 Relay access denied", "smtp_policy_rejected", False, False),
+        ("550 Requested action not taken", "smtp_rejected", False, False),
+        ("451 4.3.0 Try again later", "smtp_temporary", True, False),
     ],
 )
 def test_smtp_refused_recipient(
-    smtp_server: SmtpServer, smtp_channel: SmtpChannel, reply: str, code: str, temporary: bool
+    smtp_server: SmtpServer,
+    smtp_channel: SmtpChannel,
+    reply: str,
+    code: str,
+    temporary: bool,
+    suppress: bool,
 ) -> None:
     smtp_server.handler.replies["nobody@example.org"] = reply
 
@@ -194,11 +208,36 @@ def test_smtp_refused_recipient(
         smtp_channel.send(make_email(recipient="nobody@example.org"))
 
     assert (raised.value.code, raised.value.temporary) == (code, temporary)
+    assert raised.value.suppress is suppress
     assert reply.split()[0] in raised.value.detail
     # The connection stays usable for the next message of the chunk.
     smtp_channel.send(make_email(recipient="somebody@example.org"))
     assert [received.rcpt_tos for received in smtp_server.messages] == [["somebody@example.org"]]
     assert smtp_server.connections == 1
+
+
+def test_smtp_recipient_refused_at_the_end_of_data_is_suppressed(
+    smtp_server: SmtpServer, smtp_channel: SmtpChannel
+) -> None:
+    smtp_server.handler.data_replies["gone@example.org"] = "550 5.1.1 User unknown"
+
+    with pytest.raises(SendFailure) as raised:
+        smtp_channel.send(make_email(recipient="gone@example.org"))
+
+    assert (raised.value.code, raised.value.suppress) == ("smtp_no_such_user", True)
+
+
+def test_smtp_refused_sender_never_suppresses_the_recipient(
+    smtp_server: SmtpServer, smtp_channel: SmtpChannel
+) -> None:
+    # Even with a recipient-like status: MAIL FROM was refused, so it is about us.
+    smtp_server.handler.mail_replies[SENDER] = "550 5.1.1 Sender address rejected"
+
+    with pytest.raises(SendFailure) as raised:
+        smtp_channel.send(make_email(recipient="ada@example.org"))
+
+    assert (raised.value.code, raised.value.suppress) == ("smtp_rejected", False)
+    assert smtp_server.messages == []
 
 
 def test_smtp_reconnects_once_after_the_server_hung_up(

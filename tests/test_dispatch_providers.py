@@ -21,7 +21,7 @@ from portalflow.models import (
     PortalUserStatus,
     utcnow,
 )
-from portalflow.pipelines import dispatch, email_templates
+from portalflow.pipelines import dispatch, email_templates, suppressions
 from portalflow.pipelines.channels import build_email_channel
 from portalflow.pipelines.channels.bundle import Channels
 
@@ -121,7 +121,8 @@ def test_temporary_failures_retry_then_end_as_technical_failure(
 def test_a_permanent_rejection_frees_the_record_for_a_later_invite(
     session: Session, world: dict[str, Any], smtp_server: SmtpServer
 ) -> None:
-    smtp_server.handler.replies["bounce@customer.example.org"] = "550 5.1.1 no such user"
+    # A refusal about our message, not the address: nothing is suppressed.
+    smtp_server.handler.replies["bounce@customer.example.org"] = "554 5.7.1 message refused"
     channel = build_email_channel(smtp_settings(smtp_server))
     config = dispatch.DispatchConfig(portal_base_url="https://portal.test")
     _, ids = start_and_expand(session, world, ["bounce", "p0"])
@@ -129,7 +130,7 @@ def test_a_permanent_rejection_frees_the_record_for_a_later_invite(
     assert len(result.sent) == 1 and len(result.failed) == 1
     failed = session.get_one(Invitation, result.failed[0])
     session.refresh(failed)
-    assert failed.failure_code == "smtp_rejected" and "no such user" in (
+    assert failed.failure_code == "smtp_policy_rejected" and "message refused" in (
         failed.failure_detail or ""
     )
     user = session.get_one(PortalUser, failed.portal_user_id)
@@ -148,6 +149,61 @@ def test_a_permanent_rejection_frees_the_record_for_a_later_invite(
         ["p0@customer.example.org"],
         ["bounce@customer.example.org"],
     ]
+
+
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [
+        ("550 5.1.1 <bounce@customer.example.org>: no such user", "smtp_no_such_user"),
+        ("550 5.1.10 recipient address has null MX", "smtp_null_mx"),
+        ("550 5.2.1 mailbox disabled", "smtp_mailbox_disabled"),
+    ],
+)
+def test_an_smtp_rejection_of_the_recipient_suppresses_the_address(
+    session: Session, world: dict[str, Any], smtp_server: SmtpServer, reply: str, code: str
+) -> None:
+    smtp_server.handler.replies["bounce@customer.example.org"] = reply
+    channel = build_email_channel(smtp_settings(smtp_server))
+    config = dispatch.DispatchConfig(portal_base_url="https://portal.test")
+    _, ids = start_and_expand(session, world, ["bounce", "p0"])
+    result = dispatch.dispatch(session, ids, channels=Channels(lambda: channel), config=config)
+    session.commit()
+    [failed_id] = result.failed
+    failed = session.get_one(Invitation, failed_id)
+    session.refresh(failed)
+    assert failed.failure_code == code
+
+    [listed] = suppressions.active(session, world["org"].id)
+    assert (listed.address, listed.reason, listed.invitation_id) == (
+        "bounce@customer.example.org",
+        code,
+        failed_id,
+    )
+    # Like a permanent bounce: the next invite to the address is refused before any send.
+    del smtp_server.handler.replies["bounce@customer.example.org"]
+    _, again = start_and_expand(session, world, ["bounce"])
+    retry = dispatch.dispatch(session, again, channels=Channels(lambda: channel), config=config)
+    assert retry.sent == []
+    refused = session.scalars(
+        select(Invitation).where(Invitation.crm_id == "bounce").order_by(Invitation.id.desc())
+    ).first()
+    assert refused is not None and refused.failure_code == "suppressed"
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["p0@customer.example.org"]]
+
+
+def test_an_smtp_policy_rejection_does_not_suppress_the_address(
+    session: Session, world: dict[str, Any], smtp_server: SmtpServer
+) -> None:
+    smtp_server.handler.replies["bounce@customer.example.org"] = (
+        "550 5.7.1 client host rejected by policy"
+    )
+    channel = build_email_channel(smtp_settings(smtp_server))
+    config = dispatch.DispatchConfig(portal_base_url="https://portal.test")
+    _, ids = start_and_expand(session, world, ["bounce"])
+    result = dispatch.dispatch(session, ids, channels=Channels(lambda: channel), config=config)
+    session.commit()
+    assert result.failed == ids
+    assert suppressions.active(session, world["org"].id) == []
 
 
 def test_the_orgs_custom_template_and_the_chosen_language_are_used(

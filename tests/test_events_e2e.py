@@ -79,7 +79,7 @@ def crm(pg_engine: Engine) -> dict[str, Any]:
             "data": {
                 "user_type_id": client_portal(session, org).id,
                 "inviter_id": inviter.id,
-                "crm_ids": [f"C-{n}" for n in range(RECORDS)],
+                "record_ids": [f"C-{n}" for n in range(RECORDS)],
             },
         }
 
@@ -147,7 +147,7 @@ def test_invitation_requested_sends_one_invitation_per_record_once(
         rows = session.execute(
             select(Invitation.crm_id, Invitation.status, Invitation.bulk_run_id)
         ).all()
-    assert sorted(crm_id for crm_id, _, _ in rows) == sorted(crm["data"]["crm_ids"])
+    assert sorted(crm_id for crm_id, _, _ in rows) == sorted(crm["data"]["record_ids"])
     assert {(status, run) for _, status, run in rows} == {(InvitationStatus.SENT, run_id)}
 
     # The same idempotency key again, over HTTP and through publish, and the same message

@@ -164,7 +164,13 @@ def test_counts_by_reason_group_and_user_type(session: Session, world: World) ->
         {"user_type_id": world.customers.id, "name": world.customers.name, "failed": 3},
         {"user_type_id": world.vendors.id, "name": "Vendors", "failed": 3},
     ]
-    assert report["filter"] == {"bulk_run_id": None, "user_type_id": None, "since": None}
+    assert report["filter"] == {
+        "bulk_run_id": None,
+        "user_type_id": None,
+        "since": None,
+        "include_resolved": False,
+    }
+    assert report["resolved"] == 0
 
 
 def test_invitees_say_who_failed_and_why(session: Session, world: World) -> None:

@@ -107,7 +107,12 @@ def test_a_bad_event_is_422_naming_the_field_and_nothing_is_stored(
     client: TestClient, session: Session, sent: Sent, zylker: Tenant
 ) -> None:
     answer = post_event(
-        session, client, zylker, "e1", "invitation.requested", {"inviter_id": 1, "crm_ids": ["a"]}
+        session,
+        client,
+        zylker,
+        "e1",
+        "invitation.requested",
+        {"inviter_id": 1, "record_ids": ["a"]},
     )
     assert answer.status_code == 422
     locations = [error["loc"] for error in answer.json()["detail"]]
@@ -119,10 +124,10 @@ def test_a_bad_event_is_422_naming_the_field_and_nothing_is_stored(
         zylker,
         "e2",
         "invitation.requested",
-        {"user_type_id": 1, "inviter_id": 1, "crm_ids": [f"C{i}" for i in range(5001)]},
+        {"user_type_id": 1, "inviter_id": 1, "record_ids": [f"C{i}" for i in range(5001)]},
     )
     assert too_many.status_code == 422
-    assert any(error["loc"][-1] == "crm_ids" for error in too_many.json()["detail"])
+    assert any(error["loc"][-1] == "record_ids" for error in too_many.json()["detail"])
 
     unknown = post_event(session, client, zylker, "e3", "record.exploded", {})
     assert unknown.status_code == 422
@@ -132,7 +137,7 @@ def test_a_bad_event_is_422_naming_the_field_and_nothing_is_stored(
 def test_the_same_event_id_is_processed_once(
     client: TestClient, session: Session, sent: Sent, zylker: Tenant
 ) -> None:
-    data = {"crm_id": "C-1", "module": "Contacts", "email": "sage@customer.example.org"}
+    data = {"record_id": "C-1", "module": "Contacts", "email": "sage@customer.example.org"}
     first = post_event(session, client, zylker, "evt-1", "record.upserted", data)
     assert first.status_code == 202
     assert first.json()["status"] == "received"
@@ -162,7 +167,7 @@ def test_record_upserted_deleted_and_restored_through_the_real_pipelines(
     from portalflow.workers.address_actors import HANDLERS
 
     data = {
-        "crm_id": "C-7",
+        "record_id": "C-7",
         "module": "Contacts",
         "first_name": "Sage",
         "email": "sage@customer.example.org",
@@ -206,7 +211,7 @@ def test_invitation_requested_creates_a_bulk_run(
     data = {
         "user_type_id": zylker.user_type_id,
         "inviter_id": zylker.inviter_id,
-        "crm_ids": ["C-1"],
+        "record_ids": ["C-1"],
     }
     event_id = post_event(session, client, zylker, "inv-1", "invitation.requested", data).json()[
         "event_id"

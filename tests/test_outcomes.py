@@ -392,6 +392,13 @@ def _every_code() -> set[str]:
     codes |= {code for _, code in outcomes.AWS_SMS_ERRORS.values()}
     codes |= {code for _, code in outcomes.AWS_SMS_REASONS.values()}
     codes |= {code for _, code in outcomes.SMTP_REPLIES.values()}
+    for table in (
+        outcomes.SMTP_RECIPIENT_STATUSES,
+        outcomes.SMTP_SENDER_STATUSES,
+        outcomes.SMTP_STATUS_SUBJECTS,
+        outcomes.SMTP_REPLY_CODES,
+    ):
+        codes |= {code for _, code in table.values()}
     codes |= {
         outcomes.AWS_SMS_UNKNOWN,
         "smtp_configuration",
@@ -450,3 +457,27 @@ def test_an_aws_opt_out_suppresses_and_unknown_errors_are_unknown() -> None:
 def test_smtp_replies(reply: int, outcome_class: OutcomeClass, code: str) -> None:
     outcome = outcomes.classify_smtp_reply(reply)
     assert (outcome.outcome_class, outcome.code) == (outcome_class, code)
+
+
+@pytest.mark.parametrize(
+    ("reply", "text", "code", "suppresses"),
+    [(550, "5.1.1 <x@example.org>: User unknown", "smtp_no_such_user", True),
+     (550, "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found", "smtp_null_mx", True),
+     (550, "5.2.1 The account is disabled", "smtp_mailbox_disabled", True),
+     (553, "5.1.3 Bad recipient address syntax", "smtp_bad_address", True),
+     (550, "5.7.1 Service unavailable; client host blocked", "smtp_policy_rejected", False),
+     (554, "5.7.26 Unauthenticated email is not accepted (DMARC)", "smtp_policy_rejected", False),
+     (535, "5.7.8 Authentication credentials invalid", "smtp_configuration", False),
+     (530, "5.7.0 Authentication required", "smtp_configuration", False),
+     (550, "No such user here", "smtp_rejected", False),  # no enhanced status: not sure enough
+     (550, "4.1.1 mismatched class", "smtp_rejected", False),  # RFC 3463: ignored
+     (450, "4.2.1 mailbox busy", "smtp_temporary", False)],
+)  # fmt: skip
+def test_smtp_enhanced_status_codes(reply: int, text: str, code: str, suppresses: bool) -> None:
+    outcome = outcomes.classify_smtp_reply(reply, text)
+    assert (outcome.code, outcome.suppresses) == (code, suppresses)
+
+
+def test_a_refused_sender_is_never_about_the_recipient() -> None:
+    outcome = outcomes.classify_smtp_reply(550, "5.1.1 no such sender", about_recipient=False)
+    assert (outcome.code, outcome.suppresses) == ("smtp_rejected", False)

@@ -36,6 +36,14 @@ def failures(
             "(e.g. 2026-11-01 or 2026-11-01T09:30; without an offset it is UTC).",
         ),
     ] = None,
+    include_resolved: Annotated[
+        bool,
+        typer.Option(
+            "--include-resolved",
+            help="Also count and list failures resolved since: the record was invited again "
+            "or its portal user is now confirmed (marked in a 'resolved' column).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     as_csv: Annotated[
         bool, typer.Option("--csv", help="Write the failed invitees as CSV to stdout.")
@@ -49,7 +57,9 @@ def failures(
 
     A failed invitee was refused before the send, failed at the provider (retries ran out,
     the provider refused it ...), or was accepted by the provider and then bounced for good
-    or drew a spam complaint.
+    or drew a spam complaint. The report tells the present: a failure whose record was
+    invited again since, or whose portal user is now confirmed, is resolved and left out
+    (counted apart) unless --include-resolved.
 
     Examples:
 
@@ -58,11 +68,19 @@ def failures(
     - `portalflow failures --org 1 --bulk-run 12 --json`: one run's report as JSON
 
     - `portalflow failures --org 1 --user-type 2 --since 2026-11-01 --csv > failed.csv`
+
+    - `portalflow failures --org 1 --bulk-run 12 --include-resolved`: also who was fixed since
     """
     if as_json and as_csv:
         fail("choose one of --json and --csv, not both")
     since_at = parse_since(since) if since is not None else None
-    query = FailureFilter(org_id=org, bulk_run_id=bulk_run, user_type_id=user_type, since=since_at)
+    query = FailureFilter(
+        org_id=org,
+        bulk_run_id=bulk_run,
+        user_type_id=user_type,
+        since=since_at,
+        include_resolved=include_resolved,
+    )
     with open_session() as session:
         report = failure_reports.failure_report(session, query, limit=limit)
     if as_json:
@@ -112,6 +130,14 @@ def print_failure_report(report: dict[str, Any]) -> None:
     colour = "red" if total else "green"
     noun = "invitee" if total == 1 else "invitees"
     console.print(f"[bold {colour}]{total}[/] failed {noun} ({escape(', '.join(scope))}).")
+    resolved = report.get("resolved", 0)
+    if resolved and chosen.get("include_resolved"):
+        console.print(f"{resolved} of them resolved since (invited again or confirmed).")
+    elif resolved:
+        console.print(
+            f"{resolved} more failed earlier and are resolved since (invited again or "
+            "confirmed); --include-resolved shows them."
+        )
     if not total:
         return
 
@@ -132,18 +158,23 @@ def print_failure_report(report: dict[str, Any]) -> None:
 
     invitees = report["invitees"]
     if invitees:
-        table = Table(
-            "CRM id", "address", "reason", "attempts", "detail", "at (UTC)", title="Failed invitees"
-        )
+        columns = ["CRM id", "address", "reason", "attempts", "detail", "at (UTC)"]
+        with_resolved = bool(chosen.get("include_resolved"))
+        if with_resolved:
+            columns.append("resolved")
+        table = Table(*columns, title="Failed invitees")
         for row in invitees[:INVITEES_SHOWN]:
-            table.add_row(
+            cells = [
                 escape(row["crm_id"]),
                 escape(row["address"] or ""),
                 escape(row["reason"]),
                 str(row["attempts"]),
                 escape(row["detail"] or ""),
                 (row["at"] or "")[:16].replace("T", " "),
-            )
+            ]
+            if with_resolved:
+                cells.append(row["resolved"] or "")
+            table.add_row(*cells)
         console.print(table)
     more = total - min(len(invitees), INVITEES_SHOWN)
     if more > 0:

@@ -15,6 +15,10 @@ stored, and the user is re-invited by SMS to it; a confirmed user stays confirme
 in with the new number only (``PortalUser.phone``). A deactivated user gets the number
 without an SMS.
 
+A ``record.upserted`` event that carries a new email or phone for a record with a portal
+user takes the same flow (:func:`check_upserted`, then :func:`apply_upserted`), so the record
+and the user never silently disagree.
+
 Every change supersedes the user's open invitations, so no token sent to the old address
 still works. Each handler runs an event once: an event that is not ``received`` any more
 is left alone, so the same event delivered twice sends one message. Handlers flush and
@@ -24,6 +28,7 @@ return the invitation ids to dispatch; the caller commits, then enqueues them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -68,13 +73,22 @@ class InvitationInFlight(RuntimeError):
     """
 
 
-class _Refused(Exception):
+class AddressChangeRefused(Exception):
     """The event cannot be applied: it is marked failed with ``code``, nothing else changes."""
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
+@dataclass(frozen=True)
+class LoginChange:
+    """The login address fields a ``record.upserted`` event changes for a portal user."""
+
+    record: CrmRecord
+    user: PortalUser
+    fields: tuple[str, ...]  # "email" and/or "phone": applied here, not by the record import
 
 
 def handle_email_changed(session: Session, event_id: int, now: datetime | None = None) -> list[int]:
@@ -111,6 +125,60 @@ def after_activation(
     return _reinvite(session, user, record, EmailKind.CONFIRM_EMAIL, Channel.EMAIL, now)
 
 
+def check_upserted(session: Session, event: CrmEvent, crm_id: str) -> LoginChange | None:
+    """What a ``record.upserted`` event changes of its portal user's login; None if nothing.
+
+    Locks the record and its user. A new address for the user's invitation preference
+    (email for email types, phone for phone types) is checked as the change events check
+    it, raising AddressChangeRefused (nothing changed yet), or InvitationInFlight while
+    one of the user's invitations is being sent. An empty value only clears the record.
+    """
+    record = session.scalar(
+        select(CrmRecord)
+        .where(CrmRecord.org_id == event.org_id, CrmRecord.crm_id == crm_id)
+        .with_for_update()
+    )
+    user = _portal_user(session, record) if record is not None else None
+    if record is None or user is None:
+        return None
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    preference = _preference(session, user)
+    fields: list[str] = []
+    email = _given_text(payload, "email")
+    if (
+        preference == InvitationPreference.EMAIL
+        and email is not None
+        and not _same_email(user.pending_email or user.email, email)
+    ):
+        _check_email(email)
+        fields.append("email")
+    phone = _given_text(payload, "phone")
+    if (
+        preference == InvitationPreference.PHONE
+        and phone is not None
+        and _indian_mobile(phone) != user.phone
+    ):
+        fields.append("phone")
+    if not fields:
+        return None
+    _refuse_if_sending(session, user)
+    return LoginChange(record, user, tuple(fields))
+
+
+def apply_upserted(
+    session: Session, event: CrmEvent, change: LoginChange, now: datetime
+) -> tuple[list[int], str]:
+    """Apply a :func:`check_upserted` change as the change events do; ids to dispatch, detail."""
+    appliers = {"email": _apply_email, "phone": _apply_phone}
+    ids: list[int] = []
+    details: list[str] = []
+    for field in change.fields:
+        new_ids, detail = appliers[field](session, event, change.record, change.user, now)
+        ids += new_ids
+        details.append(detail)
+    return ids, "; ".join(details)
+
+
 # --- the handlers ----------------------------------------------------------------------
 
 
@@ -138,7 +206,7 @@ def _handle(
         record = _record(session, event)
         user = _portal_user(session, record)
         ids, detail = apply(session, event, record, user, now)
-    except _Refused as refused:
+    except AddressChangeRefused as refused:
         crm_events.mark_failed(event, refused.code, refused.detail, now)
         session.flush()
         return []
@@ -155,13 +223,7 @@ def _apply_email(
     now: datetime,
 ) -> tuple[list[int], str]:
     email = _payload_text(event.payload, "email")
-    if not addresses.has_only_allowed_characters(email):
-        raise _Refused(
-            ReasonCode.INVALID_ADDRESS.value,
-            f"{email!r} has characters other than A-Z a-z 0-9 and @ . - _ +",
-        )
-    if not addresses.is_well_formed(email):
-        raise _Refused(ReasonCode.INVALID_ADDRESS.value, f"{email!r} is not a valid address")
+    _check_email(email)
     if user is not None and _preference(session, user) != InvitationPreference.EMAIL:
         user = None  # a phone-preference user logs in with the phone: only the record moves
     current = (user.pending_email or user.email) if user is not None else None
@@ -198,11 +260,7 @@ def _apply_phone(
     if user is None or _preference(session, user) != InvitationPreference.PHONE:
         record.phone = raw
         return [], f"record {record.crm_id} updated; no portal user logs in with this phone"
-    verdict = phones.indian_mobile(raw)
-    if verdict.e164 is None:
-        assert verdict.reason is not None
-        raise _Refused(verdict.reason.value, verdict.detail or "not an Indian mobile number")
-    phone = verdict.e164
+    phone = _indian_mobile(raw)
     if user.phone == phone:
         record.phone = phone
         return [], f"{phone} is already the number of portal user {user.id}; nothing sent"
@@ -219,10 +277,38 @@ def _apply_phone(
 # --- helpers ---------------------------------------------------------------------------
 
 
+def _check_email(email: str) -> None:
+    if not addresses.has_only_allowed_characters(email):
+        raise AddressChangeRefused(
+            ReasonCode.INVALID_ADDRESS.value,
+            f"{email!r} has characters other than A-Z a-z 0-9 and @ . - _ +",
+        )
+    if not addresses.is_well_formed(email):
+        raise AddressChangeRefused(
+            ReasonCode.INVALID_ADDRESS.value, f"{email!r} is not a valid address"
+        )
+
+
+def _indian_mobile(raw: str) -> str:
+    """``raw`` in E.164, or refused with the reason it is not an Indian mobile number."""
+    verdict = phones.indian_mobile(raw)
+    if verdict.e164 is None:
+        assert verdict.reason is not None
+        raise AddressChangeRefused(
+            verdict.reason.value, verdict.detail or "not an Indian mobile number"
+        )
+    return verdict.e164
+
+
+def _given_text(payload: dict[str, Any], name: str) -> str | None:
+    value = payload.get(name)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
 def _payload_text(payload: Any, name: str) -> str:
     value = payload.get(name) if isinstance(payload, dict) else None
     if not isinstance(value, str) or not value.strip():
-        raise _Refused(INVALID_PAYLOAD, f"the event payload needs a non-empty {name!r}")
+        raise AddressChangeRefused(INVALID_PAYLOAD, f"the event payload needs a non-empty {name!r}")
     return value.strip()
 
 
@@ -234,7 +320,7 @@ def _record(session: Session, event: CrmEvent) -> CrmRecord:
         .with_for_update()
     )
     if record is None:
-        raise _Refused(
+        raise AddressChangeRefused(
             ReasonCode.RECORD_MISSING.value,
             f"record {crm_id} does not exist in org {event.org_id}",
         )

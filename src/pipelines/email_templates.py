@@ -2,6 +2,8 @@
 
 A template is refused at save time (nothing written) when it could not be sent correctly
 later: bad syntax, no portal link, an unknown variable, or an expression the sandbox forbids.
+The link must be visible: an ``href`` in the HTML part and text in the plain-text part,
+never only inside a comment or a hidden element (see ``rendering.visible_links``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .rendering import (
     build_context,
     default_source,
     email_kind,
+    visible_links,
 )
 
 MAX_SUBJECT_LENGTH = 998  # the column's width, and RFC 5322's line limit
@@ -154,6 +157,14 @@ def validate_template(
             f"the {kind.value} template must show the portal link {{{{ {link_variable} }}}} "
             "unchanged (it was hidden or altered in a trial render); "
             "use reset to restore the default"
+        )
+    # The text part made from the HTML leaves hidden content out, so a visible href is
+    # what puts the link in it too; a text body of its own was checked above.
+    if _SAMPLE_LINK not in visible_links(compiled.html):
+        raise InvalidInput(
+            f"the {kind.value} template must show the portal link {{{{ {link_variable} }}}} "
+            'as a visible link (<a href="...">) in its HTML body, not only in a comment or '
+            "a hidden element; use reset to restore the default"
         )
 
 

@@ -18,6 +18,12 @@ Each failure falls in one *group* (`by_outcome_class` of the report):
 ``complained``            the provider accepted it, then the recipient marked it as spam
 ========================  ============================================================
 
+A report tells the present: a failure is *resolved* when its record was invited again
+since (a later invitation that did not fail: queued, sent, accepted ...) or its portal
+user is now confirmed (``invited_again`` / ``confirmed`` in an invitee's ``resolved``).
+Resolved failures are counted apart (``resolved``) and left out of every other count and
+of the invitees unless ``FailureFilter.include_resolved``.
+
 A report costs a fixed handful of queries whatever the number of rows: the org (and the
 run or user type filtered on), one GROUP BY for every count, one for the invitees shown.
 
@@ -35,14 +41,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, case, exists, func, not_, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from portalflow.models import (
     BulkRun,
     Invitation,
     InvitationStatus,
     OutcomeClass,
+    PortalUser,
+    PortalUserStatus,
     PortalUserType,
     ReasonCode,
     SendFailureCode,
@@ -59,6 +67,10 @@ DEFAULT_LIMIT = 1000
 REFUSED = "refused"
 RETRIES_EXHAUSTED = "retries_exhausted"
 PROVIDER = "provider"
+
+# Why a failure is resolved (an invitee's ``resolved``).
+INVITED_AGAIN = "invited_again"
+CONFIRMED = "confirmed"
 
 UNKNOWN_REASON = "unknown"  # a failed row without a code (should not happen; shown, not hidden)
 
@@ -83,6 +95,7 @@ CSV_FIELDS = (
     "attempts",
     "detail",
     "at",
+    "resolved",
 )
 
 
@@ -94,6 +107,7 @@ class FailureFilter:
     bulk_run_id: int | None = None
     user_type_id: int | None = None
     since: datetime | None = None  # invitations created at or after (naive means UTC)
+    include_resolved: bool = False  # also count and list failures resolved since
 
 
 def failure_group(status: str, failure_code: str | None, outcome_class: str | None) -> str:
@@ -134,6 +148,7 @@ def failure_report(
         orgs.get_user_type(session, filter.org_id, filter.user_type_id)
     since = _as_utc(filter.since)
     where = _conditions(filter, since)
+    resolution = _resolution()
 
     counts = session.execute(
         select(
@@ -143,6 +158,7 @@ def failure_report(
             Invitation.outcome_code,
             Invitation.user_type_id,
             PortalUserType.name,
+            resolution.label("resolved"),
             func.count().label("n"),
         )
         .join(PortalUserType, PortalUserType.id == Invitation.user_type_id)
@@ -154,12 +170,18 @@ def failure_report(
             Invitation.outcome_code,
             Invitation.user_type_id,
             PortalUserType.name,
+            resolution,
         )
     ).all()
     by_reason: Counter[str] = Counter()
     by_group: Counter[str] = Counter()
     by_user_type: Counter[tuple[int, str]] = Counter()
+    resolved = 0
     for row in counts:
+        if row.resolved is not None:
+            resolved += row.n
+            if not filter.include_resolved:
+                continue
         by_reason[_reason(row.status, row.failure_code, row.outcome_code)] += row.n
         by_group[failure_group(row.status, row.failure_code, row.outcome_class)] += row.n
         by_user_type[(row.user_type_id, row.name)] += row.n
@@ -171,8 +193,10 @@ def failure_report(
             "bulk_run_id": filter.bulk_run_id,
             "user_type_id": filter.user_type_id,
             "since": since.isoformat() if since else None,
+            "include_resolved": filter.include_resolved,
         },
         "total_failed": sum(by_reason.values()),
+        "resolved": resolved,
         "by_reason": _most_first(by_reason),
         "by_outcome_class": _most_first(by_group),
         "by_user_type": [
@@ -180,7 +204,17 @@ def failure_report(
             for (type_id, name), n in sorted(by_user_type.items(), key=lambda r: (-r[1], r[0][0]))
         ],
         "limit": limit,
-        "invitees": _invitees(session, where, type_names, limit) if limit else [],
+        "invitees": (
+            _invitees(
+                session,
+                where if filter.include_resolved else [*where, resolution.is_(None)],
+                resolution,
+                type_names,
+                limit,
+            )
+            if limit
+            else []
+        ),
     }
 
 
@@ -192,16 +226,40 @@ def rows_for_csv(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _is_failure(invitation: Any) -> ColumnElement[bool]:
+    """Whether an invitation (``Invitation`` or an alias) is a failed invitee."""
+    return or_(
+        invitation.status == InvitationStatus.FAILED,
+        and_(
+            invitation.status.in_(ACCEPTED_BY_PROVIDER),
+            # Never NULL, so NOT of this is true for a row without an outcome.
+            invitation.outcome_class.is_not(None),
+            invitation.outcome_class.in_(FAILED_OUTCOMES),
+        ),
+    )
+
+
+def _resolution() -> ColumnElement[Any]:
+    """Why a failed invitation no longer stands: ``confirmed``, ``invited_again`` or NULL."""
+    later = aliased(Invitation)
+    invited_again = exists().where(
+        later.org_id == Invitation.org_id,
+        later.crm_id == Invitation.crm_id,
+        later.id > Invitation.id,
+        not_(_is_failure(later)),
+    )
+    confirmed = exists().where(
+        PortalUser.org_id == Invitation.org_id,
+        PortalUser.record_id == Invitation.record_id,
+        PortalUser.status == PortalUserStatus.CONFIRMED,
+    )
+    return case((confirmed, CONFIRMED), (invited_again, INVITED_AGAIN), else_=None)
+
+
 def _conditions(filter: FailureFilter, since: datetime | None) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [
         Invitation.org_id == filter.org_id,
-        or_(
-            Invitation.status == InvitationStatus.FAILED,
-            and_(
-                Invitation.status.in_(ACCEPTED_BY_PROVIDER),
-                Invitation.outcome_class.in_(FAILED_OUTCOMES),
-            ),
-        ),
+        _is_failure(Invitation),
     ]
     if filter.bulk_run_id is not None:
         conditions.append(Invitation.bulk_run_id == filter.bulk_run_id)
@@ -215,6 +273,7 @@ def _conditions(filter: FailureFilter, since: datetime | None) -> list[ColumnEle
 def _invitees(
     session: Session,
     where: list[ColumnElement[bool]],
+    resolution: ColumnElement[Any],
     type_names: dict[int, str],
     limit: int,
 ) -> list[dict[str, Any]]:
@@ -239,6 +298,7 @@ def _invitees(
             Invitation.outcome_at,
             Invitation.attempts,
             Invitation.updated_at,
+            resolution.label("resolved"),
         )
         .where(*where)
         .order_by(failed_at.desc(), Invitation.id.desc())
@@ -263,6 +323,7 @@ def _invitees(
                 "attempts": row.attempts,
                 "detail": (row.failure_detail or row.outcome_raw) if failed else row.outcome_raw,
                 "at": at.isoformat() if at else None,
+                "resolved": row.resolved,
             }
         )
     return invitees

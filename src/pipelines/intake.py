@@ -8,7 +8,10 @@ then enqueues what the handler returned.
 
 - :func:`handle_record_upserted`, :func:`handle_record_deleted` and
   :func:`handle_record_restored` have the address-change handlers' shape (invitation ids to
-  dispatch; always none here);
+  dispatch). An upsert that gives a portal user's record a new email or phone runs the
+  address-change flow of ``record.email_changed`` / ``record.phone_changed`` for it;
+- every event names its record ``record_id`` (a list: ``record_ids``); events stored under
+  the deprecated ``crm_id`` / ``crm_ids`` are still read;
 - :func:`handle_invitation_requested` writes a bulk run and returns its *chunk* ids, which
   the caller enqueues to the bulk-invite actor after the commit. The run id is recorded in
   the event's detail (``bulk_run=<id>``) so the CRM can read the run.
@@ -24,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import CrmEvent, CrmEventKind, CrmEventStatus, CrmRecord, utcnow
 
-from . import bulk, crm_events, records
+from . import address_changes, bulk, crm_events, records
 from .errors import InvalidInput, PortalflowError
 
 INVALID_PAYLOAD = "invalid_payload"
@@ -51,20 +54,49 @@ def _payload(event: CrmEvent) -> dict[str, Any]:
 def handle_record_upserted(
     session: Session, event_id: int, now: datetime | None = None
 ) -> list[int]:
-    """Create or update one record from ``{"crm_id", "module", ...}`` (only given fields)."""
+    """Create or update one record from ``{"record_id", "module", ...}`` (only given fields).
+
+    A new email or phone for the record's portal user (by its invitation preference) takes
+    the address-change flow: returns the invitation ids to dispatch after the commit.
+    """
     now = now or utcnow()
     event = _open(session, event_id, CrmEventKind.RECORD_UPSERTED)
     if event is None:
         return []
     try:
-        report = records.import_records(session, event.org_id, [(1, _payload(event))])
+        row = dict(_payload(event))
+        crm_id = _record_id(row)
+        if crm_id is None:
+            raise InvalidInput("record_id must be a CRM id")
+        change = address_changes.check_upserted(session, event, crm_id)
     except PortalflowError as exc:
-        crm_events.mark_failed(event, INVALID_PAYLOAD, str(exc), now)
-    else:
-        if report.errors:
-            crm_events.mark_failed(event, INVALID_PAYLOAD, report.errors[0].message, now)
-        else:
-            crm_events.mark_processed(event, "created" if report.created else "updated", now)
+        return _failed(session, event, INVALID_PAYLOAD, str(exc), now)
+    except address_changes.AddressChangeRefused as refused:
+        return _failed(session, event, refused.code, refused.detail, now)
+    for field in change.fields if change is not None else ():
+        row.pop(field)  # stored by the address-change flow (a phone normalised to E.164)
+    report = records.import_records(session, event.org_id, [(1, {**row, "crm_id": crm_id})])
+    if report.errors:
+        return _failed(session, event, INVALID_PAYLOAD, report.errors[0].message, now)
+    detail = "created" if report.created else "updated"
+    ids: list[int] = []
+    if change is not None:
+        ids, changed = address_changes.apply_upserted(session, event, change, now)
+        detail = f"{detail}; {changed}"
+    crm_events.mark_processed(event, detail, now)
+    session.flush()
+    return ids
+
+
+def _record_id(payload: dict[str, Any]) -> str | None:
+    """The event's ``record_id`` (or the deprecated ``crm_id``), taken out of ``payload``."""
+    values = [payload.pop(name, None) for name in ("record_id", "crm_id")]
+    crm_id = next((value for value in values if value is not None), None)
+    return crm_id.strip() if isinstance(crm_id, str) and crm_id.strip() else None
+
+
+def _failed(session: Session, event: CrmEvent, code: str, detail: str, now: datetime) -> list[int]:
+    crm_events.mark_failed(event, code, detail, now)
     session.flush()
     return []
 
@@ -90,11 +122,9 @@ def _set_deleted(
     event = _open(session, event_id, kind)
     if event is None:
         return []
-    crm_id = _payload(event).get("record_id")
-    if not isinstance(crm_id, str) or not crm_id.strip():
-        crm_events.mark_failed(event, INVALID_PAYLOAD, "record_id must be a CRM id", now)
-        session.flush()
-        return []
+    crm_id = _record_id(dict(_payload(event)))
+    if crm_id is None:
+        return _failed(session, event, INVALID_PAYLOAD, "record_id must be a CRM id", now)
     record = session.scalar(
         select(CrmRecord).where(CrmRecord.org_id == event.org_id, CrmRecord.crm_id == crm_id)
     )
@@ -110,7 +140,7 @@ def _set_deleted(
 def handle_invitation_requested(
     session: Session, event_id: int, now: datetime | None = None
 ) -> list[int]:
-    """Start a bulk invite from ``{"user_type_id", "inviter_id", "crm_ids", "language"?}``.
+    """Start a bulk invite from ``{"user_type_id", "inviter_id", "record_ids", "language"?}``.
 
     Returns the run's chunk ids (to enqueue to the bulk-invite actor after the commit); a
     request the pipeline refuses (unknown type or inviter, disabled type) fails the event
@@ -121,7 +151,7 @@ def handle_invitation_requested(
     if event is None:
         return []
     payload = _payload(event)
-    crm_ids = payload.get("crm_ids")
+    crm_ids = payload.get("record_ids", payload.get("crm_ids"))  # crm_ids: deprecated
     user_type_id = payload.get("user_type_id")
     inviter_id = payload.get("inviter_id")
     if (
@@ -129,7 +159,7 @@ def handle_invitation_requested(
         or not isinstance(user_type_id, int)
         or not isinstance(inviter_id, int)
     ):
-        detail = "needs integer user_type_id and inviter_id and a crm_ids list"
+        detail = "needs integer user_type_id and inviter_id and a record_ids list"
         crm_events.mark_failed(event, INVALID_PAYLOAD, detail, now)
         session.flush()
         return []

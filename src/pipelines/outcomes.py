@@ -8,6 +8,8 @@ by line against the provider's documentation:
   types and subtypes), which also covers the older ``notificationType`` notifications.
 - Twilio: the error dictionary, https://www.twilio.com/docs/api/errors/<code>, and the
   Message resource's status values.
+- SMTP: RFC 5321 reply codes, RFC 3463 enhanced status codes (the IANA "SMTP Enhanced
+  Status Codes" registry; 5.1.10 is RFC 7505's null MX) and RFC 4954's 530.
 
 The outcome ``code`` is what is stored on the invitation and shown to admins (see
 `describe`); the provider's own code goes to ``raw``, for the detail column.
@@ -15,6 +17,7 @@ The outcome ``code`` is what is stored on the invitation and shown to admins (se
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -112,6 +115,14 @@ OUTCOME_DESCRIPTIONS: dict[str, str] = {
     "smtp_rejected": "The SMTP server refused the message for good (a 5xx reply).",
     "smtp_temporary": "The SMTP server refused the message for now (a 4xx reply).",
     "smtp_configuration": "Our SMTP login, STARTTLS or certificate setup was refused.",
+    "smtp_no_such_user": "The receiving server says the mailbox does not exist; suppressed.",
+    "smtp_no_such_domain": "The address's domain does not exist or takes no mail; suppressed.",
+    "smtp_bad_address": "The receiving server says the address is malformed; suppressed.",
+    "smtp_mailbox_moved": "The mailbox has moved and gives no forwarding address; suppressed.",
+    "smtp_null_mx": "The address's domain publishes a null MX: it takes no mail; suppressed.",
+    "smtp_mailbox_disabled": "The mailbox is disabled and takes no mail; suppressed.",
+    "smtp_policy_rejected": "The SMTP server refused us or our message by policy (5.7.x: "
+    "relaying, SPF/DMARC, spam filter ...); the address itself is not suppressed.",
 }
 
 
@@ -389,12 +400,64 @@ SMTP_REPLIES: dict[int, tuple[OutcomeClass, str]] = {
     5: (OutcomeClass.PERMANENT, "smtp_rejected"),  # 5xx: this message will never be taken
     4: (OutcomeClass.TEMPORARY, "smtp_temporary"),  # 4xx: try again later
 }
+# Whole reply codes that say more than their first digit (checked before SMTP_REPLIES).
+SMTP_REPLY_CODES: dict[int, tuple[OutcomeClass, str]] = {
+    530: (OutcomeClass.CONFIGURATION, "smtp_configuration"),  # RFC 4954: authentication required
+}
+# RFC 3463 enhanced status code of a 5xx reply about the recipient's address or mailbox
+# (RCPT, or the end of DATA) -> outcome; these suppress the address like a hard bounce.
+SMTP_RECIPIENT_STATUSES: dict[str, tuple[OutcomeClass, str]] = {
+    "5.1.1": (OutcomeClass.PERMANENT, "smtp_no_such_user"),  # Bad destination mailbox address
+    "5.1.2": (OutcomeClass.PERMANENT, "smtp_no_such_domain"),  # Bad destination system address
+    "5.1.3": (OutcomeClass.PERMANENT, "smtp_bad_address"),  # Bad destination mailbox syntax
+    "5.1.6": (OutcomeClass.PERMANENT, "smtp_mailbox_moved"),  # Mailbox has moved, no forwarding
+    "5.1.10": (OutcomeClass.PERMANENT, "smtp_null_mx"),  # Recipient address has null MX
+    "5.2.1": (OutcomeClass.PERMANENT, "smtp_mailbox_disabled"),  # Mailbox disabled
+}
+# Enhanced status codes about us or our message, at any stage; never suppress.
+SMTP_SENDER_STATUSES: dict[str, tuple[OutcomeClass, str]] = {
+    "5.7.8": (OutcomeClass.CONFIGURATION, "smtp_configuration"),  # Credentials invalid
+}
+# Enhanced class.subject -> outcome, for a detail the tables above do not list.
+SMTP_STATUS_SUBJECTS: dict[str, tuple[OutcomeClass, str]] = {
+    "5.7": (OutcomeClass.PERMANENT, "smtp_policy_rejected"),  # Security or policy status
+}
+_ENHANCED_STATUS = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
 
 
-def classify_smtp_reply(code: int) -> Outcome:
-    """A 5xx reply is final; a 4xx (or a garbled reply) is worth another try."""
+def smtp_enhanced_status(code: int, reply: str) -> str | None:
+    """The RFC 3463 enhanced status code opening ``reply`` (``5.1.1``), if it has one.
+
+    One whose class differs from the reply code's first digit is ignored, as RFC 3463 says.
+    """
+    match = _ENHANCED_STATUS.match(reply)
+    if match is None or int(match.group(1)) != code // 100:
+        return None
+    return ".".join(str(int(part)) for part in match.groups())
+
+
+def classify_smtp_reply(code: int, reply: str = "", *, about_recipient: bool = True) -> Outcome:
+    """Classify an SMTP reply: by its enhanced status, its code, the status's subject, class.
+
+    A 5xx is final and a 4xx (or a garbled reply) worth another try. A 5xx rejecting the
+    recipient (5.1.1, 5.2.1 ...) suppresses the address; ``about_recipient=False`` (a
+    refused MAIL FROM, the greeting, EHLO) never reads it as about the recipient.
+    """
+    status = smtp_enhanced_status(code, reply)
+    raw = f"{code} {status}" if status else str(code)
+    tables: list[tuple[str | int | None, dict[Any, tuple[OutcomeClass, str]]]] = [
+        (status, SMTP_SENDER_STATUSES),
+        (code, SMTP_REPLY_CODES),
+        (status.rpartition(".")[0] if status else None, SMTP_STATUS_SUBJECTS),
+    ]
+    if about_recipient:
+        tables.insert(0, (status, SMTP_RECIPIENT_STATUSES))
+    for key, table in tables:
+        if key is not None and key in table:
+            outcome_class, our_code = table[key]
+            return Outcome(outcome_class, our_code, raw)
     outcome_class, our_code = SMTP_REPLIES.get(code // 100, SMTP_REPLIES[4])
-    return Outcome(outcome_class, our_code, str(code))
+    return Outcome(outcome_class, our_code, raw)
 
 
 # --- Suppression and precedence ------------------------------------------------------------
@@ -416,6 +479,7 @@ SUPPRESSING_CODES: frozenset[str] = frozenset(
         "unknown_destination",
         "landline_or_unreachable",
         "message_blocked",
+        *(code for _, code in SMTP_RECIPIENT_STATUSES.values()),
     }
 )
 
@@ -489,6 +553,21 @@ def outcome_table() -> list[tuple[str, str, str, str, str]]:
     ]
     rows += [("AWS SMS", code, cls.value, ours) for code, (cls, ours) in AWS_SMS_ERRORS.items()]
     rows.append(("AWS SMS", "any other error", OutcomeClass.UNKNOWN.value, AWS_SMS_UNKNOWN))
+    rows += [
+        ("SMTP", f"5xx {status} to RCPT or DATA", cls.value, ours)
+        for status, (cls, ours) in SMTP_RECIPIENT_STATUSES.items()
+    ]
+    rows += [
+        ("SMTP", f"5xx {status}", cls.value, ours)
+        for status, (cls, ours) in SMTP_SENDER_STATUSES.items()
+    ]
+    rows += [
+        ("SMTP", f"{code} reply", cls.value, ours) for code, (cls, ours) in SMTP_REPLY_CODES.items()
+    ]
+    rows += [
+        ("SMTP", f"5xx {subject}.x (other)", cls.value, ours)
+        for subject, (cls, ours) in SMTP_STATUS_SUBJECTS.items()
+    ]
     rows += [
         ("SMTP", f"{digit}xx reply", cls.value, ours) for digit, (cls, ours) in SMTP_REPLIES.items()
     ]

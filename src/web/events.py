@@ -6,6 +6,9 @@ committed, and only then enqueued to ``handle_crm_event``. A repeat of an event 
 answered 200 with the first event's status and is not enqueued again. The org is the
 key's, never the body's.
 
+Every event names its record ``record_id`` (``record_ids`` for a list); the deprecated
+``crm_id`` / ``crm_ids`` are accepted for one release (see :mod:`portalflow.events`).
+
 Tests (or an embedding app) may set ``app.state.enqueue_crm_event`` to a callable taking
 the event row id; by default the Dramatiq actor is sent.
 """

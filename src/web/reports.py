@@ -8,7 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 
-from .admin import failure_report
+from portalflow.pipelines import failure_reports
+from portalflow.pipelines.errors import PortalflowError
+
+from .events import problem
 
 router = APIRouter(tags=["admin"])
 
@@ -30,7 +33,23 @@ def failures(
     bulk_run_id: int | None = None,
     user_type_id: int | None = None,
     since: datetime | None = None,
+    include_resolved: bool = False,
     limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
 ) -> dict[str, Any]:
-    """Who failed and why: counts by reason, outcome and user type, and the invitees."""
-    return failure_report(request, org_id, bulk_run_id, user_type_id, since, limit)
+    """Who failed and why, now: counts by reason, outcome and user type, and the invitees.
+
+    Failures resolved since (invited again, or the user is now confirmed) are only counted
+    in ``resolved`` unless ``include_resolved``.
+    """
+    query = failure_reports.FailureFilter(
+        org_id=org_id,
+        bulk_run_id=bulk_run_id,
+        user_type_id=user_type_id,
+        since=since,
+        include_resolved=include_resolved,
+    )
+    with request.app.state.session_factory() as session:
+        try:
+            return failure_reports.failure_report(session, query, limit=limit)
+        except PortalflowError as exc:
+            raise problem(exc) from None

@@ -145,7 +145,11 @@ class SmtpChannel:
             except smtplib.SMTPResponseException as exc:
                 if connection.sock is None:  # smtplib hangs up itself after a 421
                     self._discard()
-                raise _reply_failure(exc.smtp_code, exc.smtp_error) from exc
+                # A refused MAIL FROM is about us: never a reason to suppress the recipient.
+                about_recipient = not isinstance(exc, smtplib.SMTPSenderRefused)
+                raise _reply_failure(
+                    exc.smtp_code, exc.smtp_error, about_recipient=about_recipient
+                ) from exc
             except UnicodeEncodeError as exc:
                 self._discard()  # a command may be half sent; start afresh next time
                 raise SendFailure(
@@ -209,7 +213,7 @@ class SmtpChannel:
                     temporary=False,
                     outcome_class=CONFIGURATION,
                 ) from exc
-            raise _reply_failure(exc.smtp_code, exc.smtp_error) from exc
+            raise _reply_failure(exc.smtp_code, exc.smtp_error, about_recipient=False) from exc
         except (OSError, smtplib.SMTPException) as exc:
             connection.close()
             raise SendFailure(
@@ -223,9 +227,15 @@ class SmtpChannel:
             connection.close()
 
 
-def _reply_failure(code: int, reply: bytes | str) -> SendFailure:
-    """5xx is final, anything else (4xx, or a garbled reply) is worth another try."""
-    return SendFailure.from_outcome(classify_smtp_reply(code), _reply_text(code, reply))
+def _reply_failure(code: int, reply: bytes | str, *, about_recipient: bool = True) -> SendFailure:
+    """The failure for a refusal, classified by ``outcomes.classify_smtp_reply``.
+
+    A refusal of RCPT or of DATA (one recipient per message) may be about the recipient,
+    and a 5.1.1-like one then suppresses the address.
+    """
+    text = _reply_text(code, reply)
+    outcome = classify_smtp_reply(code, text.partition(" ")[2], about_recipient=about_recipient)
+    return SendFailure.from_outcome(outcome, text)
 
 
 def _reply_text(code: int, reply: bytes | str) -> str:
