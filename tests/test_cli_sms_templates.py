@@ -133,3 +133,18 @@ def test_help_shows_examples() -> None:
     for command in ("list", "edit", "import-dlt", "map", "approve", "check"):
         result = run("sms-templates", command, "--help")
         assert result.exit_code == 0 and "portalflow sms-templates" in result.output
+
+
+def test_edit_map_and_approve_print_json(zylker: Path) -> None:
+    run_json("sms-templates", "import-dlt", str(FIXTURES / "jio-approved.csv"), "--org", "1",
+             code=1)  # fmt: skip
+    text, dlt_id = TEXTS["invitation"]
+
+    edited = run_json("sms-templates", "edit", "--org", "1", "--kind", "invitation",
+                      "--text", text)  # fmt: skip
+    assert (edited["kind"], edited["unchanged"], edited["in_use"]) == ("invitation", False, False)
+    mapped = run_json("sms-templates", "map", "--org", "1", "--kind", "invitation",
+                      "--dlt-id", dlt_id)  # fmt: skip
+    assert (mapped["dlt_id"], mapped["verification"]) == (dlt_id, "pending")
+    approved = run_json("sms-templates", "approve", "--org", "1", "--kind", "invitation")
+    assert (approved["verification"], approved["sms_ready"]) == ("approved", False)

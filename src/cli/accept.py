@@ -46,8 +46,17 @@ def _refused(exc: acceptance.AcceptanceError) -> NoReturn:
     fail(f"{exc} ({exc.problem.value})")
 
 
+TOKEN_OPTION_HELP = "The token, as an option: for a token that starts with '-'."
+
+
+def _token(argument: str | None, option: str | None) -> str:
+    """The one token given, as the argument or as ``--token`` (whose value may start with -)."""
+    if (argument is None) == (option is None):
+        fail("give the token once: as the argument, or as --token (when it starts with -)")
+    return argument if argument is not None else option  # type: ignore[return-value]
+
+
 def accept(
-    token: Annotated[str, typer.Argument(help="The token from the invitation link.")],
     password_file: Annotated[
         str,
         typer.Option(
@@ -56,6 +65,15 @@ def accept(
             show_default=False,
         ),
     ],
+    token_argument: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="TOKEN",
+            help="The token from the invitation link (one starting with - goes after --, "
+            "or as --token).",
+            show_default=False,
+        ),
+    ] = None,
     language: Annotated[
         str | None, typer.Option(help="Language code; default: the inviting CRM user's.")
     ] = None,
@@ -69,12 +87,17 @@ def accept(
         str | None,
         typer.Option(help="ISO 3166-1 alpha-2 code; default: the inviting CRM user's or org's."),
     ] = None,
+    token_option: Annotated[
+        str | None, typer.Option("--token", help=TOKEN_OPTION_HELP, show_default=False)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Accept an invitation: set the password and confirm the portal user.
 
-    Example: `portalflow accept 3q2-Xk... --password-file pw.txt --time-zone Asia/Kolkata`
+    Example: `portalflow accept 3q2-Xk... --password-file pw.txt --time-zone Asia/Kolkata`;
+    a token that starts with a dash: `portalflow accept --token -Xk3... --password-file pw.txt`
     """
+    token = _token(token_argument, token_option)
     password = _read_password(password_file)
     try:
         with open_session() as session:
@@ -94,13 +117,24 @@ def accept(
 
 
 def confirm_email(
-    token: Annotated[str, typer.Argument(help="The token from the confirm-email link.")],
+    token_argument: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="TOKEN",
+            help="The token from the confirm-email link (one starting with - as --token).",
+            show_default=False,
+        ),
+    ] = None,
+    token_option: Annotated[
+        str | None, typer.Option("--token", help=TOKEN_OPTION_HELP, show_default=False)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Confirm a changed email address: the user's access comes back, password unchanged.
 
-    Example: `portalflow confirm-email 3q2-Xk...`
+    Example: `portalflow confirm-email 3q2-Xk...` (or `--token -Xk3...`)
     """
+    token = _token(token_argument, token_option)
     try:
         with open_session() as session:
             result = _result(acceptance.confirm_email(session, token))

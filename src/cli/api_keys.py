@@ -19,6 +19,7 @@ app = new_app("Create, list and revoke the per-org API keys of the HTTP API.")
 def create(
     org: Annotated[int, typer.Option(help="Org id the key acts for.")],
     name: Annotated[str, typer.Option(help="Who uses the key, e.g. zoho-crm.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Create a key and print it once: only its hash is kept, it cannot be shown again.
 
@@ -26,7 +27,10 @@ def create(
     """
     with open_session() as session:
         key, plaintext = api_keys.create_key(session, org, name)
-        prefix = key.prefix
+        prefix, key_id = key.prefix, key.id
+    if as_json:
+        print_json({"id": key_id, "org_id": org, "name": name, "prefix": prefix, "key": plaintext})
+        return
     console.print(f"API key [bold]{prefix}[/] for org {org} (shown only now; store it safely):")
     typer.echo(plaintext)
 

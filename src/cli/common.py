@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -111,6 +111,10 @@ def print_import_summary(summary: str, errors: Sequence[Any]) -> None:
     hidden = len(errors) - ERRORS_SHOWN
     if hidden > 0:
         console.print(f"... and {hidden} more; use --json to see every row error")
+
+
+# The one --json flag of every command that prints a result.
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 def print_json(obj: Any) -> None:

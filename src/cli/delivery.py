@@ -101,6 +101,7 @@ def list_paused(
 def resume(
     org: OrgId,
     channel: Annotated[Channel, typer.Option(help="The channel to resume.")],
+    as_json: Json = False,
 ) -> None:
     """Resume a paused channel once its setup is fixed; its held invitations go out.
 
@@ -119,4 +120,7 @@ def resume(
             broker.join(enqueue.INVITATIONS_QUEUE)
     else:
         enqueue.enqueue_dispatch(held)
+    if as_json:
+        print_json({"org_id": org, "channel": channel.value, "queued": len(held)})
+        return
     console.print(f"Resumed {channel.value} for org {org}; {len(held)} held invitation(s) queued.")

@@ -21,7 +21,10 @@ EMBEDDED_TIMEOUT_SECONDS = 3600.0
 def invite(
     org: Annotated[int, typer.Option(help="Org id.")],
     user_type: Annotated[int, typer.Option("--user-type", help="User type id to invite into.")],
-    inviter: Annotated[int, typer.Option(help="Id of the inviting CRM user.")],
+    inviter: Annotated[
+        int,
+        typer.Option("--crm-user", "--inviter", help="Id of the inviting CRM user (or --inviter)."),
+    ],
     record: Annotated[
         list[str] | None, typer.Option("--record", "-r", help="CRM id of a record; repeatable.")
     ] = None,
@@ -63,7 +66,7 @@ def invite(
     Exit codes: 0 every invitee sent (or queued, with `--no-wait`); 1 some invitees failed;
     2 bad input; 3 no worker took the run.
 
-    Example: `portalflow invite --org 1 --user-type 1 --inviter 1 -r C-100 -r C-101 --language fr`
+    Example: `portalflow invite --org 1 --user-type 1 --crm-user 1 -r C-100 -r C-101 --language fr`
     """
     crm_ids = _requested_ids(record, records_file, all_uninvited)
     config = settings()

@@ -13,8 +13,17 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
 ) -> None:
-    """Serve the provider webhooks (`POST /webhooks/ses`, `POST /webhooks/twilio`) and
-    `GET /healthz`.
+    """Serve portalflow's HTTP side: what recipients open, what the CRM and admins call.
+
+    - Recipients: the accept and confirm-email pages under `PORTALFLOW_PORTAL_BASE_URL`'s
+      path (`/portal/<slug>/accept`, `/portal/<slug>/confirm-email`), SMS short links
+      `/s/<code>`, the opt-out link `/portal/unsubscribe/<token>`, and the JSON
+      `POST /portal/accept` and `POST /portal/confirm-email`.
+    - The CRM: `POST /events` and the admin API `/admin/...` (org API key).
+    - Admins: `GET /orgs/{id}/failures` (bearer `PORTALFLOW_ADMIN_TOKEN`), the ops page `/ops`
+      (Basic, the same token), `/metrics` (Prometheus).
+    - Providers: `POST /webhooks/ses`, `POST /webhooks/twilio`.
+    - `GET /healthz`, and the schema at `/openapi.json` (browsable at `/docs`).
 
     Each webhook verifies its caller (SNS signature, `X-Twilio-Signature`), stores the raw
     event, commits, and enqueues `process_provider_event` on `PORTALFLOW_BROKER_URL`; run

@@ -488,7 +488,9 @@ def delete_user_type(
     transfer_to: Annotated[
         int,
         typer.Option(
-            "--transfer-to", help="The user type (same invitation preference) its users move to."
+            "--to-user-type",
+            "--transfer-to",
+            help="The user type (same invitation preference) its users move to (or --transfer-to).",
         ),
     ],
     batch_size: Annotated[int, typer.Option(min=1, help="Users moved per committed batch.")] = 500,
@@ -501,7 +503,7 @@ def delete_user_type(
 
     Example:
 
-        portalflow user-types delete --org 1 --user-type 3 --transfer-to 2
+        portalflow user-types delete --org 1 --user-type 3 --to-user-type 2
     """
     from .transfers import run_transfer_and_delete
 

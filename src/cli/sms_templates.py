@@ -16,6 +16,7 @@ from portalflow.pipelines.sms_templates import KindOverview, TemplateVersion
 
 from .common import (
     EXIT_ROWS_FAILED,
+    JsonFlag,
     console,
     err_console,
     fail,
@@ -85,6 +86,7 @@ def edit(
             "--file", help="Read the text from a UTF-8 file.", exists=True, dir_okay=False
         ),
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Save a kind's text. An approved template stays in use until this edit is approved.
 
@@ -107,7 +109,19 @@ def edit(
         template = sms_templates.edit_template(session, org, kind, body, config=config)
         state = sms_templates.overview(session, org)
     kind_state = next(item for item in state if item.kind == kind)
-    if kind_state.in_use is not None and kind_state.in_use.sms_template_id == template.id:
+    unchanged = kind_state.in_use is not None and kind_state.in_use.sms_template_id == template.id
+    if as_json:
+        print_json(
+            {
+                "org_id": org,
+                "kind": kind.value,
+                "sms_template_id": template.id,
+                "unchanged": unchanged,
+                "in_use": kind_state.in_use is not None,
+            }
+        )
+        return
+    if unchanged:
         console.print(f"The {kind.value} template is unchanged; it is in use.")
     elif kind_state.in_use is not None:
         console.print(
@@ -166,6 +180,7 @@ def map_command(
     dlt_id: Annotated[
         str, typer.Option("--dlt-id", help="The DLT template id (12-19 digits) from the import.")
     ],
+    as_json: JsonFlag = False,
 ) -> None:
     """Map the kind's newest text (its edit, else the current one) to a DLT template.
 
@@ -180,6 +195,9 @@ def map_command(
     with open_session() as session:
         mapping = sms_templates.map_template(session, org, kind, dlt_id)
         state = mapping.verification.value
+    if as_json:
+        print_json({"org_id": org, "kind": kind.value, "dlt_id": dlt_id, "verification": state})
+        return
     console.print(f"Mapped the {kind.value} template to DLT template {dlt_id} ({state}).")
 
 
@@ -190,6 +208,7 @@ def approve(
     reject: Annotated[
         bool, typer.Option("--reject", help="Reject the mapping instead of approving it.")
     ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Approve (or reject) the kind's mapping awaiting verification.
 
@@ -203,6 +222,11 @@ def approve(
     with open_session() as session:
         sms_templates.set_verification(session, org, kind, status)
         ready = sms_templates.sms_ready(session, org)
+    if as_json:
+        print_json(
+            {"org_id": org, "kind": kind.value, "verification": status.value, "sms_ready": ready}
+        )
+        return
     console.print(f"The {kind.value} mapping is {status.value}.")
     if ready:
         console.print("[green]SMS ready[/]: all three templates are approved.")

@@ -10,7 +10,7 @@ import typer
 from portalflow.models import EmailKind
 from portalflow.pipelines import email_templates
 
-from .common import console, new_app, open_session, print_json
+from .common import JsonFlag, console, new_app, open_session, print_json
 
 app = new_app("Show, customise and reset a user type's invitation email templates.")
 
@@ -61,6 +61,7 @@ def save(
     ] = None,
     kind: Kind = EmailKind.ACCEPT_INVITATION,
     language: Language = "en",
+    as_json: JsonFlag = False,
 ) -> None:
     """Save a custom subject and body for one user type, email kind and language.
 
@@ -84,6 +85,9 @@ def save(
             html_body=html_body,
             text_body=text_body,
         )
+    if as_json:
+        print_json(_identity(org, user_type, kind, language) | {"custom": True})
+        return
     console.print(f"Saved the {kind.value} template ({language}) for user type {user_type}.")
 
 
@@ -93,6 +97,7 @@ def reset(
     user_type: UserTypeId,
     kind: Kind = EmailKind.ACCEPT_INVITATION,
     language: Language = "en",
+    as_json: JsonFlag = False,
 ) -> None:
     """Drop the custom template so the shipped default (with its portal link) is used again.
 
@@ -100,7 +105,14 @@ def reset(
     """
     with open_session() as session:
         existed = email_templates.reset_template(session, org, user_type, kind, language)
+    if as_json:
+        print_json(_identity(org, user_type, kind, language) | {"custom": False, "reset": existed})
+        return
     if existed:
         console.print(f"Reset the {kind.value} template ({language}) to the default.")
     else:
         console.print(f"The {kind.value} template ({language}) was already the default.")
+
+
+def _identity(org: int, user_type: int, kind: EmailKind, language: str) -> dict[str, object]:
+    return {"org_id": org, "user_type_id": user_type, "kind": kind.value, "language": language}

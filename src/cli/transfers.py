@@ -26,16 +26,24 @@ EVENT_ID_HELP = "The CRM's event id: the same id twice is one event. Default: a 
 
 def transfer(
     org: Annotated[int, typer.Option(help="Org id.")],
-    to: Annotated[int, typer.Option("--to", help="The user type id to move the users to.")],
+    to: Annotated[
+        int,
+        typer.Option(
+            "--to-user-type", "--to", help="The user type id to move the users to (or --to)."
+        ),
+    ],
     user: Annotated[
         list[int] | None, typer.Option("--user", "-u", help="A portal user id; repeatable.")
     ] = None,
     user_filter: Annotated[
         UserFilter | None,
-        typer.Option("--filter", help="Instead of --user: every user of --from-type it shows."),
+        typer.Option("--filter", help="Instead of --user: every user of --user-type it shows."),
     ] = None,
     from_type: Annotated[
-        int | None, typer.Option("--from-type", help="The user type the --filter applies to.")
+        int | None,
+        typer.Option(
+            "--user-type", "--from-type", help="The user type --filter applies to (or --from-type)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -44,13 +52,13 @@ def transfer(
     Only between types with the same invitation preference (else nobody moves); invited and
     removed users are refused one by one; the target's licences must suffice.
 
-    Example: `portalflow users transfer --org 1 --to 3 --user 12 --user 13`, or
-    `portalflow users transfer --org 1 --to 3 --from-type 2 --filter confirmed`
+    Example: `portalflow users transfer --org 1 --to-user-type 3 --user 12 --user 13`, or
+    `portalflow users transfer --org 1 --to-user-type 3 --user-type 2 --filter confirmed`
     """
     if user and (user_filter is not None or from_type is not None):
-        raise InvalidInput("give --user ids, or --from-type with --filter, not both")
+        raise InvalidInput("give --user ids, or --user-type with --filter, not both")
     if not user and from_type is None:
-        raise InvalidInput("give --user ids, or --from-type (with --filter, default all)")
+        raise InvalidInput("give --user ids, or --user-type (with --filter, default all)")
     with open_session() as session:
         if user:
             ids = list(user)

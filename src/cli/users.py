@@ -27,7 +27,9 @@ Filter = Annotated[
     typer.Option("--status", help="The Users tab filter (ignored when --user is given)."),
 ]
 Users = Annotated[list[int] | None, typer.Option("--user", help="A portal user id; repeatable.")]
-ActorId = Annotated[int, typer.Option("--actor", help="Id of the CRM user acting.")]
+ActorId = Annotated[
+    int, typer.Option("--crm-user", "--actor", help="Id of the CRM user acting (or --actor).")
+]
 Json = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 
 
@@ -167,7 +169,7 @@ def _command(action: BulkAction, summary: str) -> None:
     command.__doc__ = (
         f"{summary}\n\nBy id (`--user`, repeatable) or by filter (`--status`); users the "
         f"action is not allowed for are refused and listed.\n\nExample: `portalflow users "
-        f"{action.value} --org 1 --user-type 1 --actor 1 --status "
+        f"{action.value} --org 1 --user-type 1 --crm-user 1 --status "
         f"{'unconfirmed' if action == BulkAction.REINVITE else 'all'}`"
     )
     app.command(action.value)(command)
