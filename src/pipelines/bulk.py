@@ -367,6 +367,7 @@ def _claim_portal_users(
         session, PortalUser.__table__, new_rows, returning=("record_id", "id"), constants=shared
     )
     created = {record_id: portal_user_id for record_id, portal_user_id in written}
+    licences.sync_holders(session, [run.user_type_id])
     return {**removed, **created}
 
 

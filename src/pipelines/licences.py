@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portalflow.models import Edition, Org, PortalUser, PortalUserStatus, PortalUserType, utcnow
@@ -42,6 +43,36 @@ def lock_user_type(session: Session, user_type_id: int) -> None:
     session.execute(
         select(PortalUserType.id).where(PortalUserType.id == user_type_id).with_for_update()
     )
+
+
+def is_holding(status: PortalUserStatus) -> bool:
+    """Whether a user in ``status`` holds a licence."""
+    return status not in NON_HOLDING_STATUSES
+
+
+def sync_holders(session: Session, user_type_ids: Iterable[int]) -> None:
+    """Recount the licence holders of these user types into their cached counter (flushed).
+
+    Called by every step that adds holders or takes them away (new users, a status change
+    across the holding line, a transfer), in the same transaction, so the counter the
+    nightly reconciliation checks drifts only when something bypassed those steps. One
+    UPDATE per type, in id order, so two steps over the same types lock them alike.
+    """
+    for user_type_id in sorted(set(user_type_ids)):
+        holding = (
+            select(func.count())
+            .where(
+                PortalUser.user_type_id == user_type_id,
+                PortalUser.status.not_in(NON_HOLDING_STATUSES),
+            )
+            .scalar_subquery()
+        )
+        session.execute(
+            update(PortalUserType)
+            .where(PortalUserType.id == user_type_id)
+            .values(holders_cached=holding)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _holders(session: Session, condition: object) -> int:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import PortalUser, PortalUserStatus, utcnow
 
+from . import licences
 from .errors import InvalidInput
 
 S = PortalUserStatus
@@ -87,10 +88,13 @@ def transition(
 ) -> PortalUserStatus:
     """Move one user (flushed); refused transitions raise and change nothing."""
     target = next_status(user.status, action, user.id)
+    crossed = licences.is_holding(user.status) != licences.is_holding(target)
     if target != user.status:
         user.status = target
         user.status_changed_at = now or utcnow()
     session.flush()
+    if crossed:
+        licences.sync_holders(session, [user.user_type_id])
     return target
 
 
@@ -113,11 +117,13 @@ def transition_many(
     now = now or utcnow()
     result = BulkTransition()
     rows = session.execute(
-        select(PortalUser.id, PortalUser.status)
+        select(PortalUser.id, PortalUser.status, PortalUser.user_type_id)
         .where(PortalUser.org_id == org_id, PortalUser.id.in_(list(user_ids)))
         .with_for_update()
     ).all()
     found = {row.id: row.status for row in rows}
+    types_of = {row.id: row.user_type_id for row in rows}
+    crossing: set[int] = set()
     by_target: dict[PortalUserStatus, list[int]] = {}
     for user_id in user_ids:
         status = found.get(user_id)
@@ -126,7 +132,10 @@ def transition_many(
         elif (status, action) not in TRANSITIONS:
             result.refused[user_id] = str(InvalidTransition(user_id, status, action))
         else:
-            by_target.setdefault(TRANSITIONS[(status, action)], []).append(user_id)
+            target = TRANSITIONS[(status, action)]
+            by_target.setdefault(target, []).append(user_id)
+            if licences.is_holding(status) != licences.is_holding(target):
+                crossing.add(types_of[user_id])
     for target, ids in by_target.items():
         session.execute(
             update(PortalUser)
@@ -136,6 +145,7 @@ def transition_many(
             .execution_options(synchronize_session="evaluate")
         )
         result.moved.extend(ids)
+    licences.sync_holders(session, crossing)
     return result
 
 
@@ -155,15 +165,16 @@ def transition_from(
         return []
     target = next_status(status, action)
     now = now or utcnow()
-    return list(
-        session.scalars(
-            update(PortalUser)
-            .where(PortalUser.id.in_(list(user_ids)), PortalUser.status == status)
-            .values(status=target, status_changed_at=now, updated_at=now)
-            .returning(PortalUser.id)
-            .execution_options(synchronize_session=False)
-        )
-    )
+    moved = session.execute(
+        update(PortalUser)
+        .where(PortalUser.id.in_(list(user_ids)), PortalUser.status == status)
+        .values(status=target, status_changed_at=now, updated_at=now)
+        .returning(PortalUser.id, PortalUser.user_type_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if licences.is_holding(status) != licences.is_holding(target):
+        licences.sync_holders(session, {row.user_type_id for row in moved})
+    return [row.id for row in moved]
 
 
 class UserFilter(StrEnum):

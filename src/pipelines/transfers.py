@@ -135,6 +135,8 @@ def transfer_users(
         )
     result.moved.extend(allowed)
     session.flush()
+    moved_from = {found[user_id].user_type_id for user_id in allowed}
+    licences.sync_holders(session, moved_from | ({target.id} if allowed else set()))
     return result
 
 
@@ -278,6 +280,7 @@ def _next_batch(session: Session, source_id: int, batch_size: int, now: datetime
             .values(user_type_id=target_id, updated_at=now)
             .execution_options(synchronize_session="evaluate")
         )
+        licences.sync_holders(session, [source_id, target_id])
         return False
     for table, column in _other_references():
         (key,) = table.primary_key.columns
@@ -503,10 +506,12 @@ def _convert_one(session: Session, org: Org, item: dict[str, Any], now: datetime
         capacity = licences.remaining_capacity(session, org, target)
         if capacity < 1:
             raise _LeadFailure(LICENSE_LIMIT, f"user type {target.name!r} has no licence left")
+    moved_from = user.user_type_id
     user.record_id = contact.id
     user.user_type_id = target.id
     user.updated_at = now
     session.flush()
+    licences.sync_holders(session, [moved_from, target.id])
     outcome.outcome, outcome.user_type_id = "converted", target.id
     outcome.message = f"moved to user type {target.name!r}"
     return outcome
