@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from portalflow.models import LicencePurchase, Org
-from portalflow.pipelines import orgs, pricing, purchases
+from portalflow.pipelines import orgs, pricing, purchases, seat_usage
 from portalflow.pipelines.errors import InvalidInput
 
 from . import licence_reports
@@ -179,6 +179,46 @@ def settings(
     table.add_row("admin email", escape(summary["admin_email"] or "(none: alerts not emailed)"))
     table.add_row("near-limit percent", f"{summary['near_limit_percent']}%")
     table.add_row("price slabs", "custom" if summary["price_slabs"] else "standard")
+    console.print(table)
+
+
+@app.command("usage")
+def usage(org: OrgId, json_output: Json = False) -> None:
+    """Who holds each user type's licence seats, by status, and how many are left.
+
+    Deactivated and removed users hold no seat. An invitee whose invitation expired keeps
+    its seat until removed (`invitation_expired` below): remove it to free the seat.
+
+    Example: `portalflow licenses usage --org 1`
+    """
+    with open_session() as session:
+        types = seat_usage.seat_usage(session, org)
+    rows = [
+        {
+            "user_type_id": seats.user_type_id,
+            "user_type": seats.name,
+            "limit": seats.limit,
+            "held": seats.held,
+            "left": max(0, seats.limit - seats.held),
+            "by_status": seats.by_status,
+        }
+        for seats in types
+    ]
+    if json_output:
+        print_json(rows)
+        return
+    table = Table(title=f"Licence seats of org {org}")
+    for column in ("type", "limit", "held", "left", "users by status"):
+        table.add_column(column)
+    for row in rows:
+        statuses = ", ".join(f"{n} {status}" for status, n in row["by_status"].items() if n)
+        table.add_row(
+            f"{row['user_type_id']} {escape(row['user_type'])}",
+            str(row["limit"]),
+            str(row["held"]),
+            str(row["left"]),
+            statuses or "-",
+        )
     console.print(table)
 
 

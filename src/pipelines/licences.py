@@ -75,6 +75,11 @@ def sync_holders(session: Session, user_type_ids: Iterable[int]) -> None:
         )
 
 
+def holders_of(session: Session, user_type_id: int) -> int:
+    """How many users of the type hold a licence now (counted, not the cached counter)."""
+    return _holders(session, PortalUser.user_type_id == user_type_id)
+
+
 def _holders(session: Session, condition: object) -> int:
     query = select(func.count()).where(
         condition,  # type: ignore[arg-type]

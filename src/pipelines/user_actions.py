@@ -29,7 +29,7 @@ from portalflow.models import (
     utcnow,
 )
 
-from . import bulk, licences, lifecycle, orgs, reinvite
+from . import bulk, licences, lifecycle, orgs, reinvite, seat_usage
 from .bulk import StartedRun
 from .errors import InvalidInput, NotFound
 from .invitation_states import Transition, has_status, move
@@ -179,16 +179,25 @@ def _within_licences(
     )
     allowed: list[int] = []
     refused: dict[int, str] = {}
+    why = ""
     for user_id in user_ids:
         if user_id in returning:
             if left <= 0:
-                refused[user_id] = (
-                    f"{ReasonCode.LICENSE_LIMIT.value}: {user_type.name} has no licence left"
-                )
+                why = why or _no_seat_left(session, run.org_id, user_type.id, user_type.name)
+                refused[user_id] = why
                 continue
             left -= 1
         allowed.append(user_id)
     return allowed, refused
+
+
+def _no_seat_left(session: Session, org_id: int, user_type_id: int, name: str) -> str:
+    """Why a deactivated user cannot come back: who holds the seats, by status."""
+    [seats] = [t for t in seat_usage.seat_usage(session, org_id) if t.user_type_id == user_type_id]
+    return (
+        f"{ReasonCode.LICENSE_LIMIT.value}: {name} has no licence left ({seats.summary()}; "
+        f"see portalflow licenses usage --org {org_id})"
+    )
 
 
 def _revoke_live_tokens(session: Session, user_ids: Sequence[int], now: datetime) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import CrmRecord, Invitation, PortalUser, PortalUserType
 
+from . import seat_usage
 from .errors import NotFound
 from .licences import NON_HOLDING_STATUSES
 from .lifecycle import UserFilter, users_query
@@ -27,9 +28,11 @@ def list_users(
         .add_columns(CrmRecord.crm_id, CrmRecord.first_name, CrmRecord.last_name)
         .join(CrmRecord, CrmRecord.id == PortalUser.record_id)
     )
+    rows = session.execute(query).all()
+    expired = seat_usage.expired_invitees(session, [row[0].id for row in rows])
     return [
-        _user_summary(user, crm_id, _name(first, last))
-        for user, crm_id, first, last in session.execute(query)
+        _user_summary(user, crm_id, _name(first, last), user.id in expired)
+        for user, crm_id, first, last in rows
     ]
 
 
@@ -54,23 +57,28 @@ def user_history(session: Session, user_id: int, *, org_id: int | None = None) -
         )
         .order_by(Invitation.created_at, Invitation.id)
     )
-    summary = _user_summary(user, record.crm_id, _name(record.first_name, record.last_name))
+    expired = bool(seat_usage.expired_invitees(session, [user.id]))
+    name = _name(record.first_name, record.last_name)
+    summary = _user_summary(user, record.crm_id, name, expired)
     return summary | {
         "user_type": type_name,
+        # An invitee whose invitation expired keeps its seat (see seat_usage).
         "holds_licence_seat": user.status not in NON_HOLDING_STATUSES,
         "status_changed_at": _iso(user.status_changed_at),
         "invitations": [_attempt(invitation) for invitation in attempts],
     }
 
 
-def _user_summary(user: PortalUser, crm_id: str, name: str | None) -> dict[str, Any]:
+def _user_summary(
+    user: PortalUser, crm_id: str, name: str | None, expired: bool = False
+) -> dict[str, Any]:
     return {
         "id": user.id,
         "org_id": user.org_id,
         "user_type_id": user.user_type_id,
         "crm_id": crm_id,
         "name": name,
-        "status": user.status.value,
+        "status": seat_usage.display_status(user.status, expired),
         "email": user.email,
         "phone": user.phone,
         "confirmed_at": _iso(user.confirmed_at),
