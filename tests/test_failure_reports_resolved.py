@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import CrmRecord, Invitation, InvitationStatus, PortalUser, PortalUserStatus
+from portalflow.pipelines import api_keys
 from portalflow.pipelines.failure_reports import FailureFilter, failure_report
 from portalflow.web.app import create_app
 
@@ -124,6 +125,17 @@ def test_http_failures_tell_the_present(
     }
     missing = client.get("/orgs/999/failures", headers=headers)
     assert missing.status_code == 404
+
+    # The org's own admin API (its API key) reads the same report, the same way.
+    _key, plaintext = api_keys.create_key(session, world["org"].id, "crm")
+    session.commit()
+    org_headers = {"Authorization": f"Bearer {plaintext}"}
+    own = client.get("/admin/failures", headers=org_headers).json()
+    assert (own["total_failed"], own["resolved"]) == (1, 2)
+    own = client.get(
+        "/admin/failures", params={"include_resolved": "true"}, headers=org_headers
+    ).json()
+    assert own["total_failed"] == 3
 
 
 def test_cli_include_resolved(cli_env: Any, tmp_path: Any) -> None:

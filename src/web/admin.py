@@ -200,32 +200,30 @@ def failures(
     bulk_run_id: Id | None = None,
     user_type_id: Id | None = None,
     since: datetime | None = None,
+    include_resolved: bool = False,
     limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
 ) -> dict[str, Any]:
-    """Who failed and why (as `portalflow failures`): counts by reason, outcome and type."""
-    return failure_report(request, org_id, bulk_run_id, user_type_id, since, limit)
+    """Who failed and why, now (as `portalflow failures`): counts by reason, outcome and type.
+
+    Failures resolved since (invited again, or the user is now confirmed) are only counted
+    in ``resolved`` unless ``include_resolved``.
+    """
+    query = failure_reports.FailureFilter(
+        org_id=org_id,
+        bulk_run_id=bulk_run_id,
+        user_type_id=user_type_id,
+        since=since,
+        include_resolved=include_resolved,
+    )
+    return failure_report(request, query, limit)
 
 
 def failure_report(
-    request: Request,
-    org_id: int,
-    bulk_run_id: int | None,
-    user_type_id: int | None,
-    since: datetime | None,
-    limit: int,
+    request: Request, query: failure_reports.FailureFilter, limit: int
 ) -> dict[str, Any]:
     """The failure report for an org, its refusals as HTTP errors; shared with /orgs/.../."""
     with request.app.state.session_factory() as session:
         try:
-            return failure_reports.failure_report(
-                session,
-                failure_reports.FailureFilter(
-                    org_id=org_id,
-                    bulk_run_id=bulk_run_id,
-                    user_type_id=user_type_id,
-                    since=since,
-                ),
-                limit=limit,
-            )
+            return failure_reports.failure_report(session, query, limit=limit)
         except PortalflowError as exc:
             raise problem(exc) from None

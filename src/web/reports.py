@@ -9,9 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 
 from portalflow.pipelines import failure_reports
-from portalflow.pipelines.errors import PortalflowError
 
-from .events import problem
+from .admin import failure_report
 
 router = APIRouter(tags=["admin"])
 
@@ -48,8 +47,4 @@ def failures(
         since=since,
         include_resolved=include_resolved,
     )
-    with request.app.state.session_factory() as session:
-        try:
-            return failure_reports.failure_report(session, query, limit=limit)
-        except PortalflowError as exc:
-            raise problem(exc) from None
+    return failure_report(request, query, limit)
