@@ -254,7 +254,7 @@ def test_another_orgs_key_cannot_read_or_use_its_data(
     body = {
         "user_type_id": zylker.user_type_id,
         "inviter_id": zylker.inviter_id,
-        "crm_ids": ["C-1"],
+        "record_ids": ["C-1"],
     }
     started = client.post("/admin/invitations", json=body, headers=zylker.headers)
     assert started.status_code == 202, started.text

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from portalflow.events import MAX_CRM_IDS, CrmId, Id
+from portalflow.events import MAX_CRM_IDS, CrmId, Id, renamed_fields
 from portalflow.models import BulkAction
 from portalflow.pipelines import (
     bulk,
@@ -44,16 +44,24 @@ class _Body(BaseModel):
 
 
 class InviteRequest(_Body):
+    # As in the events: ``record_ids``; the older ``crm_ids`` is accepted for one release.
+    _renamed = model_validator(mode="before")(renamed_fields)
+
     user_type_id: Id
     inviter_id: Id
-    crm_ids: Annotated[list[CrmId], Field(min_length=1, max_length=MAX_CRM_IDS)] | None = None
+    record_ids: Annotated[list[CrmId], Field(min_length=1, max_length=MAX_CRM_IDS)] | None = Field(
+        None, description="The CRM ids of the records to invite."
+    )
+    crm_ids: list[CrmId] | None = Field(
+        None, deprecated=True, description="Deprecated: the old name of `record_ids`."
+    )
     all: bool = Field(False, description="Invite every uninvited record of the type's module.")
     language: Language = "en"
 
     @model_validator(mode="after")
     def _one_target(self) -> InviteRequest:
-        if (self.crm_ids is None) == (not self.all):
-            raise ValueError("give crm_ids, or all=true, not both")
+        if (self.record_ids is None) == (not self.all):
+            raise ValueError("give record_ids, or all=true, not both")
         return self
 
 
@@ -115,7 +123,7 @@ def _enqueuer(request: Request, name: str, default: str) -> Callable[[list[int]]
 
 @router.post("/invitations", status_code=202, response_model=StartedRunAnswer)
 def invite(request: Request, org_id: OrgId, body: InviteRequest) -> StartedRunAnswer:
-    """Bulk invite records (``crm_ids``, or ``all`` uninvited ones) to a user type."""
+    """Bulk invite records (``record_ids``, or ``all`` uninvited ones) to a user type."""
     with request.app.state.session_factory() as session:
         try:
             started = bulk.start_bulk_run(
@@ -123,7 +131,7 @@ def invite(request: Request, org_id: OrgId, body: InviteRequest) -> StartedRunAn
                 org_id=org_id,
                 user_type_id=body.user_type_id,
                 inviter_id=body.inviter_id,
-                crm_ids=None if body.all else body.crm_ids,
+                crm_ids=None if body.all else body.record_ids,
                 language=body.language,
             )
         except PortalflowError as exc:
