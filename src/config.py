@@ -89,6 +89,9 @@ class Settings:
     # Proxies (IPs or CIDRs) whose X-Forwarded-For is believed; unset: none, the peer is
     # the client.
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
+    # Comma-separated SNS topic ARNs whose messages POST /webhooks/ses takes (case kept);
+    # unset: every SNS message is refused (403 naming this variable).
+    sns_topic_arns: str = ""
 
     def __post_init__(self) -> None:
         # Derived defaults live under var_dir, so one variable moves all local state.

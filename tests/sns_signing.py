@@ -64,30 +64,43 @@ def sign_sns(
     return signed
 
 
+def sns_timestamp(when: datetime | None = None) -> str:
+    """An SNS ``Timestamp`` (ISO 8601, milliseconds, ``Z``): now unless ``when`` is given."""
+    when = (when or datetime.now(UTC)).astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
 def notification(
-    message_id: str, inner: dict[str, Any], subject: str | None = None
+    message_id: str,
+    inner: dict[str, Any],
+    subject: str | None = None,
+    *,
+    timestamp: datetime | None = None,
+    topic_arn: str = TOPIC_ARN,
 ) -> dict[str, Any]:
     """An unsigned SNS Notification carrying an SES event as its JSON Message."""
     message: dict[str, Any] = {
         "Type": "Notification",
         "MessageId": message_id,
-        "TopicArn": TOPIC_ARN,
+        "TopicArn": topic_arn,
         "Message": json.dumps(inner),
-        "Timestamp": "2024-05-01T12:00:00.000Z",
+        "Timestamp": sns_timestamp(timestamp),
     }
     if subject is not None:
         message["Subject"] = subject
     return message
 
 
-def subscription_confirmation(message_id: str, subscribe_url: str) -> dict[str, Any]:
+def subscription_confirmation(
+    message_id: str, subscribe_url: str, *, topic_arn: str = TOPIC_ARN
+) -> dict[str, Any]:
     """An unsigned SNS SubscriptionConfirmation."""
     return {
         "Type": "SubscriptionConfirmation",
         "MessageId": message_id,
         "Token": "2336412f37fb687f5d51e6e2425c464de",
-        "TopicArn": TOPIC_ARN,
-        "Message": f"You have chosen to subscribe to the topic {TOPIC_ARN}.",
+        "TopicArn": topic_arn,
+        "Message": f"You have chosen to subscribe to the topic {topic_arn}.",
         "SubscribeURL": subscribe_url,
-        "Timestamp": "2024-05-01T12:00:00.000Z",
+        "Timestamp": sns_timestamp(),
     }

@@ -237,3 +237,13 @@ def test_twilio_callbacks_suppress_opt_outs_and_pause_on_filtering(
     assert suppressions.suppressed_among(
         session, world["org"].id, Channel.SMS, ["+919812345678"]
     ) == {"+919812345678"}
+
+
+@pytest.mark.parametrize("message", [None, "plain text", ["a", "list"]])
+def test_an_sns_message_that_is_not_an_ses_event_fails_cleanly(
+    session: Session, message: object
+) -> None:
+    event = process(session, "ses", {"Type": "Notification", "message": message}, "odd")
+
+    assert event.status == ProviderEventStatus.FAILED
+    assert event.detail.startswith("not understood: the SNS Message is not an SES event")

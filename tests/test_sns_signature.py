@@ -58,6 +58,7 @@ def test_an_unsubscribe_confirmation_verifies() -> None:
 def test_the_string_to_sign_follows_the_documented_order() -> None:
     message = notification("id", {}, subject=None)
     message["Message"] = "hello"
+    message["Timestamp"] = "2024-05-01T12:00:00.000Z"
     assert string_to_sign(message) == (
         b"Message\nhello\nMessageId\nid\nTimestamp\n2024-05-01T12:00:00.000Z\n"
         b"TopicArn\narn:aws:sns:us-east-1:123456789012:ses-events\nType\nNotification\n"

@@ -23,6 +23,7 @@ from portalflow.workers import actors
 
 from .conftest import wait_for
 from .sns_signing import (
+    TOPIC_ARN,
     new_signing_key,
     notification,
     shared_signing_key,
@@ -60,7 +61,11 @@ def enqueued() -> list[int]:
 def client(
     session: Session, enqueued: list[int], sns_test_certificate: None
 ) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url(session), twilio_auth_token=TWILIO_TOKEN)
+    settings = Settings(
+        database_url=database_url(session),
+        twilio_auth_token=TWILIO_TOKEN,
+        sns_topic_arns=TOPIC_ARN,
+    )
     with TestClient(create_app(settings, enqueue=enqueued.append)) as test_client:
         yield test_client
 
@@ -194,7 +199,7 @@ def test_a_subscribe_url_off_the_allow_list_is_not_fetched(
     session: Session, enqueued: list[int], subscribe_endpoint: SubscribeEndpoint, tmp_path: Path
 ) -> None:
     """Without the local test allowance, a 127.0.0.1 SubscribeURL is never called."""
-    settings = Settings(database_url=database_url(session))
+    settings = Settings(database_url=database_url(session), sns_topic_arns=TOPIC_ARN)
     pem = shared_signing_key().certificate_pem
     app = create_app(
         settings,
@@ -341,7 +346,11 @@ def test_a_failed_enqueue_still_answers_and_keeps_the_row(
 def test_the_default_enqueue_reaches_the_real_actor(
     worker: object, worker_settings: Settings, pg_engine: Engine, sns_test_certificate: None
 ) -> None:
-    settings = Settings(database_url=worker_settings.database_url, twilio_auth_token=TWILIO_TOKEN)
+    settings = Settings(
+        database_url=worker_settings.database_url,
+        twilio_auth_token=TWILIO_TOKEN,
+        sns_topic_arns=TOPIC_ARN,
+    )
     message = sign_sns(notification("sns-real-1", BOUNCE), shared_signing_key().private_key)
     with TestClient(create_app(settings)) as test_client:
         assert post_sns(test_client, message) == 200

@@ -51,6 +51,8 @@ def _apply(
         if payload.get("Type", "Notification") != "Notification":
             return ProviderEventStatus.IGNORED, f"SNS {payload.get('Type')} message"
         message = payload["message"]
+        if not isinstance(message, Mapping):  # the SNS Message was not a JSON object
+            raise ValueError(f"the SNS Message is not an SES event object: {message!r:.80}")
         provider_id = outcomes.ses_message_id(message)
         results = outcomes.classify_ses_event(message)
     elif provider == "twilio":

@@ -1,8 +1,13 @@
 """Importing CRM records from CSV or JSON-lines files: validated per row, upserted in batches.
 
 A bad row never stops the import: it becomes a :class:`RowError` with its line number and
-the good rows still load. Writes are set-based: per batch, one SELECT of the existing
-records, one for the owners, one bulk INSERT and one bulk UPDATE.
+the good rows still load. Values the database cannot store (a NUL character, a lone
+surrogate, NaN or Infinity, nesting deeper than :data:`MAX_DEPTH`) are refused per row, so
+they never fail a whole batch. A CSV quote that never closes is refused at the line that
+opened it and reading goes on from the next line, so it cannot swallow the rows after it.
+
+Writes are set-based: per batch, one SELECT of the existing records, one for the owners,
+one bulk INSERT and one bulk UPDATE.
 
 Example::
 
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +49,9 @@ BOOL_FIELDS = (
 # Every column an import may change on an existing record.
 UPDATABLE_COLUMNS = (*TEXT_FIELDS, *BOOL_FIELDS, "owner_id", "fields")
 RECOGNISED_FIELDS = frozenset({"crm_id", "id", "owner_email", *TEXT_FIELDS, *BOOL_FIELDS})
+
+# How deeply a row's values may nest (a JSON line's object is depth 1).
+MAX_DEPTH = 32
 
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
@@ -167,14 +177,21 @@ def read_record_file(path: Path) -> Iterator[SourceRow]:
 
 def _read_csv(path: Path, delimiter: str) -> Iterator[SourceRow]:
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
+        lines = _Lines(handle)
         try:
-            header = [name.strip() for name in next(reader, [])]
+            rows = _csv_rows(lines, delimiter)
+            header_row = next(rows, None)
+            if header_row is None:
+                return
+            line, header_values = header_row
+            if isinstance(header_values, RowError):
+                raise InvalidInput(f"{str(path)!r} header: {header_values.message}")
+            header = [name.strip() for name in header_values]
             _check_header(path, header)
-            previous = reader.line_num
-            # Physical line where each row starts, so quoted multi-line values keep count.
-            for values in reader:
-                line, previous = previous + 1, reader.line_num
+            for line, values in rows:
+                if isinstance(values, RowError):
+                    yield line, values
+                    continue
                 if not any(value.strip() for value in values):
                     continue
                 if len(values) > len(header):
@@ -188,10 +205,69 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[SourceRow]:
                 yield line, dict(zip(header, values, strict=False))
         except UnicodeDecodeError:
             raise InvalidInput(
-                f"record file {str(path)!r} is not UTF-8 text (after line {reader.line_num})"
+                f"record file {str(path)!r} is not UTF-8 text (after line {lines.number})"
             ) from None
-        except csv.Error as exc:
-            raise InvalidInput(f"{str(path)!r} line {reader.line_num}: {exc}") from None
+
+
+class _Lines:
+    """The physical lines of a file, numbered; a refused row's later lines are read again."""
+
+    def __init__(self, handle: Iterable[str]) -> None:
+        self._source = iter(handle)
+        self._again: deque[tuple[int, str]] = deque()
+        self._read = 0
+        self.number = 0
+        self.row: list[tuple[int, str]] = []  # the lines the current row has taken so far
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self._again:
+            number, text = self._again.popleft()
+        else:
+            text = next(self._source)
+            self._read += 1
+            number = self._read
+        self.number = number
+        self.row.append((number, text))
+        return text
+
+    def start_row(self) -> None:
+        self.row = []
+
+    def read_again_after_first(self) -> int:
+        """Put back all but the first line of the current row; returns that first line."""
+        first = self.row[0][0] if self.row else self.number
+        self._again.extendleft(reversed(self.row[1:]))
+        self.row = []
+        return first
+
+
+def _csv_rows(lines: _Lines, delimiter: str) -> Iterator[tuple[int, list[str] | RowError]]:
+    """Rows with the line each starts on; a malformed one is a RowError, not the rest lost."""
+    while True:
+        # strict: a stray quote is an error, never a value that swallows the lines after it.
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        while True:
+            lines.start_row()
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                first = lines.read_again_after_first()
+                yield first, RowError(first, _csv_problem(str(exc)))
+                break  # a reader that failed mid-row cannot resume: start a fresh one
+            yield lines.row[0][0], values
+
+
+def _csv_problem(message: str) -> str:
+    if message == "unexpected end of data":
+        return "a quoted value opened on this line is never closed (checked up to the end)"
+    if "field larger than field limit" in message:
+        return "a quoted value opened on this line is never closed (or is over 128 KiB)"
+    return f"is not valid CSV ({message}); the rows after it are read on"
 
 
 def _check_header(path: Path, header: list[str]) -> None:
@@ -215,9 +291,15 @@ def _read_json_lines(path: Path) -> Iterator[SourceRow]:
                 if not text.strip():
                     continue
                 try:
-                    value = json.loads(text)
+                    value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
                 except json.JSONDecodeError as exc:
                     yield line, RowError(line, f"not valid JSON ({exc.msg}, column {exc.colno})")
+                    continue
+                except RecursionError:
+                    yield line, RowError(line, f"nests deeper than {MAX_DEPTH} levels")
+                    continue
+                except _UnstorableNumber as exc:
+                    yield line, RowError(line, str(exc))
                     continue
                 if not isinstance(value, dict):
                     yield line, RowError(line, "is not a JSON object")
@@ -229,7 +311,51 @@ def _read_json_lines(path: Path) -> Iterator[SourceRow]:
             ) from None
 
 
+class _UnstorableNumber(ValueError):
+    """A JSON number the database cannot store (NaN, Infinity, or one that overflows)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _UnstorableNumber(f"holds {name}, which the database cannot store")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _UnstorableNumber(f"holds the number {text[:40]}, too large to store")
+    return number
+
+
+def _check_storable(raw: Mapping[str, Any]) -> None:
+    """Refuse what the database cannot store: NUL, lone surrogates, too deep a nesting."""
+    stack: list[tuple[str, Any, int]] = [(str(key), value, 1) for key, value in raw.items()]
+    for key in raw:
+        _check_text(str(key), f"field name {str(key)[:40]!r}")
+    while stack:
+        name, value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value, f"field {name}")
+        elif isinstance(value, dict | list):
+            if depth >= MAX_DEPTH:
+                raise _RowProblem(f"field {name} nests deeper than {MAX_DEPTH} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    _check_text(key, f"a key inside field {name}")
+                stack.append((name, item, depth + 1))
+
+
+def _check_text(text: str, what: str) -> None:
+    if "\x00" in text:
+        raise _RowProblem(f"{what} holds a NUL character (\\0), which cannot be stored")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _RowProblem(f"{what} holds a lone surrogate, which is not valid text") from None
+
+
 def _parse_row(line: int, raw: Mapping[str, Any]) -> _Row:
+    _check_storable(raw)
     recognised: dict[str, tuple[str, Any]] = {}
     extras: dict[str, Any] = {}
     for key, value in raw.items():

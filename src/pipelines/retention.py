@@ -3,6 +3,10 @@
 Only ``processed`` and ``ignored`` rows go: a ``received`` row is still waiting for its
 actor and a ``failed`` one is kept for someone to look at. Deleted in keyset batches by
 id, committing after each, so a large backlog never holds one long transaction.
+
+A row younger than the SNS replay horizon is never deleted, whatever ``older_than`` says:
+while a replayed SNS message is still inside its acceptance window, its stored MessageId is
+what refuses it (``pipelines/sns.py``); once the row may go, the window refuses it instead.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from portalflow.models import ProviderEvent, ProviderEventStatus
+from portalflow.models import ProviderEvent, ProviderEventStatus, utcnow
+
+from .sns import REPLAY_HORIZON
 
 DEFAULT_BATCH_SIZE = 1000
 DELETABLE_STATUSES = (ProviderEventStatus.PROCESSED, ProviderEventStatus.IGNORED)
@@ -27,6 +33,7 @@ def delete_old_provider_events(
     """
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
+    older_than = min(older_than, utcnow() - REPLAY_HORIZON)
     deleted = 0
     last_id = 0
     while True:

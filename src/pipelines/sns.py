@@ -11,6 +11,13 @@ Example::
 The string to sign follows the AWS SNS documentation ("Verifying the signatures of Amazon
 SNS messages"): for each key, in the documented order, the line ``Key\\n`` then
 ``Value\\n``; ``Subject`` only when the notification has one.
+
+A valid signature is not enough: :func:`check_sns_message` then refuses a message from a
+topic not configured (``PORTALFLOW_SNS_TOPIC_ARNS``; none configured refuses every one) and
+one dated outside the replay window (:data:`MAX_MESSAGE_AGE` old, or
+:data:`MAX_CLOCK_SKEW` ahead, by its signed ``Timestamp``). Inside the window a replay is
+caught by its stored MessageId, which retention keeps for at least :data:`REPLAY_HORIZON`;
+after that the window itself refuses it, so no table of seen ids has to outlive the events.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,6 +69,15 @@ DEFAULT_FETCH_TIMEOUT = 5.0
 MAX_CERTIFICATE_BYTES = 64 * 1024
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
+TOPIC_ARNS_VARIABLE = "PORTALFLOW_SNS_TOPIC_ARNS"
+# SNS signs the time it published the message; a retry carries the same time, so this also
+# bounds how long an outage of ours may last before SNS's retries start being refused.
+MAX_MESSAGE_AGE = timedelta(hours=1)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+# How long a stored SNS event must outlive its arrival for its MessageId to refuse replays
+# until the window does (retention never deletes a younger one).
+REPLAY_HORIZON = MAX_MESSAGE_AGE + MAX_CLOCK_SKEW
+
 
 class SnsSignatureError(ValueError):
     """The message is not a correctly signed SNS message; ``reason`` says why."""
@@ -72,6 +89,78 @@ class SnsSignatureError(ValueError):
 
 class CertificateUnavailable(SnsSignatureError):
     """The certificate could not be fetched just now: not a forgery, so worth a retry."""
+
+
+class SnsMessageRefused(ValueError):
+    """A correctly signed SNS message we do not take (other topic, stale); ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check_sns_message(
+    message: Mapping[str, Any], *, topic_arns: frozenset[str], now: datetime
+) -> None:
+    """Refuse a verified message from a topic not in ``topic_arns`` or outside the window.
+
+    Call it after :func:`verify_sns_message`: it trusts ``TopicArn`` and ``Timestamp`` to be
+    the signed strings. An empty ``topic_arns`` refuses every message.
+    """
+    if not topic_arns:
+        raise SnsMessageRefused(
+            f"SNS webhooks accept no topic: set {TOPIC_ARNS_VARIABLE} to the ARNs of the"
+            " topics whose messages are taken"
+        )
+    topic = message.get("TopicArn")
+    if topic not in topic_arns:
+        raise SnsMessageRefused(f"topic {topic!r} is not one of {TOPIC_ARNS_VARIABLE}")
+    published = parse_sns_timestamp(message.get("Timestamp"))
+    if published < now - MAX_MESSAGE_AGE:
+        raise SnsMessageRefused(
+            f"the message is dated {published.isoformat()}, more than"
+            f" {_minutes(MAX_MESSAGE_AGE)} minutes ago: refused as a possible replay"
+        )
+    if published > now + MAX_CLOCK_SKEW:
+        raise SnsMessageRefused(
+            f"the message is dated {published.isoformat()}, more than"
+            f" {_minutes(MAX_CLOCK_SKEW)} minutes ahead of our clock"
+        )
+
+
+def parse_sns_timestamp(value: object) -> datetime:
+    """The aware datetime of an SNS ``Timestamp`` (ISO 8601, e.g. ``2024-05-01T12:00:00.000Z``)."""
+    if not isinstance(value, str):
+        raise SnsMessageRefused("the Timestamp is missing")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise SnsMessageRefused(f"the Timestamp {value!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise SnsMessageRefused(f"the Timestamp {value!r} has no time zone")
+    return parsed.astimezone(UTC)
+
+
+def parse_topic_arns(text: str) -> frozenset[str]:
+    """The comma-separated SNS topic ARNs of ``text`` (ValueError naming a malformed one)."""
+    arns = frozenset(part.strip() for part in text.split(",") if part.strip())
+    for arn in sorted(arns):
+        if TOPIC_ARN_PATTERN.fullmatch(arn) is None:
+            raise ValueError(
+                f"{TOPIC_ARNS_VARIABLE}: {arn!r} is not an SNS topic ARN"
+                " (arn:aws:sns:<region>:<account>:<topic>)"
+            )
+    return arns
+
+
+TOPIC_ARN_PATTERN = re.compile(
+    r"arn:aws(?:-cn|-us-gov)?:sns:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}"
+    r"(?:\.fifo)?"
+)
+
+
+def _minutes(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 60)
 
 
 def allowed_certificate_url(url: str) -> bool:

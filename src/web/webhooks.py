@@ -3,7 +3,9 @@
 No rule lives here: what an event means is decided later by the ``process_provider_event``
 actor. The handlers answer fast so a slow classifier never makes a provider time out.
 
-- ``POST /webhooks/ses``: Amazon SNS (SES bounce / complaint / delivery notifications).
+- ``POST /webhooks/ses``: Amazon SNS (SES bounce / complaint / delivery notifications),
+  only from the topics of ``PORTALFLOW_SNS_TOPIC_ARNS`` and within the replay window
+  (:func:`portalflow.pipelines.sns.check_sns_message`).
 - ``POST /webhooks/twilio``: Twilio message status callbacks.
 """
 
@@ -14,6 +16,8 @@ import logging
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,8 +32,11 @@ from portalflow.models.enums import ProviderEventStatus
 from portalflow.pipelines.provider_events import record_provider_event
 from portalflow.pipelines.sns import (
     CertificateUnavailable,
+    SnsMessageRefused,
     SnsSignatureError,
     allowed_subscribe_url,
+    check_sns_message,
+    parse_topic_arns,
     verify_sns_message,
 )
 
@@ -69,6 +76,14 @@ def _context(request: Request) -> WebhookContext:
 
 def _refuse(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
+
+
+@lru_cache(maxsize=4)
+def _topic_arns(text: str) -> frozenset[str]:
+    topics = parse_topic_arns(text)
+    if not topics:
+        log.warning("PORTALFLOW_SNS_TOPIC_ARNS is unset: every SNS message is refused")
+    return topics
 
 
 async def _body(request: Request) -> bytes | None:
@@ -128,6 +143,15 @@ async def ses_webhook(request: Request) -> Response:
         return _refuse(503, exc.reason)
     except SnsSignatureError as exc:
         return _refuse(403, f"invalid SNS signature: {exc.reason}")
+    try:
+        topics = _topic_arns(request.app.state.settings.sns_topic_arns)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return _refuse(503, str(exc))
+    try:
+        check_sns_message(message, topic_arns=topics, now=datetime.now(UTC))
+    except SnsMessageRefused as exc:
+        return _refuse(403, f"SNS message refused: {exc.reason}")
 
     message_type = message["Type"]  # verified: one of the three signed types
     dedupe_key = f"ses:{message['MessageId']}"

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import dramatiq
+from dramatiq.errors import BrokerConnectionError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from portalflow.models import utcnow
 from portalflow.pipelines import bulk, delivery, dispatch, recovery, user_actions
@@ -24,6 +26,17 @@ MINUTE_MS = 60_000
 # Dramatiq's own retries cover infrastructure trouble (database or broker down); send
 # failures are retried by the pipeline's backoff, not by raising.
 INFRASTRUCTURE_RETRIES = {"max_retries": 8, "min_backoff": 1_000, "max_backoff": 10 * MINUTE_MS}
+# A recovery pass that lost the database or the broker is tried again with backoff (about
+# 1, 2, 4, 8, 16 then 30 s: at most ~2.5 min in all), inside the 5-minute schedule, whose
+# next run catches up on whatever is left; any other error waits for that next run.
+RECOVERY_RETRIES = 7
+RECOVERY_BACKOFF = {"min_backoff": 1_000, "max_backoff": 30_000}
+INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, BrokerConnectionError)
+
+
+def retry_infrastructure_errors(retries: int, exception: BaseException) -> bool:
+    """Dramatiq's ``retry_when``: retry database or broker trouble, a bounded number of times."""
+    return retries < RECOVERY_RETRIES and isinstance(exception, INFRASTRUCTURE_ERRORS)
 
 
 class MalformedMessage(ValueError):
@@ -109,9 +122,19 @@ def process_provider_event(event_id: int) -> None:
 
 
 @register
-@dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=0, time_limit=5 * MINUTE_MS)
+@dramatiq.actor(
+    queue_name=MAINTENANCE_QUEUE,
+    time_limit=5 * MINUTE_MS,
+    retry_when=retry_infrastructure_errors,
+    **RECOVERY_BACKOFF,
+)
 def recover_stuck_work() -> None:
-    """Give expired claims back to the queue and re-enqueue work whose message was lost."""
+    """Give expired claims back to the queue and re-enqueue work whose message was lost.
+
+    Two passes at once (a retry meeting the next scheduled run) do no double work: lapsed
+    claims are taken with ``FOR UPDATE SKIP LOCKED`` and moved by compare-and-set, and a
+    re-enqueued id whose row another pass already handed on is claimed by one send only.
+    """
     current = runtime.current()
     settings = current.settings
     # The SMS channel is built on the first lookup only: a pass without lost SMS receipts
