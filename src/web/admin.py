@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from portalflow.events import MAX_CRM_IDS, CrmId, Id, renamed_fields
@@ -201,14 +201,29 @@ def bulk_run(request: Request, org_id: OrgId, run_id: Id) -> dict[str, Any]:
             raise problem(exc) from None
 
 
-@router.get("/failures")
-def failures(
-    request: Request,
-    org_id: OrgId,
+def failure_options(
     bulk_run_id: Id | None = None,
     user_type_id: Id | None = None,
     since: datetime | None = None,
     include_resolved: bool = False,
+) -> dict[str, Any]:
+    """The failure report's query parameters, shared by both endpoints that serve it."""
+    return {
+        "bulk_run_id": bulk_run_id,
+        "user_type_id": user_type_id,
+        "since": since,
+        "include_resolved": include_resolved,
+    }
+
+
+FailureOptions = Annotated[dict[str, Any], Depends(failure_options)]
+
+
+@router.get("/failures")
+def failures(
+    request: Request,
+    org_id: OrgId,
+    options: FailureOptions,
     limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     """Who failed and why, now (as `portalflow failures`): counts by reason, outcome and type.
@@ -216,14 +231,7 @@ def failures(
     Failures resolved since (invited again, or the user is now confirmed) are only counted
     in ``resolved`` unless ``include_resolved``.
     """
-    query = failure_reports.FailureFilter(
-        org_id=org_id,
-        bulk_run_id=bulk_run_id,
-        user_type_id=user_type_id,
-        since=since,
-        include_resolved=include_resolved,
-    )
-    return failure_report(request, query, limit)
+    return failure_report(request, failure_reports.FailureFilter(org_id=org_id, **options), limit)
 
 
 def failure_report(

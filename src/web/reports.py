@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hmac
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 
 from portalflow.pipelines import failure_reports
 
-from .admin import failure_report
+from .admin import FailureOptions, failure_report
 
 router = APIRouter(tags=["admin"])
 
@@ -29,10 +28,7 @@ def require_admin(request: Request, authorization: Annotated[str, Header()] = ""
 def failures(
     request: Request,
     org_id: int,
-    bulk_run_id: int | None = None,
-    user_type_id: int | None = None,
-    since: datetime | None = None,
-    include_resolved: bool = False,
+    options: FailureOptions,
     limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     """Who failed and why, now: counts by reason, outcome and user type, and the invitees.
@@ -40,11 +36,4 @@ def failures(
     Failures resolved since (invited again, or the user is now confirmed) are only counted
     in ``resolved`` unless ``include_resolved``.
     """
-    query = failure_reports.FailureFilter(
-        org_id=org_id,
-        bulk_run_id=bulk_run_id,
-        user_type_id=user_type_id,
-        since=since,
-        include_resolved=include_resolved,
-    )
-    return failure_report(request, query, limit)
+    return failure_report(request, failure_reports.FailureFilter(org_id=org_id, **options), limit)
