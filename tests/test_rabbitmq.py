@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from dramatiq import Worker
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import Engine, func, select
 
@@ -154,8 +153,9 @@ def test_rabbitmq_queues_are_durable(rabbitmq_broker: RabbitmqBroker) -> None:
     ("url", "expected"),
     [
         ("", StubBroker),
-        ("redis://127.0.0.1:6379/0", RedisBroker),
-        ("rediss://cache.example.com:6380/0", RedisBroker),
+        # Dramatiq's Redis broker with a short idle poll on the real-time queues.
+        ("redis://127.0.0.1:6379/0", broker.PollingRedisBroker),
+        ("rediss://cache.example.com:6380/0", broker.PollingRedisBroker),
         ("amqp://guest:guest@127.0.0.1:5672/%2F", RabbitmqBroker),
         ("amqps://user:pass@mq.example.com:5671/portalflow", RabbitmqBroker),
     ],
