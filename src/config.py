@@ -186,6 +186,8 @@ class Settings:
         values: dict[str, object] = {}
         for spec in fields(cls):
             raw = environ.get(ENV_PREFIX + spec.name.upper())
+            if spec.name in SECRET_FIELDS:
+                raw = _from_file(spec.name, raw, environ)
             if raw is None or raw == "":
                 continue
             values[spec.name] = _parse(spec.name, spec.type, raw)
@@ -197,6 +199,39 @@ SMS_CHANNELS = ("outbox", "twilio", "aws")
 DEFAULT_SHORT_LINK_SUFFIX = "zcrm.to"
 SMTP_TLS_MODES = ("none", "starttls", "ssl")
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+# Settings that may hold a secret: each can also come from a file named by
+# PORTALFLOW_<NAME>_FILE (Docker and Kubernetes secrets), so it never sits in the environment.
+SECRET_FIELDS = (
+    "database_url",
+    "broker_url",
+    "rate_limit_redis_url",
+    "secret_key",
+    "admin_token",
+    "smtp_password",
+    "twilio_auth_token",
+)
+FILE_SUFFIX = "_FILE"
+
+
+def _from_file(name: str, raw: str | None, environ: Mapping[str, str]) -> str | None:
+    """The value of PORTALFLOW_<NAME>, or the content of the file PORTALFLOW_<NAME>_FILE names."""
+    variable = ENV_PREFIX + name.upper()
+    path = environ.get(variable + FILE_SUFFIX)
+    if not path:
+        return raw
+    if raw:
+        raise SettingsError(f"{variable} and {variable}{FILE_SUFFIX} are both set; set one of them")
+    try:
+        content = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SettingsError(f"{variable}{FILE_SUFFIX}: cannot read {path!r}: {reason}") from None
+    # Editors and `echo` end a file with a newline; the secret itself does not.
+    value = content[:-2] if content.endswith("\r\n") else content.removesuffix("\n")
+    if not value:
+        # An empty mounted secret is a mistake, not a wish for the embedded default.
+        raise SettingsError(f"{variable}{FILE_SUFFIX}: {path!r} is empty")
+    return value
 
 
 def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -22,6 +22,7 @@ from . import (
     demo,
     events,
     failures,
+    healthcheck,
     invite,
     licences,
     outcomes,
@@ -99,6 +100,7 @@ app.command("scheduler")(scheduler.scheduler)
 app.command("failures")(failures.failures)
 app.command("outcomes")(outcomes.outcomes)
 app.command("queues")(queues.queues)
+app.command("healthcheck")(healthcheck.healthcheck)
 app.command("accept")(accept.accept)
 app.command("confirm-email")(accept.confirm_email)
 app.add_typer(accept.sweep_app, name="sweep")

@@ -25,6 +25,8 @@ from dramatiq.errors import ActorNotFound
 
 from portalflow.config import Settings, SettingsError
 
+from . import liveness, orphans
+
 _actors: list[Actor] = []
 
 # Dramatiq's variable (read by dramatiq.middleware.prometheus when it is imported).
@@ -49,12 +51,14 @@ def make_broker(settings: Settings) -> Broker:
         return StubBroker()
     if url.startswith(REDIS_SCHEMES):
         polls = dict.fromkeys(REALTIME_QUEUES, settings.realtime_poll_ms)
-        return with_metrics(with_dead_letter_errors(PollingRedisBroker(polls, url=url)))
+        broker = with_metrics(with_dead_letter_errors(PollingRedisBroker(polls, url=url)))
+        return with_process_guards(broker)
     if url.startswith(RABBITMQ_SCHEMES):
         # Imported here so that pika is only needed by deployments that use RabbitMQ.
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        return with_metrics(with_dead_letter_errors(RabbitmqBroker(url=url, confirm_delivery=True)))
+        rabbitmq = RabbitmqBroker(url=url, confirm_delivery=True)
+        return with_process_guards(with_metrics(with_dead_letter_errors(rabbitmq)))
     scheme = url.split(":", 1)[0]  # never echo the rest: it may hold a password
     supported = ", ".join(REDIS_SCHEMES + RABBITMQ_SCHEMES)
     raise SettingsError(
@@ -86,12 +90,17 @@ class PollingRedisBroker(RedisBroker):
 def with_metrics(broker: Broker) -> Broker:
     """Add Dramatiq's Prometheus middleware when ``dramatiq_prom_db`` is set."""
     if os.environ.get(PROMETHEUS_DIR_ENV):
-        # Imported only then: importing it creates the directory. It counts only in
+        # Made only then: importing Dramatiq's module creates the directory. It counts only in
         # `dramatiq` worker processes (their boot sets PROMETHEUS_MULTIPROC_DIR before
         # prometheus_client is imported); producers such as the web app never touch it.
-        from dramatiq.middleware.prometheus import Prometheus
+        broker.add_middleware(orphans.prometheus_middleware())
+    return broker
 
-        broker.add_middleware(Prometheus())
+
+def with_process_guards(broker: Broker) -> Broker:
+    """Worker processes exit with their parent and leave a liveness file for healthchecks."""
+    broker.add_middleware(orphans.ExitWithParent())
+    broker.add_middleware(liveness.Liveness())
     return broker
 
 
