@@ -16,14 +16,60 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from portalflow.pipelines import crm_events
+
+# What an INTEGER id column holds (PostgreSQL's int4); a larger id cannot name a row.
+MAX_ID = 2**31 - 1
+
+
+def clean_text(value: Any) -> Any:
+    """``value`` unchanged; ValueError when a string anywhere in it has NUL or a surrogate."""
+    pending = [value]
+    while pending:  # a loop, not recursion: nesting depth is the sender's choice
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("text must not contain NUL (\\u0000) characters")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                message = "text must not contain lone surrogates (\\ud800-\\udfff)"
+                raise ValueError(message) from None
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            pending.extend(item)
+    return value
+
+
+# Text that PostgreSQL and UTF-8 can store: no NUL, no lone surrogate.
+CleanStr = Annotated[str, AfterValidator(clean_text)]
+
+
+class RequestModel(BaseModel):
+    """Base of every request body: no string in any field may hold NUL or a lone surrogate."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _clean_text(cls, value: Any) -> Any:
+        return clean_text(value)
+
 
 CrmId = Annotated[str, Field(min_length=1, max_length=64)]
 Text = Annotated[str, Field(max_length=255)]
 EventId = Annotated[str, Field(min_length=1, max_length=crm_events.MAX_KEY_LENGTH)]
-Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 MAX_CRM_IDS = 5000
 
 
@@ -50,7 +96,7 @@ def renamed_fields(data: Any) -> Any:
     return data
 
 
-class _Data(BaseModel):
+class _Data(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -113,7 +159,7 @@ class RecordRef(_Data):
     record_id: CrmId = Field(description="The CRM's id of the record.")
 
 
-class _Event(BaseModel):
+class _Event(RequestModel):
     model_config = ConfigDict(extra="forbid")
     id: EventId = Field(description="The CRM's event id: the same id twice is one event.")
 

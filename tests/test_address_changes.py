@@ -152,8 +152,12 @@ def test_the_same_event_id_is_recorded_once_per_org(session: Session) -> None:
         session, org.id, CrmEventKind.EMAIL_CHANGED, "k1", payload
     )
     again, created_again = crm_events.record_event(
-        session, org.id, "record.email_changed", " k1 ", {"record_id": "x", "email": "y@z.org"}
+        session, org.id, "record.email_changed", " k1 ", dict(payload)
     )
+    with pytest.raises(crm_events.EventIdReused):
+        crm_events.record_event(
+            session, org.id, "record.email_changed", "k1", {"record_id": "x", "email": "y@z.org"}
+        )
     elsewhere, created_elsewhere = crm_events.record_event(
         session, other.id, CrmEventKind.EMAIL_CHANGED, "k1", payload
     )

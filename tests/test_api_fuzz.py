@@ -1,4 +1,6 @@
-"""Fuzz the HTTP API from its own OpenAPI schema (schemathesis): no input makes it answer 500."""
+"""Fuzz the HTTP API from its own OpenAPI schema (schemathesis): no input makes it answer 500,
+every answer matches its documented status, content type and schema, and every JSON error is
+problem+json with a code."""
 
 from __future__ import annotations
 
@@ -8,6 +10,12 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from portalflow.config import Settings
 from portalflow.models import make_engine, make_session_factory, session_scope
@@ -63,6 +71,19 @@ def test_no_input_makes_the_api_fail_with_500(api_schema: Any) -> None:
             response = case.call(headers=auth)
             statuses.setdefault(f"{case.method} {case.path}", set()).add(response.status_code)
             assert response.status_code < 500, (case.method, case.path, response.text[:300])
+            case.validate_response(
+                response,
+                checks=(
+                    not_a_server_error,
+                    status_code_conformance,
+                    content_type_conformance,
+                    response_schema_conformance,
+                ),
+            )
+            content_type = response.headers["content-type"][0]
+            if response.status_code >= 400 and "html" not in content_type:
+                assert content_type == "application/problem+json"
+                assert {"type", "title", "status", "detail", "code"} <= set(response.json())
 
         check()
     # Every operation was really called, and the key let some calls through to the handlers.

@@ -115,7 +115,7 @@ def test_a_bad_event_is_422_naming_the_field_and_nothing_is_stored(
         {"inviter_id": 1, "record_ids": ["a"]},
     )
     assert answer.status_code == 422
-    locations = [error["loc"] for error in answer.json()["detail"]]
+    locations = [error["loc"] for error in answer.json()["errors"]]
     assert any(loc[-1] == "user_type_id" for loc in locations), locations
 
     too_many = post_event(
@@ -127,7 +127,7 @@ def test_a_bad_event_is_422_naming_the_field_and_nothing_is_stored(
         {"user_type_id": 1, "inviter_id": 1, "record_ids": [f"C{i}" for i in range(5001)]},
     )
     assert too_many.status_code == 422
-    assert any(error["loc"][-1] == "record_ids" for error in too_many.json()["detail"])
+    assert any(error["loc"][-1] == "record_ids" for error in too_many.json()["errors"])
 
     unknown = post_event(session, client, zylker, "e3", "record.exploded", {})
     assert unknown.status_code == 422
@@ -147,9 +147,7 @@ def test_the_same_event_id_is_processed_once(
     intake.handle_record_upserted(session, event_id)
     session.commit()
 
-    again = post_event(
-        session, client, zylker, "evt-1", "record.upserted", {**data, "email": "x@y.org"}
-    )
+    again = post_event(session, client, zylker, "evt-1", "record.upserted", data)
     assert again.status_code == 200
     assert again.json() == {
         "event_id": event_id,
@@ -158,6 +156,11 @@ def test_the_same_event_id_is_processed_once(
         "detail": "created",
     }
     assert sent.events == [event_id]  # not enqueued again
+    other = post_event(
+        session, client, zylker, "evt-1", "record.upserted", {**data, "email": "x@y.org"}
+    )
+    assert other.status_code == 409 and other.json()["code"] == "event_id_reused"
+    assert sent.events == [event_id]
     assert event_count(session) == 1
 
 

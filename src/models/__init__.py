@@ -31,6 +31,7 @@ from .enums import (
     describe_failure,
 )
 from .events import CrmEvent
+from .idempotency import IdempotencyKey
 from .invitations import Invitation, SendReceipt
 from .licences import LicenceAlert, LicencePurchase, LicenceReport
 from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal, PortalUserType
@@ -69,6 +70,7 @@ __all__ = [
     "Edition",
     "EmailKind",
     "EmailTemplate",
+    "IdempotencyKey",
     "Invitation",
     "InvitationPreference",
     "InvitationStatus",

@@ -13,8 +13,15 @@ from portalflow.models import CrmEvent, CrmEventKind, CrmEventStatus, utcnow
 
 from . import orgs
 from .errors import InvalidInput, NotFound
+from .idempotency import IdempotencyConflict
 
 MAX_KEY_LENGTH = 200
+
+
+class EventIdReused(IdempotencyConflict):
+    """The org already has an event with this id, of another type or payload."""
+
+    code = "event_id_reused"
 
 
 def record_event(
@@ -26,9 +33,11 @@ def record_event(
 ) -> tuple[CrmEvent, bool]:
     """Store one CRM event unless the org already has one with ``idempotency_key``.
 
-    Returns ``(event, created)``; for a repeat delivery ``created`` is False and the first
-    event is returned unchanged (its payload wins). A concurrent insert of the same key is
-    caught in a SAVEPOINT, so the caller's transaction survives. Flushes, never commits.
+    Returns ``(event, created)``; for a repeat delivery (same kind and payload) ``created``
+    is False and the first event is returned unchanged. The same key with another kind or
+    payload raises :class:`EventIdReused`: a CRM reusing an id must hear it was not applied.
+    A concurrent insert of the same key is caught in a SAVEPOINT, so the caller's
+    transaction survives. Flushes, never commits.
     """
     orgs.get_org(session, org_id)
     try:
@@ -45,7 +54,7 @@ def record_event(
         raise InvalidInput("an event payload must be a JSON object")
     existing = find_event(session, org_id, key)
     if existing is not None:
-        return existing, False
+        return _same_event(existing, kind, payload), False
     event = CrmEvent(
         org_id=org_id,
         kind=kind,
@@ -60,8 +69,17 @@ def record_event(
         existing = find_event(session, org_id, key)
         if existing is None:  # not a duplicate key after all
             raise
-        return existing, False
+        return _same_event(existing, kind, payload), False
     return event, True
+
+
+def _same_event(existing: CrmEvent, kind: CrmEventKind, payload: dict[str, Any]) -> CrmEvent:
+    if existing.kind != kind or existing.payload != payload:
+        raise EventIdReused(
+            f"event id {existing.idempotency_key!r} was already used with another type or "
+            f"payload (first: {existing.kind.value}); send new content under a new id"
+        )
+    return existing
 
 
 def find_event(session: Session, org_id: int, idempotency_key: str) -> CrmEvent | None:

@@ -7,6 +7,9 @@ id, committing after each, so a large backlog never holds one long transaction.
 A row younger than the SNS replay horizon is never deleted, whatever ``older_than`` says:
 while a replayed SNS message is still inside its acceptance window, its stored MessageId is
 what refuses it (``pipelines/sns.py``); once the row may go, the window refuses it instead.
+
+Idempotency keys of the admin API go once past their 24 hours
+(:func:`delete_old_idempotency_keys`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import ProviderEvent, ProviderEventStatus, utcnow
 
+from . import idempotency
 from .sns import REPLAY_HORIZON
 
 DEFAULT_BATCH_SIZE = 1000
@@ -60,4 +64,25 @@ def delete_old_provider_events(
         deleted += result.rowcount or 0
         last_id = ids[-1]
         if len(ids) < batch:
+            return deleted
+
+
+def delete_old_idempotency_keys(
+    session: Session, older_than: datetime | None = None, batch: int = DEFAULT_BATCH_SIZE
+) -> int:
+    """Delete idempotency keys created before ``older_than`` (default: past their 24 hours).
+
+    Never one still within :data:`~portalflow.pipelines.idempotency.KEY_RETENTION`: its
+    replays must still find it. Commits after each batch; returns how many went.
+    """
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
+    horizon = utcnow() - idempotency.KEY_RETENTION
+    older_than = horizon if older_than is None else min(older_than, horizon)
+    deleted = 0
+    while True:
+        count = idempotency.delete_expired(session, older_than, batch)
+        session.commit()
+        deleted += count
+        if count < batch:
             return deleted

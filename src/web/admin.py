@@ -4,6 +4,11 @@ The same pipelines as the CLI, behind the same per-org API keys as ``POST /event
 org is always the key's, so another org's run or user type is answered 404. Handlers only
 call a pipeline, commit, then enqueue the chunks it wrote.
 
+Every POST honours an ``Idempotency-Key`` header (:mod:`portalflow.pipelines.idempotency`):
+the same key and body again get the first answer (status and body, header
+``Idempotent-Replayed: true``) and start nothing; the same key with another body is a 409
+``idempotency_key_reused``. Keys are per org and kept 24 hours.
+
 Tests may set ``app.state.enqueue_invite_chunks`` / ``app.state.enqueue_action_chunks``
 (callables taking a list of chunk ids); by default the Dramatiq actors are sent.
 """
@@ -11,17 +16,21 @@ Tests may set ``app.state.enqueue_invite_chunks`` / ``app.state.enqueue_action_c
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.orm import Session
 
-from portalflow.events import MAX_CRM_IDS, CrmId, Id, renamed_fields
+from portalflow.events import MAX_CRM_IDS, CrmId, Id, RequestModel, renamed_fields
 from portalflow.models import BulkAction
 from portalflow.pipelines import (
     bulk,
     failure_reports,
+    idempotency,
     lifecycle,
     orgs,
     reports,
@@ -39,7 +48,7 @@ Language = Annotated[str, Field(min_length=2, max_length=8)]
 UserIds = Annotated[list[Id], Field(min_length=1, max_length=MAX_CRM_IDS)]
 
 
-class _Body(BaseModel):
+class _Body(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -121,74 +130,152 @@ def _enqueuer(request: Request, name: str, default: str) -> Callable[[list[int]]
     return send
 
 
-@router.post("/invitations", status_code=202, response_model=StartedRunAnswer)
-def invite(request: Request, org_id: OrgId, body: InviteRequest) -> StartedRunAnswer:
-    """Bulk invite records (``record_ids``, or ``all`` uninvited ones) to a user type."""
-    with request.app.state.session_factory() as session:
-        try:
-            started = bulk.start_bulk_run(
-                session,
-                org_id=org_id,
-                user_type_id=body.user_type_id,
-                inviter_id=body.inviter_id,
-                crm_ids=None if body.all else body.record_ids,
-                language=body.language,
-            )
-        except PortalflowError as exc:
-            raise problem(exc) from None
-        session.commit()
-    _enqueuer(request, "enqueue_invite_chunks", "enqueue_chunks")(started.chunk_ids)
-    return StartedRunAnswer(
-        run_id=started.run_id, requested=started.requested, chunks=len(started.chunk_ids)
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=idempotency.MAX_KEY_LENGTH,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retry safely: the same key and body get the first answer again.",
+    ),
+]
+
+REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+@dataclass
+class Done:
+    """What a handler's work answered, and what to enqueue once it is committed."""
+
+    answer: BaseModel
+    after_commit: Callable[[], Any] = field(default=lambda: None)
+
+
+def _once(
+    request: Request,
+    org_id: int,
+    key: str | None,
+    body: BaseModel,
+    status_code: int,
+    work: Callable[[Session], Done],
+) -> Any:
+    """Run ``work`` and commit, or give the answer stored under ``key``; then enqueue."""
+    fingerprint = idempotency.request_hash(
+        request.method, request.url.path, body.model_dump(mode="json")
     )
-
-
-@router.post("/users/reinvite", status_code=202, response_model=StartedRunAnswer)
-def reinvite(request: Request, org_id: OrgId, body: ReinviteRequest) -> StartedRunAnswer:
-    """Reinvite a user type's users: by ``user_ids``, or everyone a ``filter`` shows."""
     with request.app.state.session_factory() as session:
         try:
-            started = user_actions.start_user_action(
-                session,
-                org_id=org_id,
-                user_type_id=body.user_type_id,
-                actor_id=body.actor_id,
-                action=BulkAction.REINVITE,
-                user_ids=body.user_ids,
-                user_filter=body.filter or UserFilter.ALL,
-                language=body.language,
-            )
-        except PortalflowError as exc:
-            raise problem(exc) from None
-        session.commit()
-    _enqueuer(request, "enqueue_action_chunks", "enqueue_action_chunks")(started.chunk_ids)
-    return StartedRunAnswer(
-        run_id=started.run_id, requested=started.requested, chunks=len(started.chunk_ids)
-    )
-
-
-@router.post("/users/transfer", response_model=TransferAnswer)
-def transfer(request: Request, org_id: OrgId, body: TransferRequest) -> TransferAnswer:
-    """Move users to another user type of the org, keeping their status (done at once)."""
-    with request.app.state.session_factory() as session:
-        try:
-            if body.user_ids is not None:
-                ids = list(body.user_ids)
-            else:
-                assert body.from_user_type_id is not None
-                orgs.get_user_type(session, org_id, body.from_user_type_id)
-                ids = lifecycle.user_ids(
-                    session, org_id, body.filter or UserFilter.ALL, body.from_user_type_id
+            if key is not None:
+                stored = idempotency.find_answer(session, org_id, key, fingerprint)
+                if stored is not None:
+                    return JSONResponse(stored.body, stored.status_code, headers=REPLAYED)
+            done = work(session)
+            if key is not None:
+                answer = done.answer.model_dump(mode="json")
+                stored = idempotency.remember_answer(
+                    session, org_id, key, fingerprint, status_code, answer
                 )
-            result = transfers.transfer_users(session, org_id, ids, body.to_user_type_id)
+                if stored is not None:  # a concurrent retry won; its run is the one
+                    return JSONResponse(stored.body, stored.status_code, headers=REPLAYED)
         except PortalflowError as exc:
             raise problem(exc) from None
         session.commit()
-    return TransferAnswer(
-        to_user_type_id=body.to_user_type_id,
-        moved=result.moved,
-        refused=[Refusal(user_id=uid, reason=why) for uid, why in result.refused.items()],
-    )
+    done.after_commit()
+    return done.answer
+
+
+@router.post(
+    "/invitations",
+    status_code=202,
+    response_model=StartedRunAnswer,
+    responses={409: {"description": "The Idempotency-Key was used for another request."}},
+)
+def invite(request: Request, org_id: OrgId, body: InviteRequest, key: IdempotencyKey = None) -> Any:
+    """Bulk invite records (``record_ids``, or ``all`` uninvited ones) to a user type."""
+
+    def work(session: Session) -> Done:
+        started = bulk.start_bulk_run(
+            session,
+            org_id=org_id,
+            user_type_id=body.user_type_id,
+            inviter_id=body.inviter_id,
+            crm_ids=None if body.all else body.record_ids,
+            language=body.language,
+        )
+        send = _enqueuer(request, "enqueue_invite_chunks", "enqueue_chunks")
+        return Done(
+            StartedRunAnswer(
+                run_id=started.run_id, requested=started.requested, chunks=len(started.chunk_ids)
+            ),
+            lambda: send(started.chunk_ids),
+        )
+
+    return _once(request, org_id, key, body, 202, work)
+
+
+@router.post(
+    "/users/reinvite",
+    status_code=202,
+    response_model=StartedRunAnswer,
+    responses={409: {"description": "The Idempotency-Key was used for another request."}},
+)
+def reinvite(
+    request: Request, org_id: OrgId, body: ReinviteRequest, key: IdempotencyKey = None
+) -> Any:
+    """Reinvite a user type's users: by ``user_ids``, or everyone a ``filter`` shows."""
+
+    def work(session: Session) -> Done:
+        started = user_actions.start_user_action(
+            session,
+            org_id=org_id,
+            user_type_id=body.user_type_id,
+            actor_id=body.actor_id,
+            action=BulkAction.REINVITE,
+            user_ids=body.user_ids,
+            user_filter=body.filter or UserFilter.ALL,
+            language=body.language,
+        )
+        send = _enqueuer(request, "enqueue_action_chunks", "enqueue_action_chunks")
+        return Done(
+            StartedRunAnswer(
+                run_id=started.run_id, requested=started.requested, chunks=len(started.chunk_ids)
+            ),
+            lambda: send(started.chunk_ids),
+        )
+
+    return _once(request, org_id, key, body, 202, work)
+
+
+@router.post(
+    "/users/transfer",
+    response_model=TransferAnswer,
+    responses={409: {"description": "The Idempotency-Key was used for another request."}},
+)
+def transfer(
+    request: Request, org_id: OrgId, body: TransferRequest, key: IdempotencyKey = None
+) -> Any:
+    """Move users to another user type of the org, keeping their status (done at once)."""
+
+    def work(session: Session) -> Done:
+        if body.user_ids is not None:
+            ids = list(body.user_ids)
+        else:
+            assert body.from_user_type_id is not None
+            orgs.get_user_type(session, org_id, body.from_user_type_id)
+            ids = lifecycle.user_ids(
+                session, org_id, body.filter or UserFilter.ALL, body.from_user_type_id
+            )
+        result = transfers.transfer_users(session, org_id, ids, body.to_user_type_id)
+        return Done(
+            TransferAnswer(
+                to_user_type_id=body.to_user_type_id,
+                moved=result.moved,
+                refused=[Refusal(user_id=uid, reason=why) for uid, why in result.refused.items()],
+            )
+        )
+
+    return _once(request, org_id, key, body, 200, work)
 
 
 @router.get("/bulk-runs/{run_id}")

@@ -27,7 +27,8 @@ from portalflow.config import Settings
 from portalflow.models import make_engine, make_session_factory
 from portalflow.pipelines.sns import CachedCertificateLoader
 
-from . import admin, events, ops, portal, portal_links, reports, unsubscribe
+from . import admin, api_schema, events, ops, portal, portal_links, problems, reports, unsubscribe
+from .body_limit import BodyLimit
 from .webhooks import WebhookContext, router
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,13 @@ def create_app(
         finally:
             engine.dispose()
 
-    app = FastAPI(title="portalflow", lifespan=lifespan)
+    app = FastAPI(
+        title="portalflow",
+        lifespan=lifespan,
+        generate_unique_id_function=api_schema.operation_id,
+    )
+    problems.install(app)
+    app.add_middleware(BodyLimit)
     app.state.settings = settings
     app.state.webhooks = context
     app.state.session_factory = context.session_factory
@@ -115,4 +122,5 @@ def create_app(
         """Liveness: the process answers (the database is not touched)."""
         return {"status": "ok"}
 
+    api_schema.install(app)
     return app

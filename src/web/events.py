@@ -2,9 +2,10 @@
 
 The body is validated against the schema of its ``type`` (a bad one is answered 422 naming
 the field and nothing is stored); the event is stored once per (org, CRM event id),
-committed, and only then enqueued to ``handle_crm_event``. A repeat of an event id is
-answered 200 with the first event's status and is not enqueued again. The org is the
-key's, never the body's.
+committed, and only then enqueued to ``handle_crm_event``. A repeat of an event id with the
+same type and data is answered 200 with the first event's status and is not enqueued
+again; the same id with other content is refused 409 (``event_id_reused``). The org is the
+key's, never the body's. Errors are problem+json (:mod:`.problems`).
 
 Every event names its record ``record_id`` (``record_ids`` for a list); the deprecated
 ``crm_id`` / ``crm_ids`` are accepted for one release (see :mod:`portalflow.events`).
@@ -18,16 +19,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from portalflow.events import Event
 from portalflow.pipelines import api_keys, crm_events
-from portalflow.pipelines.errors import InvalidInput, NotFound
+from portalflow.pipelines.errors import PortalflowError
+
+from .problems import ApiProblem, ProblemCode, from_pipeline_error
 
 router = APIRouter(tags=["events"])
-bearer = HTTPBearer(auto_error=False, description="A per-org API key: `pf_<prefix>_<secret>`.")
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="OrgApiKey",
+    description="A per-org API key: `pf_<prefix>_<secret>`.",
+)
 
 
 def require_org(
@@ -36,12 +43,17 @@ def require_org(
 ) -> int:
     """The org id of the presented API key; 401 for a missing, unknown or revoked key."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(401, "an API key is required", {"WWW-Authenticate": "Bearer"})
+        raise ApiProblem(
+            401, "an API key is required", ProblemCode.UNAUTHORIZED, {"WWW-Authenticate": "Bearer"}
+        )
     with request.app.state.session_factory() as session:
         org_id = api_keys.authenticate(session, credentials.credentials)
     if org_id is None:
-        raise HTTPException(
-            401, "the API key is unknown or revoked", {"WWW-Authenticate": "Bearer"}
+        raise ApiProblem(
+            401,
+            "the API key is unknown or revoked",
+            ProblemCode.UNAUTHORIZED,
+            {"WWW-Authenticate": "Bearer"},
         )
     return org_id
 
@@ -49,9 +61,9 @@ def require_org(
 OrgId = Annotated[int, Depends(require_org)]
 
 
-def problem(exc: Exception) -> HTTPException:
-    """A pipeline's refusal as an HTTP error: 404 for NotFound, 422 for the rest."""
-    return HTTPException(404 if isinstance(exc, NotFound) else 422, str(exc))
+def problem(exc: PortalflowError) -> ApiProblem:
+    """A pipeline's refusal as an HTTP error: 404 NotFound, 409 a reused id, 422 the rest."""
+    return from_pipeline_error(exc)
 
 
 # --- the event schemas -------------------------------------------------------------------
@@ -81,17 +93,20 @@ def _enqueuer(request: Request) -> Callable[[int], Any]:
     "/events",
     status_code=202,
     response_model=EventAnswer,
-    responses={200: {"model": EventAnswer, "description": "A repeat of a known event id."}},
+    responses={
+        200: {"model": EventAnswer, "description": "A repeat of a known event id."},
+        409: {"description": "The event id was used before for another type or data."},
+    },
 )
 def receive_event(
     request: Request, response: Response, org_id: OrgId, event: Annotated[Event, Body()]
 ) -> EventAnswer:
-    """Store one CRM event, commit, then queue it; a repeated event id is answered 200."""
+    """Store one CRM event, commit, then queue it; a repeat is 200, a reused id 409."""
     payload = event.data.model_dump(mode="json", exclude_unset=True)
     with request.app.state.session_factory() as session:
         try:
             row, created = crm_events.record_event(session, org_id, event.type, event.id, payload)
-        except (InvalidInput, NotFound) as exc:
+        except PortalflowError as exc:
             raise problem(exc) from None
         session.commit()
         answer = EventAnswer(

@@ -24,7 +24,6 @@ The Redis namespace is ``PORTALFLOW_BROKER_NAMESPACE`` (default ``dramatiq``, Dr
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
@@ -34,8 +33,9 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import redis
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials
 from jinja2 import Environment, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -44,9 +44,16 @@ from prometheus_client.registry import Collector
 
 from portalflow.pipelines import ops_stats, queue_stats
 
-from .reports import require_admin
+from .problems import ApiProblem, ProblemCode
+from .reports import admin_bearer, check_admin_token
 
 router = APIRouter(tags=["ops"])
+ops_basic = HTTPBasic(
+    auto_error=False,
+    scheme_name="OpsBasic",
+    realm="portalflow ops",
+    description="Any user name; the password is PORTALFLOW_ADMIN_TOKEN.",
+)
 
 NAMESPACE_ENV = "PORTALFLOW_BROKER_NAMESPACE"
 # Dramatiq's variable: where its Prometheus middleware writes (see workers/broker.py).
@@ -54,25 +61,24 @@ DRAMATIQ_METRICS_ENV = "dramatiq_prom_db"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def require_ops_admin(request: Request, authorization: Annotated[str, Header()] = "") -> None:
+def require_ops_admin(
+    request: Request,
+    basic: Annotated[HTTPBasicCredentials | None, Depends(ops_basic)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)],
+) -> None:
     """HTTP Basic (password = the admin token) or the admin bearer token."""
     expected = request.app.state.settings.admin_token
-    scheme, _, value = authorization.partition(" ")
-    if expected and scheme.lower() == "basic":
-        try:
-            _, _, password = base64.b64decode(value).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            password = ""
-        if hmac.compare_digest(password.encode(), expected.encode()):
-            return
-    elif expected and scheme.lower() == "bearer":
-        require_admin(request, authorization)
-        return
     if not expected:
-        raise HTTPException(503, "the ops page is off: set PORTALFLOW_ADMIN_TOKEN")
-    raise HTTPException(
+        raise ApiProblem(503, "the ops page is off: set PORTALFLOW_ADMIN_TOKEN")
+    if bearer is not None:
+        check_admin_token(request, bearer.credentials)
+        return
+    if basic is not None and hmac.compare_digest(basic.password.encode(), expected.encode()):
+        return
+    raise ApiProblem(
         401,
         "the admin credential is required",
+        ProblemCode.UNAUTHORIZED,
         headers={"WWW-Authenticate": 'Basic realm="portalflow ops", charset="UTF-8"'},
     )
 
@@ -240,16 +246,16 @@ async def _check_form(request: Request) -> None:
     given = (form.get("csrf") or [""])[0]
     bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
     if not bearer and not hmac.compare_digest(given.encode(), _csrf_token(request).encode()):
-        raise HTTPException(403, "the form token is missing or wrong; reload /ops")
+        raise ApiProblem(403, "the form token is missing or wrong; reload /ops")
 
 
 def _dead_action(request: Request, queue: str, message_id: str, action: str) -> Response:
     client = redis_client(request)
     if client is None:
-        raise HTTPException(404, "the broker is not Redis: there are no dead letters here")
+        raise ApiProblem(404, "the broker is not Redis: there are no dead letters here")
     do = queue_stats.retry_dead if action == "retry" else queue_stats.discard_dead
     if not do(client, queue, message_id, broker_namespace(request)):
-        raise HTTPException(404, f"no dead-lettered message {message_id} on {queue}")
+        raise ApiProblem(404, f"no dead-lettered message {message_id} on {queue}")
     return RedirectResponse(f"{request.scope.get('root_path', '')}/ops", status_code=303)
 
 
@@ -321,7 +327,13 @@ def dramatiq_metrics_dir() -> Path | None:
     return None
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}
+    },
+)
 def metrics(request: Request) -> Response:
     """Prometheus text exposition; no credential (see the module docstring)."""
     registry = CollectorRegistry(auto_describe=False)

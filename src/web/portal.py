@@ -1,10 +1,11 @@
 """What a portal user's link calls: accept an invitation, confirm a changed email address.
 
 The handlers only call :mod:`portalflow.pipelines.acceptance` and commit. A token that
-cannot be used is a 400 with a stable ``problem`` code (unknown, used, expired,
-superseded, not_sent, wrong_kind); a bad password or locale is a 422; a user whose status
-does not allow the step (removed in the meantime, say) is a 409. Both count against the
-link rate limits of :mod:`.portal_links` (429 with ``Retry-After`` over them).
+cannot be used is a 400 problem+json, code ``invalid_token``, whose ``problem`` says why
+(unknown, used, expired, superseded, not_sent, wrong_kind); a bad password or locale is a
+422; a user whose status does not allow the step (removed in the meantime, say) is a 409.
+Both count against the link rate limits of :mod:`.portal_links` (429 with ``Retry-After``
+over them).
 """
 
 from __future__ import annotations
@@ -13,21 +14,22 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from portalflow.events import RequestModel
 from portalflow.models import PortalUser
 from portalflow.pipelines import acceptance
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.lifecycle import InvalidTransition
 
 from . import portal_links
+from .problems import ProblemCode, problem_response
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 
 
-class AcceptRequest(BaseModel):
+class AcceptRequest(RequestModel):
     token: str = Field(max_length=200)
     password: str = Field(repr=False)
     language: str | None = None
@@ -36,7 +38,7 @@ class AcceptRequest(BaseModel):
     country: str | None = None
 
 
-class ConfirmEmailRequest(BaseModel):
+class ConfirmEmailRequest(RequestModel):
     token: str = Field(max_length=200)
 
 
@@ -48,10 +50,12 @@ class PortalUserAnswer(BaseModel):
 def _run(request: Request, token: str, step: Callable[[Session], PortalUser]) -> Any:
     wait = portal_links.retry_after(request, token)
     if wait is not None:
-        return JSONResponse(
-            {"detail": "too many requests; try again later", "problem": "rate_limited"},
+        return problem_response(
             429,
+            ProblemCode.RATE_LIMITED,
+            "too many requests; try again later",
             headers={"Retry-After": str(wait)},
+            problem=ProblemCode.RATE_LIMITED.value,
         )
     with request.app.state.session_factory() as session:
         try:
@@ -60,13 +64,17 @@ def _run(request: Request, token: str, step: Callable[[Session], PortalUser]) ->
             session.commit()
         except acceptance.AcceptanceError as exc:
             session.rollback()
-            return JSONResponse({"detail": str(exc), "problem": exc.problem.value}, 400)
+            return problem_response(
+                400, ProblemCode.INVALID_TOKEN, str(exc), problem=exc.problem.value
+            )
         except InvalidTransition as exc:
             session.rollback()
-            return JSONResponse({"detail": str(exc), "problem": "invalid_transition"}, 409)
+            code = ProblemCode.INVALID_TRANSITION
+            return problem_response(409, code, str(exc), problem=code.value)
         except InvalidInput as exc:
             session.rollback()
-            return JSONResponse({"detail": str(exc), "problem": "invalid_input"}, 422)
+            code = ProblemCode.INVALID_INPUT.value
+            return problem_response(422, code, str(exc), problem=code)
     return answer
 
 

@@ -5,29 +5,47 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from portalflow.events import Id
 from portalflow.pipelines import failure_reports
 
 from .admin import FailureOptions, failure_report
+from .problems import ApiProblem, ProblemCode
 
 router = APIRouter(tags=["admin"])
+admin_bearer = HTTPBearer(
+    auto_error=False, scheme_name="AdminToken", description="PORTALFLOW_ADMIN_TOKEN."
+)
 
 
-def require_admin(request: Request, authorization: Annotated[str, Header()] = "") -> None:
-    """A bearer token equal to PORTALFLOW_ADMIN_TOKEN, compared in constant time."""
+def check_admin_token(request: Request, token: str) -> None:
+    """``token`` equals PORTALFLOW_ADMIN_TOKEN (constant time), else 401; 503 when unset."""
     expected = request.app.state.settings.admin_token
     if not expected:
-        raise HTTPException(503, "the admin API is off: set PORTALFLOW_ADMIN_TOKEN")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise HTTPException(401, "a valid admin bearer token is required")
+        raise ApiProblem(503, "the admin API is off: set PORTALFLOW_ADMIN_TOKEN")
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ApiProblem(
+            401,
+            "a valid admin bearer token is required",
+            ProblemCode.UNAUTHORIZED,
+            {"WWW-Authenticate": "Bearer"},
+        )
+
+
+def require_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)],
+) -> None:
+    """A bearer token equal to PORTALFLOW_ADMIN_TOKEN, compared in constant time."""
+    check_admin_token(request, credentials.credentials if credentials is not None else "")
 
 
 @router.get("/orgs/{org_id}/failures", dependencies=[Depends(require_admin)])
-def failures(
+def org_failures(
     request: Request,
-    org_id: int,
+    org_id: Id,
     options: FailureOptions,
     limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
 ) -> dict[str, Any]:

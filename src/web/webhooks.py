@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.request_validator import RequestValidator
 
@@ -39,6 +38,8 @@ from portalflow.pipelines.sns import (
     parse_topic_arns,
     verify_sns_message,
 )
+
+from .problems import STATUS_CODES, ProblemCode, problem_response
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,8 @@ def _context(request: Request) -> WebhookContext:
     return request.app.state.webhooks
 
 
-def _refuse(status: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status)
+def _refuse(status: int, detail: str) -> Response:
+    return problem_response(status, STATUS_CODES.get(status, ProblemCode.BAD_REQUEST), detail)
 
 
 @lru_cache(maxsize=4)

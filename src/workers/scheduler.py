@@ -50,13 +50,20 @@ RETENTION_MINUTE = 30
 @register
 @dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=0, time_limit=30 * MINUTE_MS)
 def purge_old_provider_events() -> None:
-    """Delete processed and ignored provider events older than PORTALFLOW_RETENTION_DAYS."""
+    """Delete processed and ignored provider events older than PORTALFLOW_RETENTION_DAYS,
+    and the admin API's idempotency keys past their 24 hours."""
     current = runtime.current()
     older_than = utcnow() - timedelta(days=current.settings.retention_days)
     with current.session() as session:
         deleted = retention.delete_old_provider_events(session, older_than)
-    if deleted:
-        log.info("deleted %d provider events received before %s", deleted, older_than)
+        keys = retention.delete_old_idempotency_keys(session)
+    if deleted or keys:
+        log.info(
+            "deleted %d provider events received before %s and %d expired idempotency keys",
+            deleted,
+            older_than,
+            keys,
+        )
 
 
 @dataclass(frozen=True)
