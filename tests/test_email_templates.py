@@ -132,7 +132,6 @@ def test_syntax_errors_name_the_part_and_line(
         "{% if false %}{{ org.__init__.__globals__ }}{% endif %}",
         "{{ record|attr('__class__') }}",
         "{% set n = '__cla' ~ 'ss__' %}{{ record[n] }}",
-        "{{ 'A' * 10 ** 9 }}",
     ],
 )
 def test_sandbox_escapes_are_refused(

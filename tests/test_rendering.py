@@ -168,7 +168,6 @@ def test_subject_is_one_line_even_with_multiline_values() -> None:
         "{% set n = '__cla' ~ 'ss__' %}{{ record[n] }}",
         "{{ ''.__class__.__mro__[1].__subclasses__() }}",
         "{{ record.update({'email': 'x'}) }}",
-        "{{ 'x' * 1000000 }}",
     ],
 )
 def test_sandbox_refuses_at_render_time(source: str) -> None:

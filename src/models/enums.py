@@ -132,6 +132,8 @@ class SendFailureCode(StrEnum):
     DLT_MISMATCH = "dlt_mismatch"  # the rendered SMS no longer fits its DLT template
     INSUFFICIENT_SMS_CREDITS = "insufficient_sms_credits"
     RENDER_FAILED = "render_failed"  # this one message could not be rendered, built or checked
+    TEMPLATE_TOO_SLOW = "template_too_slow"  # its render ran past the time budget
+    TEMPLATE_TOO_LARGE = "template_too_large"  # its render would build past the size caps
     SEND_ERROR = "send_error"  # the channel raised something it does not classify
     LEASE_EXPIRED = "lease_expired"  # its worker stopped before recording the send (retried)
 
@@ -147,6 +149,14 @@ SEND_FAILURE_DESCRIPTIONS: dict[SendFailureCode, str] = {
     SendFailureCode.RENDER_FAILED: (
         "The message could not be rendered, built or checked (the detail says why); nothing "
         "was sent. Fix the template or the record and invite again."
+    ),
+    SendFailureCode.TEMPLATE_TOO_SLOW: (
+        "Rendering the template for this record ran past its time budget; nothing was sent. "
+        "Simplify the template (its loops) and invite again."
+    ),
+    SendFailureCode.TEMPLATE_TOO_LARGE: (
+        "Rendering the template for this record would build too large a message or value; "
+        "nothing was sent. Fix the template and invite again."
     ),
     SendFailureCode.SEND_ERROR: (
         "The channel failed with an error it does not classify; retried, then given up."

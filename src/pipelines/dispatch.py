@@ -7,10 +7,11 @@ redelivered or duplicated message finds nothing left to claim. Before each provi
 claim's deadline is checked on the local clock; a lapsing claim gives its rest back.
 
 Per message: render, build and check (any error fails that invitation alone, with
-``render_failed``); for SMS, debit the credits and note the debit on the row (one commit);
-call the provider; commit its receipt (``receipts``). Per batch of ``OUTCOME_BATCH``: the
-outcomes, in one statement per kind of outcome, for the rows still under the claim; run
-totals; commit. Every status write is a transition of ``invitation_states``.
+``render_failed``, or ``template_too_slow`` / ``template_too_large`` past a render bound);
+for SMS, debit the credits and note the debit on the row (one commit); call the provider;
+commit its receipt (``receipts``). Per batch of ``OUTCOME_BATCH``: the outcomes, in one
+statement per kind of outcome, for the rows still under the claim; run totals; commit.
+Every status write is a transition of ``invitation_states``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from .outcomes import THROTTLED_CODES
 from .outgoing_email import DEFAULT_FROM, EmailBuilder
 from .outgoing_sms import PreparedSms, SmsBuilder, short_code_length, short_link
 from .receipts import ReceiptBook
+from .render_limits import TemplateLimitExceeded
 from .retry import backoff_delay, throttled_delay
 from .sms_text import CheckedSms
 
@@ -443,6 +445,8 @@ def _render_failures() -> Iterator[None]:
         yield
     except SendFailure:
         raise
+    except TemplateLimitExceeded as exc:  # a render past its time or size bound: its own code
+        raise SendFailure(exc.code.value, str(exc)[:1000], temporary=False) from exc
     except Exception as exc:
         raise SendFailure(
             SendFailureCode.RENDER_FAILED.value, describe_error(exc)[:1000], temporary=False

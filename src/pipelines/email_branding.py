@@ -22,7 +22,7 @@ STOP_INVITATIONS: dict[str, str] = {
     "hi": "{org} से आमंत्रण बंद करें",
     "ja": "{org} からの招待を停止する",
 }
-_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_BODY_OPEN = re.compile(r"<body\b[^<>]*>", re.IGNORECASE)  # [^<>]: linear on a stray "<body"
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
 _FOOTER_STYLE = "max-width:560px;margin:16px auto 0;font-size:12px;line-height:1.5;color:#7b8794;"
 

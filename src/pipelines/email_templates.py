@@ -1,7 +1,9 @@
 """An org's custom email templates: validate and save, reset to default, show.
 
 A template is refused at save time (nothing written) when it could not be sent correctly
-later: bad syntax, no portal link, an unknown variable, or an expression the sandbox forbids.
+later: bad syntax, no portal link, an unknown variable, an expression the sandbox forbids,
+or a trial render past a bound (``TemplateTooSlow`` / ``TemplateTooLarge``, each an
+``InvalidInput`` with its ``code``; see ``render_limits``).
 The link must be visible: an ``href`` in the HTML part and text in the plain-text part,
 never only inside a comment or a hidden element (see ``rendering.visible_links``).
 """
@@ -20,6 +22,7 @@ from portalflow.models import EmailKind, EmailTemplate
 
 from .errors import InvalidInput
 from .orgs import get_user_type
+from .render_limits import TemplateLimitExceeded, budget
 from .rendering import (
     CONTEXT_NAMES,
     HTML_ENV,
@@ -149,7 +152,9 @@ def validate_template(
             )
         _refuse_private_names(ast, part)
 
-    compiled = _trial_render(kind, subject, html_body, text_body)
+    with budget():
+        compiled = _trial_render(kind, subject, html_body, text_body)
+        shown = visible_links(compiled.html)
     if _SAMPLE_LINK not in compiled.html or (
         text_body is not None and _SAMPLE_LINK not in compiled.text
     ):
@@ -160,7 +165,7 @@ def validate_template(
         )
     # The text part made from the HTML leaves hidden content out, so a visible href is
     # what puts the link in it too; a text body of its own was checked above.
-    if _SAMPLE_LINK not in visible_links(compiled.html):
+    if _SAMPLE_LINK not in shown:
         raise InvalidInput(
             f"the {kind.value} template must show the portal link {{{{ {link_variable} }}}} "
             'as a visible link (<a href="...">) in its HTML body, not only in a comment or '
@@ -215,6 +220,8 @@ def _trial_render(
     )
     try:
         return compiled.render(context)
+    except TemplateLimitExceeded:
+        raise  # refused with its own code (template_too_slow / template_too_large)
     except SecurityError as exc:
         raise InvalidInput(f"the template tried to reach something not allowed: {exc}") from None
     except TemplateError as exc:

@@ -1,6 +1,8 @@
 """Rendering invitation emails: shipped defaults per language, or an org's saved template.
 
-Templates run in one hardened Jinja2 sandbox. Defaults are compiled once per process; a
+Templates run in one hardened Jinja2 sandbox (``sandbox``), bounded in time and size
+(``render_limits``): one budget for all parts of a message, the plain text made from the
+HTML included. Defaults are compiled once per process; a
 custom template is compiled per load (a caller loads once per chunk, renders many times).
 A merge field with no value renders as empty; reaching for anything the sandbox forbids
 raises ``SecurityError`` at once instead of rendering as empty.
@@ -15,20 +17,20 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from html.parser import HTMLParser
 from importlib import resources
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from jinja2 import ChainableUndefined, Template
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portalflow.models import EmailKind, EmailTemplate, Org, Portal, PortalUserType
 
 from .errors import InvalidInput
+from .render_limits import budget, check_time
+from .sandbox import Sandbox
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "fr", "de", "es", "ja", "hi")
 FALLBACK_LANGUAGE = "en"
@@ -43,9 +45,6 @@ CONTEXT_NAMES: frozenset[str] = frozenset(
 
 # A language tag such as "fr", "pt-BR" or "zh_Hant": only the primary subtag is used.
 _LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*")
-# Bounds on what one expression may build, so a template cannot exhaust a worker's memory.
-_MAX_SEQUENCE = 100_000
-_MAX_EXPONENT = 100
 
 
 @dataclass(frozen=True)
@@ -55,34 +54,8 @@ class RenderedEmail:
     text: str
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, stricter: unsafe access raises, and ``*`` / ``**`` cannot build giants."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:  # type: ignore[override]
-        # The stock sandbox returns an Undefined that would render as empty with our lenient
-        # undefined type; a template probing internals must fail loudly instead.
-        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object")
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int) and abs(right) > _MAX_EXPONENT:
-            raise SecurityError(f"the exponent {right} is too large")
-        if operator == "*" and (_too_long(left, right) or _too_long(right, left)):
-            raise SecurityError("the repeated string or list would be too long")
-        return super().call_binop(context, operator, left, right)
-
-
-def _too_long(sequence: Any, count: Any) -> bool:
-    return (
-        isinstance(sequence, str | list | tuple)
-        and isinstance(count, int)
-        and len(sequence) * count > _MAX_SEQUENCE
-    )
-
-
-def _environment(*, autoescape: bool) -> _Sandbox:
-    return _Sandbox(autoescape=autoescape, undefined=ChainableUndefined, auto_reload=False)
+def _environment(*, autoescape: bool) -> Sandbox:
+    return Sandbox(autoescape=autoescape, undefined=ChainableUndefined, auto_reload=False)
 
 
 # The subject and the plain-text part are not HTML, so they must not be escaped.
@@ -116,10 +89,12 @@ class CompiledEmailTemplate:
         )
 
     def render(self, context: Mapping[str, Any]) -> RenderedEmail:
-        html = self._html.render(context)
-        text = self._text.render(context) if self._text is not None else html_to_text(html)
-        # A header is one line: merge values with line breaks must not split the subject.
-        subject = " ".join(self._subject.render(context).split())
+        """The three parts, within one time budget; TemplateTooSlow / TemplateTooLarge past it."""
+        with budget():
+            html = self._html.render(context)
+            text = self._text.render(context) if self._text is not None else html_to_text(html)
+            # A header is one line: merge values with line breaks must not split the subject.
+            subject = " ".join(self._subject.render(context).split())
         return RenderedEmail(subject=subject, html=html, text=text)
 
     def __repr__(self) -> str:
@@ -336,7 +311,10 @@ def font_size_zero(tag: str, attrs: Mapping[str, str | None]) -> bool | None:
 
 
 class _VisibilityParser(HTMLParser):
-    """An HTML parser that knows whether the current position is visible to the reader."""
+    """An HTML parser that knows whether the current position is visible to the reader.
+
+    Each callback checks the render's deadline: some inputs make ``html.parser`` quadratic.
+    """
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -354,6 +332,7 @@ class _VisibilityParser(HTMLParser):
         return (tag, parent_hides or hides(tag, attrs), parent_zero if zero is None else zero)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        check_time()
         values = dict(attrs)
         closes = _CLOSED_BY.get(tag, ())
         while self._open and self._open[-1][0] in closes:
@@ -365,6 +344,7 @@ class _VisibilityParser(HTMLParser):
         self.start(tag, values, hidden)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        check_time()
         values = dict(attrs)
         _, hides_all, zero = self._state(tag, values)
         self.start(tag, values, hides_all or zero)
@@ -372,6 +352,7 @@ class _VisibilityParser(HTMLParser):
             self.end(tag, hides_all or zero)
 
     def handle_endtag(self, tag: str) -> None:
+        check_time()
         if not any(state[0] == tag for state in self._open):
             return  # a stray end tag closes nothing
         hidden = False
@@ -381,6 +362,21 @@ class _VisibilityParser(HTMLParser):
             if open_tag == tag:
                 break
         self.end(tag, hidden)
+
+    def handle_data(self, data: str) -> None:
+        check_time()
+
+    def handle_comment(self, data: str) -> None:
+        check_time()
+
+    def handle_decl(self, decl: str) -> None:
+        check_time()
+
+    def handle_pi(self, data: str) -> None:
+        check_time()
+
+    def unknown_decl(self, data: str) -> None:
+        check_time()
 
     def start(self, tag: str, attrs: dict[str, str | None], hidden: bool) -> None:
         """A start tag; ``hidden`` says whether the element is hidden."""
@@ -429,6 +425,7 @@ class _TextExtractor(_VisibilityParser):
                 self.parts.append(f" ({href})")
 
     def handle_data(self, data: str) -> None:
+        check_time()
         if not self.hidden:
             self.parts.append(_WHITESPACE.sub(" ", data))
 

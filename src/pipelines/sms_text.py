@@ -4,7 +4,9 @@ An org's SMS template is plain text with ``{{ name }}`` / ``{{ name.attr }}`` me
 and nothing else of Jinja. A DLT template is the registered text with ``{#var#}`` (or typed)
 variables. The two match when their literal text is equal piece by piece and each merge
 field stands where a DLT variable stands. At send time :func:`render_checked` fills the
-merge fields and checks every value against its variable's type and length cap.
+merge fields and checks every value against its variable's type and length cap. With no
+loops or expressions, a render takes time linear in its text, which is bounded: a template
+and a rendered SMS have at most ``MAX_SMS_LENGTH`` characters (else ``TemplateTooLarge``).
 
 Example::
 
@@ -29,6 +31,7 @@ from typing import Any
 from portalflow.models import SmsEncoding, SmsTemplateKind
 
 from .errors import InvalidInput
+from .render_limits import MAX_SMS_LENGTH, TemplateTooLarge
 
 # --- merge fields ---------------------------------------------------------------------
 
@@ -122,6 +125,7 @@ def validate_sms_template(
     """Check every template rule; InvalidInput names each rule the text breaks."""
     if not body.strip():
         raise InvalidInput("the SMS template must not be empty")
+    _check_length(body, "the SMS template")
     parsed = parse_body(body)
     problems: list[str] = []
 
@@ -380,7 +384,11 @@ def render_checked(
     whitespace_tolerant: bool,
     limits: Mapping[str, int],
 ) -> CheckedSms:
-    """Fill the merge fields and prove the text fits its DLT template; else DltMismatch."""
+    """Fill the merge fields and prove the text fits its DLT template; else DltMismatch.
+
+    TemplateTooLarge when the template or the text is over ``MAX_SMS_LENGTH`` characters.
+    """
+    _check_length(body, "the SMS template")
     try:
         parsed = parse_body(body)
     except InvalidInput as exc:
@@ -403,8 +411,17 @@ def render_checked(
             )
         pieces.extend((value, parsed.literals[number]))
     text = "".join(pieces)
+    _check_length(text, "the rendered SMS")
     encoding, segments = sms_segments(text)
     return CheckedSms(text, encoding, segments)
+
+
+def _check_length(text: str, what: str) -> None:
+    # Merge fields are plain lookups, so the time to render is linear in this length.
+    if len(text) > MAX_SMS_LENGTH:
+        raise TemplateTooLarge(
+            f"{what} is {len(text):,} characters; an SMS has at most {MAX_SMS_LENGTH:,}"
+        )
 
 
 def variable_problem(value: str, variable: DltVariable, limits: Mapping[str, int]) -> str | None:
