@@ -120,6 +120,15 @@ class TransferAnswer(BaseModel):
     refused: list[Refusal]
 
 
+def _run_started(request: Request, started: Any, state_name: str, default: str) -> Done:
+    """The answer of a started run, and the enqueueing of its chunks once it is committed."""
+    send = _enqueuer(request, state_name, default)
+    answer = StartedRunAnswer(
+        run_id=started.run_id, requested=started.requested, chunks=len(started.chunk_ids)
+    )
+    return Done(answer, lambda: send(started.chunk_ids))
+
+
 def _enqueuer(request: Request, name: str, default: str) -> Callable[[list[int]], Any]:
     send = getattr(request.app.state, name, None)
     if send is None:
@@ -203,13 +212,7 @@ def invite(request: Request, org_id: OrgId, body: InviteRequest, key: Idempotenc
             crm_ids=None if body.all else body.record_ids,
             language=body.language,
         )
-        send = _enqueuer(request, "enqueue_invite_chunks", "enqueue_chunks")
-        return Done(
-            StartedRunAnswer(
-                run_id=started.run_id, requested=started.requested, chunks=len(started.chunk_ids)
-            ),
-            lambda: send(started.chunk_ids),
-        )
+        return _run_started(request, started, "enqueue_invite_chunks", "enqueue_chunks")
 
     return _once(request, org_id, key, body, 202, work)
 
@@ -236,13 +239,7 @@ def reinvite(
             user_filter=body.filter or UserFilter.ALL,
             language=body.language,
         )
-        send = _enqueuer(request, "enqueue_action_chunks", "enqueue_action_chunks")
-        return Done(
-            StartedRunAnswer(
-                run_id=started.run_id, requested=started.requested, chunks=len(started.chunk_ids)
-            ),
-            lambda: send(started.chunk_ids),
-        )
+        return _run_started(request, started, "enqueue_action_chunks", "enqueue_action_chunks")
 
     return _once(request, org_id, key, body, 202, work)
 
