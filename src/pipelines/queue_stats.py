@@ -18,6 +18,7 @@ dispatch.lua``), so no Dramatiq worker or broker object is needed, only a Redis 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from dramatiq import Message
 
 DEFAULT_NAMESPACE = "dramatiq"
 # Dramatiq's default heartbeat timeout: a broker silent for longer is dead.
@@ -195,13 +195,13 @@ def dead_letters(
         actor, args, retries = "?", "", 0
         if body is not None:
             try:
-                message = Message.decode(body)
-                actor = message.actor_name
+                message = _decode(body)
+                actor = str(message["actor_name"])
                 args = ", ".join(
-                    [repr(a) for a in message.args]
-                    + [f"{k}={v!r}" for k, v in message.kwargs.items()]
+                    [repr(a) for a in message.get("args", [])]
+                    + [f"{k}={v!r}" for k, v in message.get("kwargs", {}).items()]
                 )
-                retries = int(message.options.get("retries", 0))
+                retries = int(message.get("options", {}).get("retries", 0))
             except Exception:  # an undecodable body is still listed so it can be discarded
                 actor = "(undecodable)"
         letters.append(
@@ -230,18 +230,10 @@ def retry_dead(
     if body is None:
         return False
     try:
-        message = Message.decode(body)
-        options = {k: v for k, v in message.options.items() if k not in ("eta", "traceback")}
-        options["retries"] = 0
-        body = Message(
-            queue_name=queue,
-            actor_name=message.actor_name,
-            args=message.args,
-            kwargs=message.kwargs,
-            options=options,
-            message_id=message.message_id,
-            message_timestamp=message.message_timestamp,
-        ).encode()
+        message = _decode(body)
+        options = message.get("options", {})
+        options = {k: v for k, v in options.items() if k not in ("eta", "traceback")}
+        body = _encode(message | {"queue_name": queue, "options": options | {"retries": 0}})
     except Exception:
         pass  # put it back as it was
     full = f"{namespace}:{queue}"
@@ -255,3 +247,16 @@ def discard_dead(
     """Delete a dead-lettered message for good. False when it is not dead-lettered."""
     xq = f"{namespace}:{queue}.XQ"
     return bool(client.eval(_DISCARD, 2, xq, f"{xq}.msgs", message_id))
+
+
+# Dramatiq's default JSON encoding of a message (``dramatiq.encoder.JSONEncoder``), read and
+# written here without importing Dramatiq: pipelines stay free of the broker library.
+def _decode(body: bytes | str) -> dict[str, Any]:
+    message = json.loads(body)
+    if not isinstance(message, dict):
+        raise ValueError("a Dramatiq message is a JSON object")
+    return message
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode("utf-8")
