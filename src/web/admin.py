@@ -120,6 +120,12 @@ class TransferAnswer(BaseModel):
     refused: list[Refusal]
 
 
+# What every idempotent POST may answer besides its own result.
+KEY_REUSED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The Idempotency-Key was used for another request."}
+}
+
+
 def _run_started(request: Request, started: Any, state_name: str, default: str) -> Done:
     """The answer of a started run, and the enqueueing of its chunks once it is committed."""
     send = _enqueuer(request, state_name, default)
@@ -198,7 +204,7 @@ def _once(
     "/invitations",
     status_code=202,
     response_model=StartedRunAnswer,
-    responses={409: {"description": "The Idempotency-Key was used for another request."}},
+    responses=KEY_REUSED,
 )
 def invite(request: Request, org_id: OrgId, body: InviteRequest, key: IdempotencyKey = None) -> Any:
     """Bulk invite records (``record_ids``, or ``all`` uninvited ones) to a user type."""
@@ -221,7 +227,7 @@ def invite(request: Request, org_id: OrgId, body: InviteRequest, key: Idempotenc
     "/users/reinvite",
     status_code=202,
     response_model=StartedRunAnswer,
-    responses={409: {"description": "The Idempotency-Key was used for another request."}},
+    responses=KEY_REUSED,
 )
 def reinvite(
     request: Request, org_id: OrgId, body: ReinviteRequest, key: IdempotencyKey = None
@@ -247,7 +253,7 @@ def reinvite(
 @router.post(
     "/users/transfer",
     response_model=TransferAnswer,
-    responses={409: {"description": "The Idempotency-Key was used for another request."}},
+    responses=KEY_REUSED,
 )
 def transfer(
     request: Request, org_id: OrgId, body: TransferRequest, key: IdempotencyKey = None
