@@ -64,10 +64,12 @@ from portalflow.models import (
     make_engine,
     make_session_factory,
 )
-from portalflow.pipelines import bulk, orgs, reports, tokens
-from portalflow.pipelines.message import build_message
-from portalflow.pipelines.outgoing_email import invitation_link
-from portalflow.pipelines.rendering import build_context, default_template
+from portalflow.pipelines.content.message import build_message
+from portalflow.pipelines.content.rendering import build_context, default_template
+from portalflow.pipelines.delivery.outgoing_email import invitation_link
+from portalflow.pipelines.invitations import bulk, tokens
+from portalflow.pipelines.ops import reports
+from portalflow.pipelines.tenancy import orgs
 
 from . import noop_actors, sqlcount
 from .cputime import CpuMeter, database_backends, process_group

@@ -58,7 +58,7 @@ from portalflow.models import (
     make_session_factory,
     utcnow,
 )
-from portalflow.pipelines import api_keys, orgs
+from portalflow.pipelines.tenancy import api_keys, orgs
 
 from .harness import (
     free_port,

@@ -40,9 +40,10 @@ from sqlalchemy import Engine, event, func, select, text
 from bench.harness import temporary_database
 from portalflow.models import Invitation, InvitationStatus, make_engine, make_session_factory
 from portalflow.models import utcnow as now
-from portalflow.pipelines import expiry, orgs
-from portalflow.pipelines.claims import DEFAULT_LEASE, Claim
-from portalflow.pipelines.dispatch import claim_due
+from portalflow.pipelines.delivery.claims import DEFAULT_LEASE, Claim
+from portalflow.pipelines.delivery.dispatch import claim_due
+from portalflow.pipelines.invitations import expiry
+from portalflow.pipelines.tenancy import orgs
 
 FULL, FULL_DUE = 1_000_000, 200_000
 QUICK, QUICK_DUE = 20_000, 4_000

@@ -20,8 +20,8 @@ from email.policy import SMTP as SMTP_POLICY
 from email.policy import compat32
 
 from portalflow.models import EmailKind
-from portalflow.pipelines.message import build_message
-from portalflow.pipelines.rendering import RenderedEmail, build_context, default_template
+from portalflow.pipelines.content.message import build_message
+from portalflow.pipelines.content.rendering import RenderedEmail, build_context, default_template
 
 RECORD = {"first_name": "Sage", "last_name": "Weiser", "email": "sage@example.org"}
 

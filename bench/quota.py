@@ -52,7 +52,8 @@ from bench import harness
 from bench.harness import private_redis, temporary_database, worker_processes
 from portalflow.config import Settings
 from portalflow.models import BulkRun, BulkRunStatus, CrmRecord, make_engine, make_session_factory
-from portalflow.pipelines import bulk, orgs
+from portalflow.pipelines.invitations import bulk
+from portalflow.pipelines.tenancy import orgs
 from tests.local_http import LocalServer, serving
 
 QUOTA = 100  # R: requests per second the provider accepts

@@ -36,7 +36,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from portalflow.models import LicenceReport, Org, make_engine, make_session_factory
 from portalflow.models.schema import upgrade
-from portalflow.pipelines.reconciliation import reconcile
+from portalflow.pipelines.licensing.reconciliation import reconcile
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DAY = date(2026, 11, 23)

@@ -99,7 +99,7 @@ class StatementCounter:
 
 def install(redis_url: str, every: float = FLUSH_SECONDS) -> StatementCounter:
     """Count every statement this process sends from now on; flush to ``redis_url``."""
-    from portalflow.pipelines.receipts import ReceiptBook
+    from portalflow.pipelines.delivery.receipts import ReceiptBook
 
     counter = StatementCounter(redis_url, every)
     event.listen(Engine, "before_cursor_execute", counter.before_cursor_execute)

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from portalflow.pipelines import crm_events
+from .pipelines.crm import crm_events
 
 # What an INTEGER id column holds (PostgreSQL's int4); a larger id cannot name a row.
 MAX_ID = 2**31 - 1

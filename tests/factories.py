@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import CrmRecord, CrmUser, Org, PortalUserType, RecordAccess, SmsTemplateKind
-from portalflow.pipelines import bulk, orgs
-from portalflow.pipelines.dlt import import_dlt_file
-from portalflow.pipelines.sms_templates import edit_template, map_template, set_verification
+from portalflow.pipelines.content.dlt import import_dlt_file
+from portalflow.pipelines.content.sms_templates import edit_template, map_template, set_verification
+from portalflow.pipelines.invitations import bulk
+from portalflow.pipelines.tenancy import orgs
 
 
 def make_org(session: Session, **overrides: Any) -> Org:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from portalflow.pipelines.sns import string_to_sign
+from portalflow.pipelines.delivery.sns import string_to_sign
 
 TEST_CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"

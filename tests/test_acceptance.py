@@ -26,11 +26,13 @@ from portalflow.models import (
     PortalUser,
     PortalUserStatus,
 )
-from portalflow.pipelines import acceptance, dispatch, lifecycle, reinvite, tokens
-from portalflow.pipelines.acceptance import AcceptanceError, AcceptanceProblem
-from portalflow.pipelines.channels import build_email_channel
-from portalflow.pipelines.channels.bundle import Channels
+from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery.channels import build_email_channel
+from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.errors import InvalidInput
+from portalflow.pipelines.invitations import acceptance, reinvite, tokens
+from portalflow.pipelines.invitations.acceptance import AcceptanceError, AcceptanceProblem
+from portalflow.pipelines.users import lifecycle
 from portalflow.web.app import create_app
 
 from .cli import flat, run

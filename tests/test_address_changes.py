@@ -30,9 +30,12 @@ from portalflow.models import (
     make_engine,
     make_session_factory,
 )
-from portalflow.pipelines import address_changes, crm_events, dispatch, orgs
+from portalflow.pipelines.crm import crm_events
+from portalflow.pipelines.delivery import dispatch
 from portalflow.pipelines.errors import InvalidInput, NotFound
-from portalflow.pipelines.lifecycle import Action, InvalidTransition, transition
+from portalflow.pipelines.tenancy import orgs
+from portalflow.pipelines.users import address_changes
+from portalflow.pipelines.users.lifecycle import Action, InvalidTransition, transition
 from portalflow.workers import actors, address_actors
 
 from .cli import run

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import LicenceAlert
-from portalflow.pipelines import licence_alerts, purchases
-from portalflow.pipelines.channels.bundle import Channels
-from portalflow.pipelines.channels.rate_limit import send_rates
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.delivery.channels.rate_limit import send_rates
+from portalflow.pipelines.licensing import licence_alerts, purchases
 
 from .factories import make_org
 

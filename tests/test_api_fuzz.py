@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 from portalflow.config import Settings
 from portalflow.models import make_engine, make_session_factory, session_scope
 from portalflow.models.schema import upgrade
-from portalflow.pipelines import api_keys
+from portalflow.pipelines.tenancy import api_keys
 from portalflow.web.app import create_app
 
 from .factories import make_inviter, make_org, make_record

@@ -15,11 +15,11 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from botocore.exceptions import ClientError
 
 from portalflow.config import Settings
-from portalflow.pipelines.channels import build_email_channel
-from portalflow.pipelines.channels.base import OutgoingEmail, SendFailure
-from portalflow.pipelines.channels.outbox import OutboxChannel
-from portalflow.pipelines.channels.ses import SesChannel, classify_client_error
-from portalflow.pipelines.channels.smtp import SmtpChannel
+from portalflow.pipelines.delivery.channels import build_email_channel
+from portalflow.pipelines.delivery.channels.base import OutgoingEmail, SendFailure
+from portalflow.pipelines.delivery.channels.outbox import OutboxChannel
+from portalflow.pipelines.delivery.channels.ses import SesChannel, classify_client_error
+from portalflow.pipelines.delivery.channels.smtp import SmtpChannel
 
 from .moto_server import sent_raw_messages
 from .smtp_server import SmtpServer, free_port, running_smtp_server
@@ -147,7 +147,7 @@ def test_smtp_message_arrives_intact(smtp_server: SmtpServer, smtp_channel: Smtp
 def test_smtp_pipelines_exactly_when_the_server_offers_it(
     smtp_server: SmtpServer, smtp_channel: SmtpChannel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from portalflow.pipelines.channels import smtp
+    from portalflow.pipelines.delivery.channels import smtp
 
     pipelined: list[str] = []
     original = smtp._Connection.send_pipelined

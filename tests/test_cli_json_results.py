@@ -10,7 +10,7 @@ import pytest
 
 from portalflow.config import Settings
 from portalflow.models import Channel, make_engine, make_session_factory
-from portalflow.pipelines import pauses
+from portalflow.pipelines.delivery import pauses
 
 from .cli import invoke
 

@@ -21,9 +21,11 @@ from portalflow.models import (
     ProviderEventStatus,
     utcnow,
 )
-from portalflow.pipelines import delivery, dispatch, pauses, reports, suppressions
-from portalflow.pipelines.channels import build_email_channel
-from portalflow.pipelines.channels.bundle import Channels
+from portalflow.pipelines.delivery import after_send, dispatch, pauses
+from portalflow.pipelines.delivery.channels import build_email_channel
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.invitations import suppressions
+from portalflow.pipelines.ops import reports
 
 from .factories import make_inviter, make_org, make_record, start_and_expand
 from .ses_server import SesServer, running_ses_server
@@ -142,7 +144,7 @@ def process(session: Session, provider: str, payload: dict, key: str) -> Provide
     event = ProviderEvent(provider=provider, dedupe_key=key, payload=payload)
     session.add(event)
     session.flush()
-    processed = delivery.process_event(session, event.id)
+    processed = after_send.process_event(session, event.id)
     session.commit()
     return processed
 
@@ -187,7 +189,7 @@ def test_replayed_and_out_of_order_events_leave_the_weightiest_outcome(
     session.refresh(invitation)
     assert invitation.outcome_code == "bounce_no_email"
     # Processing a processed event again is a no-op.
-    again = delivery.process_event(session, late.id)
+    again = after_send.process_event(session, late.id)
     assert again.status == ProviderEventStatus.PROCESSED
 
 

@@ -25,10 +25,12 @@ from portalflow.models import (
     PortalUserStatus,
     make_session_factory,
 )
-from portalflow.pipelines import bulk, dispatch, reinvite, reports, tokens
-from portalflow.pipelines.channels import build_email_channel
-from portalflow.pipelines.channels.bundle import Channels
+from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery.channels import build_email_channel
+from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.errors import InvalidInput, NotFound
+from portalflow.pipelines.invitations import bulk, reinvite, tokens
+from portalflow.pipelines.ops import reports
 
 from .factories import client_portal, make_inviter, make_org, make_record
 

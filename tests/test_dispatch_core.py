@@ -21,11 +21,14 @@ from portalflow.models import (
     SendReceipt,
     utcnow,
 )
-from portalflow.pipelines import bulk, dispatch, email_templates, invitation_states, recovery
-from portalflow.pipelines.channels import build_email_channel
-from portalflow.pipelines.channels.base import OutgoingEmail
-from portalflow.pipelines.channels.bundle import Channels
-from portalflow.pipelines.claims import Lease
+from portalflow.pipelines.content import email_templates
+from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery.channels import build_email_channel
+from portalflow.pipelines.delivery.channels.base import OutgoingEmail
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.delivery.claims import Lease
+from portalflow.pipelines.invitations import bulk, invitation_states
+from portalflow.pipelines.ops import recovery
 
 from .factories import client_portal, make_inviter, make_org, make_record
 

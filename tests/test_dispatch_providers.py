@@ -21,9 +21,11 @@ from portalflow.models import (
     PortalUserStatus,
     utcnow,
 )
-from portalflow.pipelines import dispatch, email_templates, suppressions
-from portalflow.pipelines.channels import build_email_channel
-from portalflow.pipelines.channels.bundle import Channels
+from portalflow.pipelines.content import email_templates
+from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery.channels import build_email_channel
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.invitations import suppressions
 
 from . import factories
 from .factories import client_portal, make_inviter, make_org, make_record

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portalflow.models import DltTemplate, DltTemplateStatus
-from portalflow.pipelines.dlt import import_dlt_file
+from portalflow.pipelines.content.dlt import import_dlt_file
 from portalflow.pipelines.errors import InvalidInput, NotFound
 
 from .factories import make_org

@@ -15,8 +15,9 @@ from portalflow.models import (
     ReasonCode,
     RecordAccess,
 )
-from portalflow.pipelines import eligibility, orgs
-from portalflow.pipelines.licences import TRIAL_MAX_USERS
+from portalflow.pipelines.invitations import eligibility
+from portalflow.pipelines.licensing.licences import TRIAL_MAX_USERS
+from portalflow.pipelines.tenancy import orgs
 
 from .factories import client_portal, make_inviter, make_org, make_record
 
@@ -196,7 +197,7 @@ def test_a_chunk_costs_a_fixed_number_of_queries(session: Session, size: int) ->
 def test_the_plain_address_shortcut_agrees_with_email_validator(address: str) -> None:
     from email_validator import EmailNotValidError, validate_email
 
-    from portalflow.pipelines import addresses
+    from portalflow.pipelines.users import addresses
 
     try:
         validate_email(address, check_deliverability=False)

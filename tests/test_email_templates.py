@@ -7,13 +7,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portalflow.models import EmailKind, EmailTemplate, PortalUserType
-from portalflow.pipelines.email_templates import (
+from portalflow.pipelines.content.email_templates import (
     reset_template,
     save_custom_template,
     show_template,
 )
+from portalflow.pipelines.content.rendering import build_context, load_email_template
 from portalflow.pipelines.errors import InvalidInput, NotFound
-from portalflow.pipelines.rendering import build_context, load_email_template
 
 from .factories import client_portal, make_org
 

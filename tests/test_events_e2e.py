@@ -26,7 +26,8 @@ from portalflow.models import (
     InvitationStatus,
     make_session_factory,
 )
-from portalflow.pipelines import api_keys, intake
+from portalflow.pipelines.crm import intake
+from portalflow.pipelines.tenancy import api_keys
 from portalflow.web.app import create_app
 from portalflow.workers.actors import INVITATIONS_QUEUE
 from portalflow.workers.address_actors import CRM_EVENTS_QUEUE, handle_crm_event

@@ -19,8 +19,8 @@ from portalflow.models import (
     make_engine,
     make_session_factory,
 )
-from portalflow.pipelines import acceptance, expiry, tokens
-from portalflow.pipelines.acceptance import AcceptanceProblem
+from portalflow.pipelines.invitations import acceptance, expiry, tokens
+from portalflow.pipelines.invitations.acceptance import AcceptanceProblem
 from portalflow.workers import lifecycle_actors, runtime
 
 from .cli import run

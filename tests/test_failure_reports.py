@@ -27,16 +27,16 @@ from portalflow.models import (
     describe_failure,
     make_engine,
 )
-from portalflow.pipelines import orgs
-from portalflow.pipelines.bulk import expand_chunk, start_bulk_run
+from portalflow.pipelines.delivery.outcomes import OUTCOME_DESCRIPTIONS
 from portalflow.pipelines.errors import InvalidInput, NotFound
-from portalflow.pipelines.failure_reports import (
+from portalflow.pipelines.invitations.bulk import expand_chunk, start_bulk_run
+from portalflow.pipelines.ops.failure_reports import (
     CSV_FIELDS,
     FailureFilter,
     failure_report,
     rows_for_csv,
 )
-from portalflow.pipelines.outcomes import OUTCOME_DESCRIPTIONS
+from portalflow.pipelines.tenancy import orgs
 
 from .cli import run
 from .factories import client_portal, make_inviter, make_org, make_record

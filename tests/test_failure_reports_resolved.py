@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import CrmRecord, Invitation, InvitationStatus, PortalUser, PortalUserStatus
-from portalflow.pipelines import api_keys
-from portalflow.pipelines.failure_reports import FailureFilter, failure_report
+from portalflow.pipelines.ops.failure_reports import FailureFilter, failure_report
+from portalflow.pipelines.tenancy import api_keys
 from portalflow.web.app import create_app
 
 from .cli import run

@@ -12,9 +12,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from portalflow.models import PortalUser, PortalUserStatus, PortalUserType
-from portalflow.pipelines import lifecycle
-from portalflow.pipelines.lifecycle import Action
-from portalflow.pipelines.reconciliation import reconcile
+from portalflow.pipelines.licensing.reconciliation import reconcile
+from portalflow.pipelines.users import lifecycle
+from portalflow.pipelines.users.lifecycle import Action
 
 from .factories import client_portal, make_inviter, make_org, make_record, start_and_expand
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portalflow.models import BulkRun, IdempotencyKey, Org, utcnow
-from portalflow.pipelines import retention
+from portalflow.pipelines.ops import retention
 
 from .factories import make_record
 from .test_intake import Sent, Tenant, acme, client, sent, zylker  # noqa: F401

@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import BulkRun, CrmEvent, CrmEventKind, CrmEventStatus, CrmRecord, utcnow
-from portalflow.pipelines import api_keys, crm_events, intake, recovery
+from portalflow.pipelines.crm import crm_events, intake
+from portalflow.pipelines.ops import recovery
+from portalflow.pipelines.tenancy import api_keys
 from portalflow.web.app import create_app
 
 from .factories import client_portal, make_inviter, make_org, make_record

@@ -17,9 +17,13 @@ from portalflow.models import (
     make_session_factory,
     utcnow,
 )
-from portalflow.pipelines import bulk, orgs, purchases, reports, user_actions
-from portalflow.pipelines.lifecycle import UserFilter
-from portalflow.pipelines.user_actions import BulkAction
+from portalflow.pipelines.invitations import bulk
+from portalflow.pipelines.licensing import purchases
+from portalflow.pipelines.ops import reports
+from portalflow.pipelines.tenancy import orgs
+from portalflow.pipelines.users import user_actions
+from portalflow.pipelines.users.lifecycle import UserFilter
+from portalflow.pipelines.users.user_actions import BulkAction
 
 from .factories import make_inviter, make_org, make_record, start_and_expand
 

@@ -20,9 +20,10 @@ from portalflow.models import (
     PortalUser,
     PortalUserStatus,
 )
-from portalflow.pipelines import lifecycle, tokens, user_actions
-from portalflow.pipelines.lifecycle import TRANSITIONS, Action, InvalidTransition, UserFilter
-from portalflow.pipelines.user_actions import BulkAction
+from portalflow.pipelines.invitations import tokens
+from portalflow.pipelines.users import lifecycle, user_actions
+from portalflow.pipelines.users.lifecycle import TRANSITIONS, Action, InvalidTransition, UserFilter
+from portalflow.pipelines.users.user_actions import BulkAction
 
 from .cli import run
 from .factories import client_portal, make_inviter, make_org, make_record

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from portalflow.models import EmailKind
+from portalflow.pipelines.content.message import BuiltMessage, build_message
+from portalflow.pipelines.content.rendering import RenderedEmail, build_context, default_template
 from portalflow.pipelines.errors import InvalidInput
-from portalflow.pipelines.message import BuiltMessage, build_message
-from portalflow.pipelines.rendering import RenderedEmail, build_context, default_template
 
 TEXT = (
     "Hi Sage,\n\nFrom here you can join Zylker Portal — café.\n\nAccept: https://p.example/a?t=1\n"

@@ -8,8 +8,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from portalflow.models import Base, Edition, PortalUserType
-from portalflow.pipelines import orgs
 from portalflow.pipelines.errors import InvalidInput, NotFound
+from portalflow.pipelines.tenancy import orgs
 
 from .factories import client_portal, make_org
 

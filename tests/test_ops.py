@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import ScheduledRun, utcnow
-from portalflow.pipelines import ops_stats, queue_stats
+from portalflow.pipelines.ops import ops_stats
 from portalflow.web.app import create_app
-from portalflow.workers import actors
+from portalflow.workers import actors, queue_stats
 
 from .cli import run
 from .factories import make_inviter, make_org, make_record, start_and_expand

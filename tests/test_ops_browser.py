@@ -22,9 +22,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import Engine
 
 from portalflow.config import Settings
-from portalflow.pipelines import queue_stats
 from portalflow.web.app import create_app
-from portalflow.workers import actors
+from portalflow.workers import actors, queue_stats
 
 from .app_server import serving_app
 from .servers import require_binary

@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import Channel, Org, Suppression
-from portalflow.pipelines import bulk, dispatch, opt_out
-from portalflow.pipelines.channels import build_email_channel
-from portalflow.pipelines.channels.bundle import Channels
-from portalflow.pipelines.link_keys import link_key
-from portalflow.pipelines.suppressions import suppressed_among
+from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery.channels import build_email_channel
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.invitations import bulk, opt_out
+from portalflow.pipelines.invitations.link_keys import link_key
+from portalflow.pipelines.invitations.suppressions import suppressed_among
 from portalflow.web.app import create_app
 
 from .cli import run

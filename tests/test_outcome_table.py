@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from portalflow.cli import app
-from portalflow.pipelines.outcomes import OUTCOME_DESCRIPTIONS, outcome_table_markdown
+from portalflow.pipelines.delivery.outcomes import OUTCOME_DESCRIPTIONS, outcome_table_markdown
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

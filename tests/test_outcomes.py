@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from portalflow.pipelines import outcomes
-from portalflow.pipelines.outcomes import (
+from portalflow.pipelines.delivery import outcomes
+from portalflow.pipelines.delivery.outcomes import (
     CONNECTION_ERROR,
     Outcome,
     OutcomeClass,

@@ -10,7 +10,7 @@ from argon2 import PasswordHasher, Type
 from sqlalchemy.orm import Session
 
 from portalflow.models import PortalUser, PortalUserStatus
-from portalflow.pipelines import acceptance
+from portalflow.pipelines.invitations import acceptance
 
 from .factories import client_portal, make_org, make_record
 

@@ -27,9 +27,11 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import Invitation, PortalUser, PortalUserStatus, make_session_factory
-from portalflow.pipelines import acceptance, credits, dispatch, lifecycle, reinvite
-from portalflow.pipelines.channels import build_email_channel, build_sms_channel
-from portalflow.pipelines.channels.bundle import Channels
+from portalflow.pipelines.delivery import credits, dispatch
+from portalflow.pipelines.delivery.channels import build_email_channel, build_sms_channel
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.invitations import acceptance, reinvite
+from portalflow.pipelines.users import lifecycle
 from portalflow.web.app import create_app
 
 from .app_server import bound_socket, serving_app

@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import Base, Invitation, PortalUser, PortalUserStatus, utcnow
-from portalflow.pipelines import acceptance, credits, dispatch, reinvite
-from portalflow.pipelines.channels import build_sms_channel
-from portalflow.pipelines.channels.bundle import Channels
+from portalflow.pipelines.delivery import credits, dispatch
+from portalflow.pipelines.delivery.channels import build_sms_channel
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.invitations import acceptance, reinvite
 from portalflow.web import portal_pages
 from portalflow.web.app import create_app
 from portalflow.web.client_ip import client_ip

@@ -12,7 +12,7 @@ import pytest
 from portalflow.config import Settings
 from portalflow.models import Org, make_engine, make_session_factory
 from portalflow.pipelines.errors import InvalidInput
-from portalflow.pipelines.pricing import (
+from portalflow.pipelines.licensing.pricing import (
     STANDARD_SLABS,
     Quote,
     Slab,

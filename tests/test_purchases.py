@@ -12,15 +12,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from portalflow.models import Org, PortalUserType
-from portalflow.pipelines import orgs
 from portalflow.pipelines.errors import InvalidInput, NotFound
-from portalflow.pipelines.purchases import (
+from portalflow.pipelines.licensing.purchases import (
     history,
     licences_in_force,
     licences_in_force_for_org,
     record_purchase,
     set_alert_settings,
 )
+from portalflow.pipelines.tenancy import orgs
 
 from .cli import invoke, run
 from .factories import client_portal, make_org

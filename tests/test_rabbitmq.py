@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, select
 
 from portalflow.config import Settings, SettingsError
 from portalflow.models import BulkRun, BulkRunStatus, Invitation, make_session_factory
-from portalflow.pipelines import reports
+from portalflow.pipelines.ops import reports
 from portalflow.workers import actors, broker, enqueue
 
 from .conftest import wait_for, wait_for_run

@@ -26,8 +26,9 @@ from portalflow.models import (
     PortalUserStatus,
     PortalUserType,
 )
-from portalflow.pipelines import licence_alerts, orgs, purchases, reconciliation
-from portalflow.pipelines.reconciliation import ReconcileSummary, catch_up, reconcile
+from portalflow.pipelines.licensing import licence_alerts, purchases, reconciliation
+from portalflow.pipelines.licensing.reconciliation import ReconcileSummary, catch_up, reconcile
+from portalflow.pipelines.tenancy import orgs
 from portalflow.workers import licence_actors, runtime
 
 from .factories import client_portal, make_org

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portalflow.models import CrmRecord
-from portalflow.pipelines.records import MAX_DEPTH, import_records, read_record_file
+from portalflow.pipelines.crm.records import MAX_DEPTH, import_records, read_record_file
 
 from .cli import run
 from .factories import make_org

@@ -13,8 +13,8 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from portalflow.models import CrmRecord
+from portalflow.pipelines.crm.records import RowError, import_records, read_record_file
 from portalflow.pipelines.errors import InvalidInput, NotFound
-from portalflow.pipelines.records import RowError, import_records, read_record_file
 
 from .factories import make_inviter, make_org, make_record
 

@@ -20,9 +20,11 @@ from portalflow.models import (
     make_session_factory,
     utcnow,
 )
-from portalflow.pipelines import bulk, dispatch, recovery
-from portalflow.pipelines.channels import build_email_channel
-from portalflow.pipelines.channels.bundle import Channels
+from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery.channels import build_email_channel
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.invitations import bulk
+from portalflow.pipelines.ops import recovery
 from portalflow.workers import actors, runtime
 
 from .conftest import wait_for

@@ -10,8 +10,7 @@ from jinja2.exceptions import SecurityError
 from sqlalchemy.orm import Session
 
 from portalflow.models import EmailKind
-from portalflow.pipelines.errors import InvalidInput
-from portalflow.pipelines.rendering import (
+from portalflow.pipelines.content.rendering import (
     LINK_VARIABLE,
     SUPPORTED_LANGUAGES,
     CompiledEmailTemplate,
@@ -22,6 +21,7 @@ from portalflow.pipelines.rendering import (
     long_date,
     render_context,
 )
+from portalflow.pipelines.errors import InvalidInput
 
 from .factories import client_portal, make_org
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.config import Settings
 from portalflow.models import ProviderEvent, ProviderEventStatus, ScheduledRun
-from portalflow.pipelines import retention, schedule_log
+from portalflow.pipelines.ops import retention, schedule_log
 from portalflow.workers import scheduler as sched
 
 from .cli import run

@@ -11,11 +11,14 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import BulkAction, BulkActionRefusal, PortalUser, utcnow
-from portalflow.pipelines import dispatch, expiry, lifecycle, seat_usage, user_actions
-from portalflow.pipelines.channels import build_email_channel
-from portalflow.pipelines.channels.bundle import Channels
-from portalflow.pipelines.lifecycle import Action, UserFilter
-from portalflow.pipelines.user_history import list_users, user_history
+from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery.channels import build_email_channel
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.invitations import expiry
+from portalflow.pipelines.licensing import seat_usage
+from portalflow.pipelines.users import lifecycle, user_actions
+from portalflow.pipelines.users.lifecycle import Action, UserFilter
+from portalflow.pipelines.users.user_history import list_users, user_history
 
 from .cli import run
 from .factories import client_portal, make_inviter, make_org, make_record, start_and_expand

@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.config import Settings, SettingsError
 from portalflow.models import Invitation, InvitationStatus, make_engine, utcnow
-from portalflow.pipelines import dispatch
-from portalflow.pipelines.channels import OutboxChannel, SendFailure, build_email_channel
-from portalflow.pipelines.channels.base import OutgoingEmail
-from portalflow.pipelines.channels.bundle import Channels
-from portalflow.pipelines.channels.rate_limit import (
+from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery.channels import OutboxChannel, SendFailure, build_email_channel
+from portalflow.pipelines.delivery.channels.base import OutgoingEmail
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.delivery.channels.rate_limit import (
     LocalSendRate,
     Paced,
     RedisSendRate,

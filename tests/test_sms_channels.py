@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from portalflow.config import Settings, SettingsError
-from portalflow.pipelines.channels import build_sms_channel
-from portalflow.pipelines.channels.aws_sms import AwsSmsChannel
-from portalflow.pipelines.channels.base import SendFailure
-from portalflow.pipelines.channels.sms_base import OutgoingSms
-from portalflow.pipelines.channels.sms_outbox import SmsOutboxChannel
-from portalflow.pipelines.channels.twilio_sms import TwilioSmsChannel
+from portalflow.pipelines.delivery.channels import build_sms_channel
+from portalflow.pipelines.delivery.channels.aws_sms import AwsSmsChannel
+from portalflow.pipelines.delivery.channels.base import SendFailure
+from portalflow.pipelines.delivery.channels.sms_base import OutgoingSms
+from portalflow.pipelines.delivery.channels.sms_outbox import SmsOutboxChannel
+from portalflow.pipelines.delivery.channels.twilio_sms import TwilioSmsChannel
 
 from .aws_sms_server import TARGET, AwsSmsServer, running_aws_sms_server
 from .smtp_server import free_port

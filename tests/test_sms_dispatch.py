@@ -24,10 +24,13 @@ from portalflow.models import (
     SmsTemplateKind,
     make_session_factory,
 )
-from portalflow.pipelines import bulk, credits, dispatch, orgs, reports, tokens
-from portalflow.pipelines.channels import build_sms_channel
-from portalflow.pipelines.channels.bundle import Channels
+from portalflow.pipelines.delivery import credits, dispatch
+from portalflow.pipelines.delivery.channels import build_sms_channel
+from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.errors import InvalidInput
+from portalflow.pipelines.invitations import bulk, tokens
+from portalflow.pipelines.ops import reports
+from portalflow.pipelines.tenancy import orgs
 
 from .aws_sms_server import AwsSmsServer, running_aws_sms_server
 from .factories import approve_sms_template, make_inviter, make_record, make_sms_org
@@ -168,7 +171,7 @@ def test_an_edit_awaiting_approval_keeps_the_old_text_in_use(
 ) -> None:
     org, agents, inviter = sms_world(session)
     credits.add(session, org.id, 5)
-    from portalflow.pipelines.sms_templates import edit_template
+    from portalflow.pipelines.content.sms_templates import edit_template
 
     edited = (
         "Hi {{ record.first_name }}, join the {{ portal.name }} portal: {{ invite_url }} - Zylker"

@@ -26,13 +26,15 @@ from portalflow.models import (
     make_session_factory,
     utcnow,
 )
-from portalflow.pipelines import credits, dispatch, recovery, tokens
-from portalflow.pipelines.channels.aws_sms import AwsSmsChannel
-from portalflow.pipelines.channels.bundle import Channels
-from portalflow.pipelines.channels.rate_limit import LocalSendRate, Paced
-from portalflow.pipelines.channels.sms_base import LookupUnavailable, OutgoingSms
-from portalflow.pipelines.channels.sms_outbox import SmsOutboxChannel
-from portalflow.pipelines.channels.twilio_sms import LOOKUP_LIMIT, TwilioSmsChannel
+from portalflow.pipelines.delivery import credits, dispatch
+from portalflow.pipelines.delivery.channels.aws_sms import AwsSmsChannel
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.delivery.channels.rate_limit import LocalSendRate, Paced
+from portalflow.pipelines.delivery.channels.sms_base import LookupUnavailable, OutgoingSms
+from portalflow.pipelines.delivery.channels.sms_outbox import SmsOutboxChannel
+from portalflow.pipelines.delivery.channels.twilio_sms import LOOKUP_LIMIT, TwilioSmsChannel
+from portalflow.pipelines.invitations import tokens
+from portalflow.pipelines.ops import recovery
 from portalflow.workers import actors, runtime
 
 from .test_sms_dispatch import MOBILE, add_agent, invite, sms_world

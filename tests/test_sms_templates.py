@@ -16,8 +16,7 @@ from portalflow.models import (
     SmsTemplateMapping,
     VerificationStatus,
 )
-from portalflow.pipelines.errors import InvalidInput, NotFound
-from portalflow.pipelines.sms_templates import (
+from portalflow.pipelines.content.sms_templates import (
     IN_USE,
     PENDING,
     approved_templates,
@@ -28,6 +27,7 @@ from portalflow.pipelines.sms_templates import (
     set_verification,
     sms_ready,
 )
+from portalflow.pipelines.errors import InvalidInput, NotFound
 
 from .factories import (
     DLT_FIXTURES,

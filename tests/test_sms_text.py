@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portalflow.models import SmsEncoding, SmsTemplateKind
-from portalflow.pipelines.errors import InvalidInput
-from portalflow.pipelines.sms_text import (
+from portalflow.pipelines.content.sms_text import (
     DltMismatch,
     find_links,
     find_mismatch,
@@ -17,6 +16,7 @@ from portalflow.pipelines.sms_text import (
     sms_segments,
     validate_sms_template,
 )
+from portalflow.pipelines.errors import InvalidInput
 
 INVITE = (
     "Dear {{ record.first_name }}, you are invited to the {{ portal.name }} portal. "

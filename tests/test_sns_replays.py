@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from portalflow.config import Settings
 from portalflow.models.delivery import ProviderEvent
 from portalflow.models.enums import ProviderEventStatus
-from portalflow.pipelines import retention, sns
+from portalflow.pipelines.delivery import sns
+from portalflow.pipelines.ops import retention
 from portalflow.web.app import create_app
 
 from .sns_signing import (

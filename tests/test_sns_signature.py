@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portalflow.pipelines.sns import (
+from portalflow.pipelines.delivery.sns import (
     CachedCertificateLoader,
     CertificateUnavailable,
     SnsSignatureError,

@@ -24,16 +24,17 @@ from portalflow.models import (
     SmsTemplateKind,
     describe_failure,
 )
-from portalflow.pipelines import credits, dispatch, email_templates
-from portalflow.pipelines.render_limits import (
+from portalflow.pipelines.content import email_templates
+from portalflow.pipelines.content.render_limits import (
     MAX_SMS_LENGTH,
     TemplateLimitExceeded,
     TemplateTooLarge,
     TemplateTooSlow,
 )
-from portalflow.pipelines.rendering import CompiledEmailTemplate, build_context
-from portalflow.pipelines.sms_templates import approved_templates
-from portalflow.pipelines.sms_text import render_checked, validate_sms_template
+from portalflow.pipelines.content.rendering import CompiledEmailTemplate, build_context
+from portalflow.pipelines.content.sms_templates import approved_templates
+from portalflow.pipelines.content.sms_text import render_checked, validate_sms_template
+from portalflow.pipelines.delivery import credits, dispatch
 
 from .test_dispatch_core import CONFIG, expand_claimed, invite, outbox, statuses
 from .test_sms_dispatch import MOBILE, add_agent, outbox_channels, sms_world

@@ -6,14 +6,14 @@ import pytest
 from sqlalchemy.orm import Session
 
 from portalflow.models import EmailKind, PortalUserType
-from portalflow.pipelines.email_templates import save_custom_template, show_template
-from portalflow.pipelines.errors import InvalidInput
-from portalflow.pipelines.rendering import (
+from portalflow.pipelines.content.email_templates import save_custom_template, show_template
+from portalflow.pipelines.content.rendering import (
     build_context,
     html_to_text,
     load_email_template,
     visible_links,
 )
+from portalflow.pipelines.errors import InvalidInput
 
 from .factories import client_portal, make_org
 

@@ -33,8 +33,11 @@ from portalflow.models import (
     make_session_factory,
     utcnow,
 )
-from portalflow.pipelines import crm_events, licences, orgs, transfers
+from portalflow.pipelines.crm import crm_events
 from portalflow.pipelines.errors import InvalidInput
+from portalflow.pipelines.licensing import licences
+from portalflow.pipelines.tenancy import orgs
+from portalflow.pipelines.users import transfers
 
 from .cli import run
 from .factories import client_portal, make_inviter, make_org, make_record

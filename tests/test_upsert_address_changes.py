@@ -22,7 +22,8 @@ from portalflow.models import (
     Org,
     PortalUserStatus,
 )
-from portalflow.pipelines import address_changes, crm_events, intake
+from portalflow.pipelines.crm import crm_events, intake
+from portalflow.pipelines.users import address_changes
 from portalflow.workers.address_actors import HANDLERS
 
 from .factories import client_portal, make_inviter, make_org, make_record

@@ -369,7 +369,7 @@ def test_a_concurrent_duplicate_is_caught_in_a_savepoint(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The unique key, not the pre-check, is what makes a duplicate harmless."""
-    from portalflow.pipelines import provider_events
+    from portalflow.pipelines.delivery import provider_events
 
     first_id, created = provider_events.record_provider_event(
         session, provider="ses", dedupe_key="ses:race", payload={"n": 1}

@@ -19,7 +19,10 @@ from portalflow.models import (
     SmsTemplateKind,
     make_session_factory,
 )
-from portalflow.pipelines import bulk, credits, orgs, reports
+from portalflow.pipelines.delivery import credits
+from portalflow.pipelines.invitations import bulk
+from portalflow.pipelines.ops import reports
+from portalflow.pipelines.tenancy import orgs
 from portalflow.workers import actors, enqueue
 
 from .conftest import wait_for_run

@@ -14,7 +14,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from portalflow.models import PortalUser, utcnow
-from portalflow.pipelines import acceptance, expiry
+from portalflow.pipelines.invitations import acceptance, expiry
 
 from .common import console, err_console, fail, new_app, open_session, print_json
 

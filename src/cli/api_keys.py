@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from portalflow.pipelines import api_keys
+from portalflow.pipelines.tenancy import api_keys
 
 from .common import console, new_app, open_session, print_json
 

@@ -12,7 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from portalflow.models import BulkAction, BulkRunStatus
-from portalflow.pipelines import reports, run_listing
+from portalflow.pipelines.invitations import run_listing
+from portalflow.pipelines.ops import reports
 
 from .common import console, fail, new_app, open_session, print_json
 from .invite import print_run_report

@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 
 from portalflow.models import Channel
-from portalflow.pipelines import outcomes, pauses, suppressions
+from portalflow.pipelines.delivery import outcomes, pauses
+from portalflow.pipelines.invitations import suppressions
 
 from .common import console, new_app, open_session, print_json, settings
 

@@ -13,8 +13,10 @@ import typer
 from rich.table import Table
 
 from portalflow.config import Settings
+from portalflow.demo import world as demo_world
 from portalflow.models.schema import upgrade
-from portalflow.pipelines import bulk, demo_data, reports
+from portalflow.pipelines.invitations import bulk
+from portalflow.pipelines.ops import reports
 
 from .common import console, print_json, settings
 from .invite import reason_table
@@ -48,7 +50,7 @@ def demo(
 
     current = runtime.configure(config)
     with current.session() as session:
-        world = demo_data.seed(
+        world = demo_world.seed(
             session, config=config, dlt_file=demo_dir / "dlt-approved.csv", contacts=contacts
         )
     with embedded_worker():
@@ -87,7 +89,7 @@ def _fresh_demo_settings(demo_dir: Path) -> Settings:
     )
 
 
-def _start(current: object, plan: demo_data.RunPlan, config: Settings) -> bulk.StartedRun:
+def _start(current: object, plan: demo_world.RunPlan, config: Settings) -> bulk.StartedRun:
     with current.session() as session:  # type: ignore[attr-defined]
         return bulk.start_bulk_run(
             session,
@@ -100,7 +102,7 @@ def _start(current: object, plan: demo_data.RunPlan, config: Settings) -> bulk.S
 
 
 def _print_summary(
-    summary: dict, per_run: list[dict], plans: list[demo_data.RunPlan], config: Settings
+    summary: dict, per_run: list[dict], plans: list[demo_world.RunPlan], config: Settings
 ) -> None:
     runs = Table("run", "invite", "requested", "sent", "failed", title="Bulk runs")
     for report, plan in zip(per_run, plans, strict=True):

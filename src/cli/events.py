@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from portalflow.models import CrmEventKind, CrmEventStatus
-from portalflow.pipelines import crm_events
+from portalflow.pipelines.crm import crm_events
 
 from . import transfers
 from .common import EXIT_ROWS_FAILED, console, new_app, print_json, settings

@@ -12,8 +12,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from portalflow.pipelines import failure_reports
-from portalflow.pipelines.failure_reports import FailureFilter
+from portalflow.pipelines.ops import failure_reports
+from portalflow.pipelines.ops.failure_reports import FailureFilter
 
 from .common import console, fail, open_session, print_json
 

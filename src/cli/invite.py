@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from portalflow.models import describe_failure
-from portalflow.pipelines import bulk, reports
 from portalflow.pipelines.errors import InvalidInput
+from portalflow.pipelines.invitations import bulk
+from portalflow.pipelines.ops import reports
 
 from .common import EXIT_ROWS_FAILED, console, fail, print_json, settings
 from .waiting import DEFAULT_WORKER_WAIT_SECONDS, EXIT_NO_WORKER, run_and_wait

@@ -17,8 +17,8 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from portalflow.models import LicenceAlert, LicenceReport, utcnow
-from portalflow.pipelines import licence_alerts, pricing, reconciliation
 from portalflow.pipelines.errors import InvalidInput
+from portalflow.pipelines.licensing import licence_alerts, pricing, reconciliation
 
 from .common import console, fail, open_session, print_json
 

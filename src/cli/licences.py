@@ -14,8 +14,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from portalflow.models import LicencePurchase, Org
-from portalflow.pipelines import orgs, pricing, purchases, seat_usage
 from portalflow.pipelines.errors import InvalidInput
+from portalflow.pipelines.licensing import pricing, purchases, seat_usage
+from portalflow.pipelines.tenancy import orgs
 
 from . import licence_reports
 from .common import console, new_app, open_session, print_json

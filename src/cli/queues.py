@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from portalflow.pipelines import queue_stats
+from portalflow.workers import queue_stats
 
 from .common import console, fail, print_json, settings
 

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from portalflow.pipelines.records import (
+from portalflow.pipelines.crm.records import (
     ImportReport,
     SourceRow,
     import_records,

@@ -16,7 +16,8 @@ from portalflow.models import (
     PortalUserType,
     RecordAccess,
 )
-from portalflow.pipelines import credits, orgs
+from portalflow.pipelines.delivery import credits
+from portalflow.pipelines.tenancy import orgs
 
 from .common import console, new_app, open_session, print_json
 
@@ -526,7 +527,7 @@ def set_conversion_default(
 
         portalflow user-types set-conversion-default --org 1 --user-type 4
     """
-    from portalflow.pipelines import transfers
+    from portalflow.pipelines.users import transfers
 
     with open_session() as session:
         updated = transfers.set_conversion_default(session, org, user_type)

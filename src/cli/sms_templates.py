@@ -11,8 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from portalflow.models import SmsTemplateKind, VerificationStatus
-from portalflow.pipelines import dlt, sms_templates
-from portalflow.pipelines.sms_templates import KindOverview, TemplateVersion
+from portalflow.pipelines.content import dlt, sms_templates
+from portalflow.pipelines.content.sms_templates import KindOverview, TemplateVersion
 
 from .common import (
     EXIT_ROWS_FAILED,

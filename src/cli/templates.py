@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from portalflow.models import EmailKind
-from portalflow.pipelines import email_templates
+from portalflow.pipelines.content import email_templates
 
 from .common import JsonFlag, console, new_app, open_session, print_json
 

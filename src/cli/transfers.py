@@ -15,9 +15,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from portalflow.models import CrmEventKind
-from portalflow.pipelines import lifecycle, orgs, transfers
 from portalflow.pipelines.errors import InvalidInput
-from portalflow.pipelines.lifecycle import UserFilter
+from portalflow.pipelines.tenancy import orgs
+from portalflow.pipelines.users import lifecycle, transfers
+from portalflow.pipelines.users.lifecycle import UserFilter
 
 from .common import EXIT_ROWS_FAILED, console, open_session, print_json
 

@@ -9,8 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from portalflow.models import BulkAction
-from portalflow.pipelines import reports, user_actions, user_history
-from portalflow.pipelines.lifecycle import UserFilter
+from portalflow.pipelines.ops import reports
+from portalflow.pipelines.users import user_actions, user_history
+from portalflow.pipelines.users.lifecycle import UserFilter
 
 from . import transfers
 from .common import EXIT_ROWS_FAILED, console, new_app, open_session, print_json, settings

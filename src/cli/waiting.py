@@ -15,7 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.config import Settings
-from portalflow.pipelines import queue_stats, reports
+from portalflow.pipelines.ops import reports
+from portalflow.workers import queue_stats
 
 from .common import err_console, fail
 

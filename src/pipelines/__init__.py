@@ -1,1 +1,14 @@
-"""Domain steps, one module per flow. Imports models; never Dramatiq."""
+"""Domain steps, one sub-package per area of the spec. Imports models; never Dramatiq.
+
+- ``invitations``: who may be invited, bulk runs, tokens, acceptance, expiry, suppressions.
+- ``delivery``: sending claimed rows, receipts, retries, provider outcomes, channels.
+- ``content``: what a message says: rendering, templates, MIME, SMS text rules, DLT.
+- ``users``: the portal user's life: lifecycle, bulk actions, transfers, address changes.
+- ``licensing``: licences, purchases, slab pricing, nightly reconciliation, alerts.
+- ``crm``: what the CRM tells us: events, intake over HTTP, record import.
+- ``tenancy``: orgs, portals, user types, CRM users, API keys, idempotency keys.
+- ``ops``: recovery, retention, the scheduled-run log, admin reports.
+
+``errors`` (the bad-input error every step raises) and ``bulk_sql`` (set-based writes of
+any row count) are shared by all of them.
+"""

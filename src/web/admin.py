@@ -4,7 +4,7 @@ The same pipelines as the CLI, behind the same per-org API keys as ``POST /event
 org is always the key's, so another org's run or user type is answered 404. Handlers only
 call a pipeline, commit, then enqueue the chunks it wrote.
 
-Every POST honours an ``Idempotency-Key`` header (:mod:`portalflow.pipelines.idempotency`):
+Every POST honours an ``Idempotency-Key`` header (:mod:`portalflow.pipelines.tenancy.idempotency`):
 the same key and body again get the first answer (status and body, header
 ``Idempotent-Replayed: true``) and start nothing; the same key with another body is a 409
 ``idempotency_key_reused``. Keys are per org and kept 24 hours.
@@ -27,18 +27,12 @@ from sqlalchemy.orm import Session
 
 from portalflow.events import MAX_CRM_IDS, CrmId, Id, RequestModel, renamed_fields
 from portalflow.models import BulkAction
-from portalflow.pipelines import (
-    bulk,
-    failure_reports,
-    idempotency,
-    lifecycle,
-    orgs,
-    reports,
-    transfers,
-    user_actions,
-)
 from portalflow.pipelines.errors import PortalflowError
-from portalflow.pipelines.lifecycle import UserFilter
+from portalflow.pipelines.invitations import bulk
+from portalflow.pipelines.ops import failure_reports, reports
+from portalflow.pipelines.tenancy import idempotency, orgs
+from portalflow.pipelines.users import lifecycle, transfers, user_actions
+from portalflow.pipelines.users.lifecycle import UserFilter
 
 from .events import OrgId, problem
 

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 
 from portalflow.config import Settings
 from portalflow.models import make_engine, make_session_factory
-from portalflow.pipelines.sns import CachedCertificateLoader
+from portalflow.pipelines.delivery.sns import CachedCertificateLoader
 
 from . import admin, api_schema, events, ops, portal, portal_links, problems, reports, unsubscribe
 from .body_limit import BodyLimit

@@ -6,7 +6,8 @@ the HMAC of the cookie it came with. Another site can neither read the cookie no
 HMAC without the key, and SameSite=Strict keeps the browser from sending the cookie on its
 cross-site POSTs at all. The scope binds a form to its link, so a form token of one link
 does not work for another. The key is derived from the deployment's link key
-(:mod:`portalflow.pipelines.link_keys`: ``PORTALFLOW_SECRET_KEY`` or ``<var_dir>/secret.key``).
+(:mod:`portalflow.pipelines.invitations.link_keys`: ``PORTALFLOW_SECRET_KEY`` or
+``<var_dir>/secret.key``).
 """
 
 from __future__ import annotations

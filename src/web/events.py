@@ -24,8 +24,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from portalflow.events import Event
-from portalflow.pipelines import api_keys, crm_events
+from portalflow.pipelines.crm import crm_events
 from portalflow.pipelines.errors import PortalflowError
+from portalflow.pipelines.tenancy import api_keys
 
 from .problems import ApiProblem, ProblemCode, from_pipeline_error
 

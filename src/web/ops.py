@@ -42,7 +42,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from portalflow.pipelines import ops_stats, queue_stats
+from portalflow.pipelines.ops import ops_stats
+from portalflow.workers import queue_stats
 
 from .problems import ApiProblem, ProblemCode
 from .reports import admin_bearer, check_admin_token

@@ -1,6 +1,6 @@
 """What a portal user's link calls: accept an invitation, confirm a changed email address.
 
-The handlers only call :mod:`portalflow.pipelines.acceptance` and commit. A token that
+The handlers only call :mod:`portalflow.pipelines.invitations.acceptance` and commit. A token that
 cannot be used is a 400 problem+json, code ``invalid_token``, whose ``problem`` says why
 (unknown, used, expired, superseded, not_sent, wrong_kind); a bad password or locale is a
 422; a user whose status does not allow the step (removed in the meantime, say) is a 409.
@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from portalflow.events import RequestModel
 from portalflow.models import PortalUser
-from portalflow.pipelines import acceptance
 from portalflow.pipelines.errors import InvalidInput
-from portalflow.pipelines.lifecycle import InvalidTransition
+from portalflow.pipelines.invitations import acceptance
+from portalflow.pipelines.users.lifecycle import InvalidTransition
 
 from . import portal_links
 from .problems import ProblemCode, problem_response

@@ -8,9 +8,9 @@
 
 ``<base path>`` is the path of ``PORTALFLOW_PORTAL_BASE_URL`` (``/portal`` by default), so
 the links the emails carry are the routes here. GET only reads
-(:mod:`portalflow.pipelines.link_views`): mail scanners fetch every link. Every request is
-counted (:mod:`.throttle`, numbers in :mod:`.link_rate_rules`) per client address and per
-token; over the limit the answer is 429 with ``Retry-After``. POSTs carry a signed
+(:mod:`portalflow.pipelines.invitations.link_views`): mail scanners fetch every link.
+Every request is counted (:mod:`.throttle`, numbers in :mod:`.link_rate_rules`) per client
+address and per token; over the limit the answer is 429 with ``Retry-After``. POSTs carry a signed
 double-submit CSRF token (:mod:`.csrf`). The rules are the pipelines'; this module parses
 and presents.
 """
@@ -29,10 +29,10 @@ from starlette.concurrency import run_in_threadpool
 
 from portalflow.config import Settings
 from portalflow.models import EmailKind
-from portalflow.pipelines import acceptance, link_views, password_policy
 from portalflow.pipelines.errors import InvalidInput
-from portalflow.pipelines.lifecycle import InvalidTransition
-from portalflow.pipelines.link_keys import link_key
+from portalflow.pipelines.invitations import acceptance, link_views, password_policy
+from portalflow.pipelines.invitations.link_keys import link_key
+from portalflow.pipelines.users.lifecycle import InvalidTransition
 
 from . import csrf
 from .client_ip import client_ip

@@ -18,7 +18,7 @@ import pycountry
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from portalflow.pipelines import acceptance
+from portalflow.pipelines.invitations import acceptance
 
 DEFAULT_LANGUAGE = "en"
 

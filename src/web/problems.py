@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from portalflow.pipelines.errors import NotFound, PortalflowError
-from portalflow.pipelines.idempotency import IdempotencyConflict
+from portalflow.pipelines.tenancy.idempotency import IdempotencyConflict
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from portalflow.events import Id
-from portalflow.pipelines import failure_reports
+from portalflow.pipelines.ops import failure_reports
 
 from .admin import FailureOptions, failure_report
 from .problems import ApiProblem, ProblemCode

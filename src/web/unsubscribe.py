@@ -3,7 +3,7 @@
 ``POST`` is what RFC 8058 mailbox providers send for their unsubscribe button (form body
 ``List-Unsubscribe=One-Click``, no cookies), and what the page's button sends; it needs no
 CSRF token because the signed URL itself is the capability. The rule lives in
-:mod:`portalflow.pipelines.opt_out`; this module parses and presents.
+:mod:`portalflow.pipelines.invitations.opt_out`; this module parses and presents.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, Template, select_autoescape
 
 from portalflow.config import Settings
-from portalflow.pipelines import opt_out
-from portalflow.pipelines.link_keys import link_key
+from portalflow.pipelines.invitations import opt_out
+from portalflow.pipelines.invitations.link_keys import link_key
 
 from .portal_pages import SECURITY_HEADERS
 

@@ -5,7 +5,7 @@ actor. The handlers answer fast so a slow classifier never makes a provider time
 
 - ``POST /webhooks/ses``: Amazon SNS (SES bounce / complaint / delivery notifications),
   only from the topics of ``PORTALFLOW_SNS_TOPIC_ARNS`` and within the replay window
-  (:func:`portalflow.pipelines.sns.check_sns_message`).
+  (:func:`portalflow.pipelines.delivery.sns.check_sns_message`).
 - ``POST /webhooks/twilio``: Twilio message status callbacks.
 """
 
@@ -28,8 +28,8 @@ from twilio.request_validator import RequestValidator
 
 from portalflow.models import session_scope
 from portalflow.models.enums import ProviderEventStatus
-from portalflow.pipelines.provider_events import record_provider_event
-from portalflow.pipelines.sns import (
+from portalflow.pipelines.delivery.provider_events import record_provider_event
+from portalflow.pipelines.delivery.sns import (
     CertificateUnavailable,
     SnsMessageRefused,
     SnsSignatureError,

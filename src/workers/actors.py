@@ -11,8 +11,11 @@ from dramatiq.errors import BrokerConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from portalflow.models import utcnow
-from portalflow.pipelines import bulk, delivery, dispatch, recovery, user_actions
+from portalflow.pipelines.delivery import after_send, dispatch
 from portalflow.pipelines.errors import NotFound
+from portalflow.pipelines.invitations import bulk
+from portalflow.pipelines.ops import recovery
+from portalflow.pipelines.users import user_actions
 
 from . import runtime
 from .broker import register
@@ -118,7 +121,7 @@ def process_provider_event(event_id: int) -> None:
     """Classify one stored provider event (SES via SNS, Twilio callback) and apply it."""
     event_id = message_id(event_id, "event_id")
     with runtime.current().session() as session:
-        delivery.process_event(session, event_id)
+        after_send.process_event(session, event_id)
 
 
 @register

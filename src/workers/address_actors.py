@@ -9,8 +9,9 @@ import dramatiq
 from sqlalchemy.orm import Session
 
 from portalflow.models import CrmEventKind
-from portalflow.pipelines import address_changes, crm_events, intake, transfers
+from portalflow.pipelines.crm import crm_events, intake
 from portalflow.pipelines.errors import NotFound
+from portalflow.pipelines.users import address_changes, transfers
 
 from . import actors, runtime
 from .actors import INFRASTRUCTURE_RETRIES, MINUTE_MS, MalformedMessage, message_id

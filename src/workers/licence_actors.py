@@ -7,7 +7,7 @@ import logging
 import dramatiq
 
 from portalflow.models import utcnow
-from portalflow.pipelines import licence_alerts, reconciliation
+from portalflow.pipelines.licensing import licence_alerts, reconciliation
 
 from . import runtime
 from .actors import MAINTENANCE_QUEUE, MINUTE_MS

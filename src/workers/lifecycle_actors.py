@@ -7,7 +7,7 @@ import logging
 import dramatiq
 
 from portalflow.models import utcnow
-from portalflow.pipelines import expiry
+from portalflow.pipelines.invitations import expiry
 
 from . import runtime
 from .actors import MAINTENANCE_QUEUE, MINUTE_MS

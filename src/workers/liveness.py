@@ -98,7 +98,7 @@ def scheduler_problems(
     session: Session, job: str, period_seconds: float, now: datetime, client: redis.Redis | None
 ) -> list[str]:
     """Why the schedule is not being kept; empty when ``job`` fired lately and Redis answers."""
-    from portalflow.pipelines import schedule_log
+    from portalflow.pipelines.ops import schedule_log
 
     problems = []
     last = schedule_log.last_successful_run(session, job)

@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from portalflow.config import Settings
 from portalflow.models import DataCentre, make_engine, make_session_factory
 from portalflow.models import session_scope as _session_scope
-from portalflow.pipelines.channels.bundle import Channels
-from portalflow.pipelines.channels.rate_limit import SendRates, send_rates
-from portalflow.pipelines.claims import Lease
-from portalflow.pipelines.dispatch import DispatchConfig
-from portalflow.pipelines.link_keys import link_key
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.delivery.channels.rate_limit import SendRates, send_rates
+from portalflow.pipelines.delivery.claims import Lease
+from portalflow.pipelines.delivery.dispatch import DispatchConfig
+from portalflow.pipelines.invitations.link_keys import link_key
 
 
 @dataclass

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.config import Settings
 from portalflow.models import session_scope, utcnow
-from portalflow.pipelines import retention, schedule_log
+from portalflow.pipelines.ops import retention, schedule_log
 
 from . import runtime
 from .actors import MAINTENANCE_QUEUE, MINUTE_MS, recover_stuck_work

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dramatiq
 
-from portalflow.pipelines import transfers
 from portalflow.pipelines.errors import InvalidInput, NotFound
+from portalflow.pipelines.users import transfers
 
 from . import runtime
 from .actors import (

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bench import harness
 from portalflow.config import Settings
 from portalflow.models import BulkRun, BulkRunStatus, make_engine, make_session_factory, utcnow
-from portalflow.pipelines import recovery
-from portalflow.pipelines.channels.bundle import Channels
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.ops import recovery
 from portalflow.workers import enqueue
 
 READY_LINE = b"is ready for action"

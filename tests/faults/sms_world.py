@@ -16,8 +16,10 @@ from typing import Any
 from sqlalchemy import insert
 
 from portalflow.models import CrmRecord, SmsTemplateKind, make_engine, make_session_factory
-from portalflow.pipelines import credits, orgs, tokens
-from portalflow.pipelines.sms_text import sms_segments
+from portalflow.pipelines.content.sms_text import sms_segments
+from portalflow.pipelines.delivery import credits
+from portalflow.pipelines.invitations import tokens
+from portalflow.pipelines.tenancy import orgs
 
 from ..factories import SMS_BODIES, approve_sms_template, make_inviter, make_sms_org
 from ..twilio_server import TwilioServer

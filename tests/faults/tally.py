@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portalflow.models import Invitation, InvitationStatus
-from portalflow.pipelines import tokens
+from portalflow.pipelines.invitations import tokens
 
 from .world import World
 

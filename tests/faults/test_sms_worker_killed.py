@@ -40,8 +40,8 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import Session
 
 from portalflow.models import Invitation, InvitationStatus, Org
-from portalflow.pipelines import tokens
-from portalflow.pipelines.sms_text import sms_segments
+from portalflow.pipelines.content.sms_text import sms_segments
+from portalflow.pipelines.invitations import tokens
 
 from ..twilio_server import running_twilio_server
 from . import fleet, sms_world, tally

@@ -39,7 +39,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.models import Invitation, InvitationStatus
-from portalflow.pipelines import tokens
+from portalflow.pipelines.invitations import tokens
 
 from ..smtp_server import Received
 from . import fleet, tally

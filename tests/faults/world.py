@@ -8,7 +8,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from portalflow.models import CrmRecord, make_engine, make_session_factory
-from portalflow.pipelines import bulk
+from portalflow.pipelines.invitations import bulk
 from portalflow.workers import enqueue
 
 from ..factories import client_portal, make_inviter, make_org

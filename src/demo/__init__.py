@@ -1,0 +1,1 @@
+"""The demo's world: seeding orgs, contacts, SMS agents and every failure reason."""

@@ -1,0 +1,12 @@
+"""Content: what a message says and how it is built.
+
+- ``rendering``: the shipped default templates per language, or an org's saved one.
+- ``sandbox`` and ``render_limits``: the Jinja2 sandbox and each render's time and size caps.
+- ``email_templates``: validating, saving and resetting an org's email templates.
+- ``email_branding``: the logo, footer and opt-out link around every email.
+- ``message``: the RFC 5322 message (MIME) for one rendered email.
+- ``sms_text``: SMS text rules without a database: merge fields, DLT tags, the
+  "- Company name" suffix, segments.
+- ``sms_templates``: an org's three SMS templates, their DLT mapping and verification.
+- ``dlt``: importing an org's DLT template registry (CSV or XLSX).
+"""

@@ -1,0 +1,6 @@
+"""CRM: what the CRM tells portalflow.
+
+- ``crm_events``: events recorded once per (org, the CRM's event id).
+- ``intake``: applying the events that arrive over HTTP (upserts, deletes, restores).
+- ``records``: importing CRM records from CSV or JSON lines, validated per row.
+"""

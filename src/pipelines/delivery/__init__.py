@@ -1,0 +1,14 @@
+"""Delivery: sending what was claimed, and what providers say afterwards.
+
+- ``claims``: who may send a row, until when, and the fence checked before each send.
+- ``dispatch``: send a claimed batch, keep each receipt, record the batch's outcomes.
+- ``outgoing_email`` and ``outgoing_sms``: one claimed row becomes the bytes a provider takes.
+- ``receipts``: the one durable write per message, made before the next send.
+- ``retry``: backoff for temporary failures.
+- ``outcomes``: every provider answer mapped to an outcome class and code, as tables.
+- ``provider_events``, ``sns`` and ``after_send``: webhook events stored once, SNS signatures,
+  and applying bounces, complaints and delivery reports to the rows.
+- ``pauses``: channels paused for an org because our side is misconfigured.
+- ``credits``: SMS credits, one per segment, never below zero.
+- ``channels``: one interface each for email and SMS, with real and outbox implementations.
+"""

@@ -1,0 +1,9 @@
+"""Licensing: how many portal users an org may hold, and what they cost.
+
+- ``licences``: the per-type limit rule (free Client Portal, purchases, trial cap).
+- ``purchases``: recorded purchases and what is in force on a day.
+- ``pricing``: slab pricing, pure functions over integer cents.
+- ``seat_usage``: who holds the seats, by status.
+- ``reconciliation``: the nightly recount, correction, price and report.
+- ``licence_alerts``: listing alerts and emailing each one once.
+"""

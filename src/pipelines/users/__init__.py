@@ -1,0 +1,9 @@
+"""Users: the life of a portal user after the invitation.
+
+- ``lifecycle``: the portal user's state machine; every transition named, the rest refused.
+- ``user_actions``: bulk reinvite, deactivate, activate and remove on a user type's users.
+- ``transfers``: moving users between user types, transfer-and-delete, lead conversion.
+- ``address_changes``: what a CRM email or phone change does (reconfirmation, re-invite).
+- ``addresses`` and ``phones``: the email and phone rules every flow checks.
+- ``user_history``: which record each user is, and every invitation attempt.
+"""
