@@ -26,7 +26,10 @@ from pydantic import (
     model_validator,
 )
 
+from .config import Settings
+from .models import make_engine, make_session_factory
 from .pipelines.crm import crm_events
+from .workers import submit
 
 # What an INTEGER id column holds (PostgreSQL's int4); a larger id cannot name a row.
 MAX_ID = 2**31 - 1
@@ -228,21 +231,14 @@ def publish(
     database_url: str | None = None,
 ) -> tuple[int, bool]:
     """Validate, store (once per event id), commit, then enqueue; (stored id, is new)."""
-    from portalflow.config import Settings
-    from portalflow.models import make_engine, make_session_factory, session_scope
-
     event = validate(event_id, type, data)
     payload = event.data.model_dump(mode="json", exclude_unset=True)
     engine = make_engine(database_url or Settings.from_env().database_url)
     try:
-        with session_scope(make_session_factory(engine)) as session:
-            row, created = crm_events.record_event(session, org_id, event.type, event.id, payload)
-            stored = row.id
+        with make_session_factory(engine)() as session:
+            recorded = submit.submit(
+                session, submit.crm_event(org_id, event.type, event.id, payload)
+            )
     finally:
         engine.dispose()
-    if created:
-        # Imported here: importing the workers package installs the configured broker.
-        from portalflow.workers.address_actors import handle_crm_event
-
-        handle_crm_event.send(stored)
-    return stored, created
+    return recorded.event_id, recorded.created

@@ -10,6 +10,8 @@ from rich.table import Table
 from portalflow.models import Channel
 from portalflow.pipelines.delivery import outcomes, pauses
 from portalflow.pipelines.invitations import suppressions
+from portalflow.workers import enqueue, runtime, submit
+from portalflow.workers.embedded import embedded_worker
 
 from .common import console, new_app, open_session, print_json, settings
 
@@ -109,18 +111,16 @@ def resume(
     Example: `portalflow channels resume --org 1 --channel email`
     """
     config = settings()
-    from portalflow.workers import enqueue, runtime
-    from portalflow.workers.embedded import embedded_worker
-
     current = runtime.configure(config)
-    with current.session() as session:
-        held = pauses.resume(session, org, channel)
+    request = submit.resume_channel(org, channel)
     if config.embedded_broker:
         with embedded_worker() as broker:
-            enqueue.enqueue_dispatch(held)
+            with current.session() as session:
+                held = submit.submit(session, request)
             broker.join(enqueue.INVITATIONS_QUEUE)
     else:
-        enqueue.enqueue_dispatch(held)
+        with current.session() as session:
+            held = submit.submit(session, request)
     if as_json:
         print_json({"org_id": org, "channel": channel.value, "queued": len(held)})
         return

@@ -14,9 +14,12 @@ from rich.table import Table
 
 from portalflow.config import Settings
 from portalflow.demo import world as demo_world
+from portalflow.demo.plan import RunPlan
 from portalflow.models.schema import upgrade
-from portalflow.pipelines.invitations import bulk
+from portalflow.pipelines.invitations.bulk import StartedRun
 from portalflow.pipelines.ops import reports
+from portalflow.workers import runtime, submit
+from portalflow.workers.embedded import embedded_worker
 
 from .common import console, print_json, settings
 from .invite import reason_table
@@ -45,9 +48,6 @@ def demo(
     config = _fresh_demo_settings(demo_dir)
     upgrade(config.database_url)
 
-    from portalflow.workers import enqueue, runtime
-    from portalflow.workers.embedded import embedded_worker
-
     current = runtime.configure(config)
     with current.session() as session:
         world = demo_world.seed(
@@ -55,11 +55,8 @@ def demo(
         )
     with embedded_worker():
         warm_up = _start(current, world.warm_up, config)
-        enqueue.enqueue_chunks(warm_up.chunk_ids)
         wait_for_runs(current.session_factory, [warm_up.run_id], label="Earlier invite")
         started = [_start(current, plan, config) for plan in world.runs]
-        for run in started:
-            enqueue.enqueue_chunks(run.chunk_ids)
         wait_for_runs(
             current.session_factory,
             [run.run_id for run in started],
@@ -89,20 +86,20 @@ def _fresh_demo_settings(demo_dir: Path) -> Settings:
     )
 
 
-def _start(current: object, plan: demo_world.RunPlan, config: Settings) -> bulk.StartedRun:
-    with current.session() as session:  # type: ignore[attr-defined]
-        return bulk.start_bulk_run(
-            session,
-            org_id=plan.org_id,
-            user_type_id=plan.user_type_id,
-            inviter_id=plan.inviter_id,
-            crm_ids=plan.crm_ids,
-            chunk_size=config.bulk_chunk_size,
-        )
+def _start(current: runtime.Runtime, plan: RunPlan, config: Settings) -> StartedRun:
+    request = submit.invite(
+        org_id=plan.org_id,
+        user_type_id=plan.user_type_id,
+        inviter_id=plan.inviter_id,
+        crm_ids=plan.crm_ids,
+        chunk_size=config.bulk_chunk_size,
+    )
+    with current.session() as session:
+        return submit.submit(session, request)
 
 
 def _print_summary(
-    summary: dict, per_run: list[dict], plans: list[demo_world.RunPlan], config: Settings
+    summary: dict, per_run: list[dict], plans: list[RunPlan], config: Settings
 ) -> None:
     runs = Table("run", "invite", "requested", "sent", "failed", title="Bulk runs")
     for report, plan in zip(per_run, plans, strict=True):

@@ -12,11 +12,14 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
+from dramatiq.errors import QueueJoinTimeout
 
 from portalflow.models import CrmEventKind, CrmEventStatus
 from portalflow.pipelines.crm import crm_events
+from portalflow.pipelines.users import transfers
+from portalflow.workers import actors, address_actors, runtime, submit
+from portalflow.workers.embedded import embedded_worker
 
-from . import transfers
 from .common import EXIT_ROWS_FAILED, console, new_app, print_json, settings
 
 app = new_app("Emit CRM events: a record's email or phone changed, a lead converted.")
@@ -82,32 +85,30 @@ def emit_event(
     """Record an event, queue it with ``send`` (default: the address-change actor), and
     with the embedded broker wait until ``queues`` are drained; then print the event."""
     config = settings()
-    from portalflow.workers import actors, address_actors, runtime
-    from portalflow.workers.embedded import embedded_worker
-
     send = send or address_actors.handle_crm_event.send
     queues = queues or (address_actors.CRM_EVENTS_QUEUE, actors.INVITATIONS_QUEUE)
     key = event_id or str(uuid.uuid4())
     if event_id is None and not as_json:
         console.print(f"Event id: [bold]{key}[/]")
     current = runtime.configure(config)
-    with current.session() as session:
-        event, created = crm_events.record_event(session, org, kind, key, payload)
-        row_id = event.id
-    if not created and not as_json:
-        console.print(f"Event {key} was received before (event {row_id}); not applied again.")
+    # A repeat is queued again too: its handler does nothing twice, and a first delivery
+    # whose message was lost goes on now.
+    request = submit.crm_event(org, kind, key, payload, send=send, send_repeats=True)
     if config.embedded_broker:
-        from dramatiq.errors import QueueJoinTimeout
-
         with embedded_worker() as broker:
-            send(row_id)
+            with current.session() as session:
+                recorded = submit.submit(session, request)
             try:
                 for queue in queues:  # each actor's messages are queued before it is acked
                     broker.join(queue, timeout=EMBEDDED_TIMEOUT_MS, fail_fast=False)
             except QueueJoinTimeout:
                 pass  # reported below as still received
     else:
-        send(row_id)
+        with current.session() as session:
+            recorded = submit.submit(session, request)
+    row_id = recorded.event_id
+    if not recorded.created and not as_json:
+        console.print(f"Event {key} was received before (event {row_id}); not applied again.")
     with current.session() as session:
         event = crm_events.get_event(session, row_id)
         result = crm_events.summary(event)
@@ -132,4 +133,33 @@ def print_event(result: dict[str, Any], *, as_json: bool = False) -> None:
         console.print("Queued; a worker applies it (run `portalflow worker`).")
 
 
-app.command("lead-converted")(transfers.lead_converted)
+def lead_converted(
+    org: Annotated[int, typer.Option(help="Org id.")],
+    lead: Annotated[list[str], typer.Option("--lead", help="CRM id of a converted lead.")],
+    contact: Annotated[
+        list[str], typer.Option("--contact", help="CRM id of its new contact (same order).")
+    ],
+    user_type: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--user-type",
+            help="The Contacts user type chosen: once for every lead, or once per lead.",
+        ),
+    ] = None,
+    event_id: Annotated[str | None, typer.Option("--event-id", help=EVENT_ID_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the event as JSON.")] = False,
+) -> None:
+    """Leads were converted to contacts: their portal users move to a Contacts user type.
+
+    With several Contacts types of the lead type's invitation preference and no
+    `--user-type`, the org's conversion default is used, or the event fails with
+    `user_type_choice_required` (see `portalflow user-types set-conversion-default`).
+
+    Example: `portalflow events lead-converted --org 1 --lead L-1 --contact C-1
+    --lead L-2 --contact C-2 --user-type 4`
+    """
+    payload = transfers.lead_payload(lead, contact, user_type or [])
+    emit_event(org, CrmEventKind.LEAD_CONVERTED, event_id, payload, as_json=as_json)
+
+
+app.command("lead-converted")(lead_converted)

@@ -11,6 +11,8 @@ import redis
 import typer
 
 from portalflow.models import utcnow
+from portalflow.workers import liveness
+from portalflow.workers.scheduler import default_jobs
 
 from .common import console, fail, open_session, settings
 
@@ -58,15 +60,10 @@ def _redis(broker_url: str) -> redis.Redis | None:
 
 
 def _worker(pid: int) -> list[str]:
-    from portalflow.workers import liveness
-
     return liveness.worker_problems(pid, _redis(settings().broker_url))
 
 
 def _scheduler(pid: int) -> list[str]:
-    from portalflow.workers import liveness
-    from portalflow.workers.scheduler import default_jobs
-
     config = settings()
     job = min(default_jobs(config), key=lambda job: job.period)
     try:

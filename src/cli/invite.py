@@ -10,8 +10,8 @@ from rich.table import Table
 
 from portalflow.models import describe_failure
 from portalflow.pipelines.errors import InvalidInput
-from portalflow.pipelines.invitations import bulk
 from portalflow.pipelines.ops import reports
+from portalflow.workers import runtime, submit
 
 from .common import EXIT_ROWS_FAILED, console, fail, print_json, settings
 from .waiting import DEFAULT_WORKER_WAIT_SECONDS, EXIT_NO_WORKER, run_and_wait
@@ -71,38 +71,36 @@ def invite(
     """
     crm_ids = _requested_ids(record, records_file, all_uninvited)
     config = settings()
-    from portalflow.workers import enqueue, runtime
-
     current = runtime.configure(config)
-    with current.session() as session:
-        started = bulk.start_bulk_run(
-            session,
-            org_id=org,
-            user_type_id=user_type,
-            inviter_id=inviter,
-            crm_ids=crm_ids,
-            language=language,
-            chunk_size=config.bulk_chunk_size,
-        )
-    finished = run_and_wait(
+    request = submit.invite(
+        org_id=org,
+        user_type_id=user_type,
+        inviter_id=inviter,
+        crm_ids=crm_ids,
+        language=language,
+        chunk_size=config.bulk_chunk_size,
+    )
+
+    def start() -> int:
+        with current.session() as session:
+            return submit.submit(session, request).run_id
+
+    run_id, finished = run_and_wait(
         config,
         current.session_factory,
-        started.run_id,
-        lambda: enqueue.enqueue_chunks(started.chunk_ids),
+        start,
         wait=wait,
         timeout=EMBEDDED_TIMEOUT_SECONDS,
         worker_wait=wait_for_worker,
     )
     with current.session() as session:
-        report = reports.bulk_run_report(session, started.run_id)
+        report = reports.bulk_run_report(session, run_id)
     if as_json:
         print_json(report)
     else:
         print_run_report(report)
         if not finished:
-            console.print(
-                f"Queued. Follow it with [bold]portalflow bulk-runs show {started.run_id}[/]."
-            )
+            console.print(f"Queued. Follow it with [bold]portalflow bulk-runs show {run_id}[/].")
     if report["failed"]:
         raise typer.Exit(EXIT_ROWS_FAILED)
 

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from portalflow.workers import scheduler as jobs
+
 from .common import console, err_console, settings
 
 
@@ -34,9 +36,6 @@ def scheduler(
             "[yellow]warning:[/] PORTALFLOW_BROKER_URL is not set: jobs go to an in-process "
             "broker that no worker reads, and the lock protects this process only."
         )
-    import portalflow.workers  # noqa: F401  (sets the broker, declares the actors)
-    from portalflow.workers import scheduler as jobs
-
     running = jobs.from_settings(config)
     if once:
         fired = running.catch_up()

@@ -17,9 +17,12 @@ from portalflow.models import (
     RecordAccess,
 )
 from portalflow.pipelines.delivery import credits
+from portalflow.pipelines.licensing import purchases
 from portalflow.pipelines.tenancy import orgs
+from portalflow.pipelines.users import transfers
 
 from .common import console, new_app, open_session, print_json
+from .transfers import run_transfer_and_delete
 
 orgs_app = new_app("Create, list and update orgs (tenants) and their portals.")
 user_types_app = new_app("Add and list an org's portal user types (Customers, Vendors, ...).")
@@ -190,15 +193,15 @@ def add_user_type(
         portalflow user-types add --org 1 --name Vendors --module Vendors
     """
     with open_session() as session:
-        user_type = orgs.add_user_type(
-            session,
-            org,
-            name=name,
-            module=module,
-            invitation_preference=preference,
-            invitation_field=field,
-            licences=licences,
-        )
+        options = {"name": name, "module": module, "invitation_field": field}
+        if licences is None:
+            user_type = orgs.add_user_type(
+                session, org, invitation_preference=preference, **options
+            )
+        else:
+            user_type = purchases.add_licensed_user_type(
+                session, org, invitation_preference=preference, licences=licences, **options
+            )
         summary = _user_type_summary(user_type)
     if json_output:
         print_json(summary)
@@ -506,8 +509,6 @@ def delete_user_type(
 
         portalflow user-types delete --org 1 --user-type 3 --to-user-type 2
     """
-    from .transfers import run_transfer_and_delete
-
     summary = run_transfer_and_delete(
         org, user_type, transfer_to, batch_size=batch_size, progress=not json_output
     )
@@ -527,8 +528,6 @@ def set_conversion_default(
 
         portalflow user-types set-conversion-default --org 1 --user-type 4
     """
-    from portalflow.pipelines.users import transfers
-
     with open_session() as session:
         updated = transfers.set_conversion_default(session, org, user_type)
         summary = _user_type_summary(updated) | {"conversion_default": True}

@@ -1,9 +1,9 @@
 """Moving portal users between types from the command line.
 
-Plain command functions, registered by the root app: ``transfer`` as ``portalflow users
-transfer`` and ``lead_converted`` as ``portalflow events lead-converted``. The user-type
-deletion commands live with the other user-type commands in ``setup.py`` and share
-:func:`run_transfer_and_delete` from here.
+A plain command function, registered by the root app: ``transfer`` as ``portalflow users
+transfer``. The user-type deletion commands live with the other user-type commands in
+``setup.py`` and share :func:`run_transfer_and_delete` from here. ``portalflow events
+lead-converted`` is a CRM event, so it lives with the other events in ``events.py``.
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from portalflow.models import CrmEventKind
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.tenancy import orgs
 from portalflow.pipelines.users import lifecycle, transfers
 from portalflow.pipelines.users.lifecycle import UserFilter
 
 from .common import EXIT_ROWS_FAILED, console, open_session, print_json
-
-EVENT_ID_HELP = "The CRM's event id: the same id twice is one event. Default: a fresh UUID."
 
 
 def transfer(
@@ -61,12 +58,7 @@ def transfer(
     if not user and from_type is None:
         raise InvalidInput("give --user ids, or --user-type (with --filter, default all)")
     with open_session() as session:
-        if user:
-            ids = list(user)
-        else:
-            assert from_type is not None
-            orgs.get_user_type(session, org, from_type)
-            ids = lifecycle.user_ids(session, org, user_filter or UserFilter.ALL, from_type)
+        ids = lifecycle.selected_users(session, org, user, from_type, user_filter)
         result = transfers.transfer_users(session, org, ids, to)
     summary = {
         "to_user_type_id": to,
@@ -90,37 +82,6 @@ def transfer(
             console.print(table)
     if result.refused:
         raise typer.Exit(EXIT_ROWS_FAILED)
-
-
-def lead_converted(
-    org: Annotated[int, typer.Option(help="Org id.")],
-    lead: Annotated[list[str], typer.Option("--lead", help="CRM id of a converted lead.")],
-    contact: Annotated[
-        list[str], typer.Option("--contact", help="CRM id of its new contact (same order).")
-    ],
-    user_type: Annotated[
-        list[int] | None,
-        typer.Option(
-            "--user-type",
-            help="The Contacts user type chosen: once for every lead, or once per lead.",
-        ),
-    ] = None,
-    event_id: Annotated[str | None, typer.Option("--event-id", help=EVENT_ID_HELP)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the event as JSON.")] = False,
-) -> None:
-    """Leads were converted to contacts: their portal users move to a Contacts user type.
-
-    With several Contacts types of the lead type's invitation preference and no
-    `--user-type`, the org's conversion default is used, or the event fails with
-    `user_type_choice_required` (see `portalflow user-types set-conversion-default`).
-
-    Example: `portalflow events lead-converted --org 1 --lead L-1 --contact C-1
-    --lead L-2 --contact C-2 --user-type 4`
-    """
-    from .events import emit_event
-
-    payload = transfers.lead_payload(lead, contact, user_type or [])
-    emit_event(org, CrmEventKind.LEAD_CONVERTED, event_id, payload, as_json=as_json)
 
 
 def run_transfer_and_delete(

@@ -10,8 +10,9 @@ from rich.table import Table
 
 from portalflow.models import BulkAction
 from portalflow.pipelines.ops import reports
-from portalflow.pipelines.users import user_actions, user_history
+from portalflow.pipelines.users import user_history
 from portalflow.pipelines.users.lifecycle import UserFilter
+from portalflow.workers import runtime, submit
 
 from . import transfers
 from .common import EXIT_ROWS_FAILED, console, new_app, open_session, print_json, settings
@@ -119,29 +120,25 @@ def _act(
     as_json: bool,
 ) -> None:
     config = settings()
-    from portalflow.workers import enqueue, runtime
-
     current = runtime.configure(config)
-    with current.session() as session:
-        started = user_actions.start_user_action(
-            session,
-            org_id=org,
-            user_type_id=user_type,
-            actor_id=actor,
-            action=action,
-            user_ids=users or None,
-            user_filter=status,
-            language=language,
-            chunk_size=config.bulk_chunk_size,
-        )
-    run_and_wait(
-        config,
-        current.session_factory,
-        started.run_id,
-        lambda: enqueue.enqueue_action_chunks(started.chunk_ids),
+    request = submit.user_action(
+        org_id=org,
+        user_type_id=user_type,
+        actor_id=actor,
+        action=action,
+        user_ids=users or None,
+        user_filter=status,
+        language=language,
+        chunk_size=config.bulk_chunk_size,
     )
+
+    def start() -> int:
+        with current.session() as session:
+            return submit.submit(session, request).run_id
+
+    run_id, _ = run_and_wait(config, current.session_factory, start)
     with current.session() as session:
-        report = reports.bulk_run_report(session, started.run_id, limit=50)
+        report = reports.bulk_run_report(session, run_id, limit=50)
     if as_json:
         print_json(report)
     else:

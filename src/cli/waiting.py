@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from portalflow.config import Settings
 from portalflow.pipelines.ops import reports
 from portalflow.workers import queue_stats
+from portalflow.workers.embedded import embedded_worker
 
 from .common import err_console, fail
 
@@ -129,24 +130,22 @@ def _give_up(run_ids: list[int], queue: str, worker_wait: float) -> None:
 def run_and_wait(
     config: Settings,
     session_factory: sessionmaker[Session],
-    run_id: int,
-    enqueue: Callable[[], object],
+    start: Callable[[], int],
     *,
     wait: bool = True,
     timeout: float = 3600.0,
     worker_wait: float = DEFAULT_WORKER_WAIT_SECONDS,
-) -> bool:
-    """Enqueue a committed run's messages and (optionally) wait for it to finish.
+) -> tuple[int, bool]:
+    """Start a run with ``start`` (it records, commits and enqueues, and returns the run's id),
+    then (optionally) wait for it to finish; (run id, finished).
 
     With the embedded broker a worker runs inside this process until the run is done, as
     nothing else could take the messages. With another broker, no worker seen within
     ``worker_wait`` seconds exits with :data:`EXIT_NO_WORKER`.
     """
     if config.embedded_broker:
-        from portalflow.workers.embedded import embedded_worker
-
         with embedded_worker():
-            enqueue()
-            return wait_for_runs(session_factory, [run_id], timeout=timeout)
-    enqueue()
-    return wait and wait_for_runs(session_factory, [run_id], worker_wait=worker_wait)
+            run_id = start()
+            return run_id, wait_for_runs(session_factory, [run_id], timeout=timeout)
+    run_id = start()
+    return run_id, wait and wait_for_runs(session_factory, [run_id], worker_wait=worker_wait)

@@ -8,14 +8,13 @@ from typing import Annotated
 
 import typer
 
+from portalflow.workers import broker
+
 from .common import fail, settings
 
 
 def known_queues() -> set[str]:
     """The queues portalflow's actors are declared on."""
-    # Imported here: importing the workers declares the broker, which only this command needs.
-    from portalflow.workers import broker
-
     return broker.queue_names()
 
 

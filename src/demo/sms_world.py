@@ -10,10 +10,11 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
-from portalflow.demo.world import RunPlan
+from portalflow.demo.plan import RunPlan
 from portalflow.models import CrmRecord, CrmUser, Org, SmsTemplateKind, VerificationStatus
 from portalflow.pipelines.content import dlt, sms_templates
 from portalflow.pipelines.delivery import credits
+from portalflow.pipelines.licensing import purchases
 from portalflow.pipelines.tenancy import orgs
 
 SIGNATURE = "- Zylker Retail"
@@ -71,7 +72,7 @@ def seed_sms(
         sms_templates.map_template(session, org.id, kind, dlt_id)
         sms_templates.set_verification(session, org.id, kind, VerificationStatus.APPROVED)
 
-    agents_type = orgs.add_user_type(
+    agents_type = purchases.add_licensed_user_type(
         session,
         org.id,
         name="Field agents (SMS)",
@@ -100,7 +101,7 @@ def seed_sms(
         country="IN",
         data_centre="in",
     )
-    riders = orgs.add_user_type(
+    riders = purchases.add_licensed_user_type(
         session,
         unready.id,
         name="Riders",

@@ -11,8 +11,11 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
+from portalflow.demo.plan import RunPlan
+from portalflow.demo.sms_world import seed_sms
 from portalflow.models import Channel, CrmRecord, Edition, RecordAccess
 from portalflow.pipelines.invitations import suppressions
+from portalflow.pipelines.licensing import purchases
 from portalflow.pipelines.tenancy import orgs
 
 FIRST_NAMES = ("Aarav", "Aiko", "Amara", "Ana", "Ben", "Chloé", "Diego", "Elif", "Emma", "Fatima")
@@ -35,17 +38,6 @@ SPECIAL_CASES: tuple[tuple[str, dict[str, Any]], ...] = (
 
 
 @dataclass(frozen=True)
-class RunPlan:
-    """One invite the demo starts: who invites whom into which type."""
-
-    label: str
-    org_id: int
-    user_type_id: int
-    inviter_id: int
-    crm_ids: list[str]
-
-
-@dataclass(frozen=True)
 class DemoWorld:
     warm_up: RunPlan  # must finish first: it makes some records portal users already
     runs: list[RunPlan]
@@ -63,8 +55,6 @@ def seed(
 
     ``dlt_file`` is where the demo writes the DLT export it then imports, like an admin would.
     """
-    from portalflow.demo.sms_world import seed_sms
-
     rng = random.Random(seed)
     zylker = orgs.create_org(
         session,
@@ -78,7 +68,7 @@ def seed(
         reply_to="help@zylker-support.com",
     )
     client_portal = next(t for t in zylker.user_types if t.is_client_portal)
-    partners = orgs.add_user_type(
+    partners = purchases.add_licensed_user_type(
         session, zylker.id, name="Partners", module="Contacts", licences=25
     )
     rep = orgs.add_crm_user(

@@ -13,6 +13,11 @@ class Edition(StrEnum):
     ENTERPRISE = "enterprise"
     ULTIMATE = "ultimate"
 
+    @property
+    def is_paid(self) -> bool:
+        """Standard and above: a paid edition keeps the portal and cancels any deletion."""
+        return self not in (Edition.TRIAL, Edition.FREE)
+
 
 class DataCentre(StrEnum):
     US = "us"

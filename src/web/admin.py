@@ -1,8 +1,8 @@
 """The admin API: bulk invite, reinvite, transfer, and reading runs and failure reports.
 
 The same pipelines as the CLI, behind the same per-org API keys as ``POST /events``: the
-org is always the key's, so another org's run or user type is answered 404. Handlers only
-call a pipeline, commit, then enqueue the chunks it wrote.
+org is always the key's, so another org's run or user type is answered 404. Handlers parse
+and hand a submission to :mod:`portalflow.workers.submit` (record, commit, then enqueue).
 
 Every POST honours an ``Idempotency-Key`` header (:mod:`portalflow.pipelines.tenancy.idempotency`):
 the same key and body again get the first answer (status and body, header
@@ -16,9 +16,8 @@ Tests may set ``app.state.enqueue_invite_chunks`` / ``app.state.enqueue_action_c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
@@ -28,15 +27,17 @@ from sqlalchemy.orm import Session
 from portalflow.events import MAX_CRM_IDS, CrmId, Id, RequestModel, renamed_fields
 from portalflow.models import BulkAction
 from portalflow.pipelines.errors import PortalflowError
-from portalflow.pipelines.invitations import bulk
+from portalflow.pipelines.invitations.bulk import StartedRun
 from portalflow.pipelines.ops import failure_reports, reports
-from portalflow.pipelines.tenancy import idempotency, orgs
-from portalflow.pipelines.users import lifecycle, transfers, user_actions
+from portalflow.pipelines.tenancy import idempotency
+from portalflow.pipelines.users import lifecycle, transfers
 from portalflow.pipelines.users.lifecycle import UserFilter
+from portalflow.workers import enqueue, submit
 
 from .events import OrgId, problem
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+Result = TypeVar("Result")
 
 Language = Annotated[str, Field(min_length=2, max_length=8)]
 UserIds = Annotated[list[Id], Field(min_length=1, max_length=MAX_CRM_IDS)]
@@ -120,25 +121,6 @@ KEY_REUSED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _run_started(request: Request, started: Any, state_name: str, default: str) -> Done:
-    """The answer of a started run, and the enqueueing of its chunks once it is committed."""
-    send = _enqueuer(request, state_name, default)
-    answer = StartedRunAnswer(
-        run_id=started.run_id, requested=started.requested, chunks=len(started.chunk_ids)
-    )
-    return Done(answer, lambda: send(started.chunk_ids))
-
-
-def _enqueuer(request: Request, name: str, default: str) -> Callable[[list[int]], Any]:
-    send = getattr(request.app.state, name, None)
-    if send is None:
-        # Imported lazily: importing the workers package installs the configured broker.
-        from portalflow.workers import enqueue
-
-        send = getattr(enqueue, default)
-    return send
-
-
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -153,12 +135,14 @@ IdempotencyKey = Annotated[
 REPLAYED = {"Idempotent-Replayed": "true"}
 
 
-@dataclass
-class Done:
-    """What a handler's work answered, and what to enqueue once it is committed."""
+def _enqueuer(request: Request, name: str, default: submit.SendIds) -> submit.SendIds:
+    return getattr(request.app.state, name, None) or default
 
-    answer: BaseModel
-    after_commit: Callable[[], Any] = field(default=lambda: None)
+
+def _started(started: StartedRun) -> StartedRunAnswer:
+    return StartedRunAnswer(
+        run_id=started.run_id, requested=started.requested, chunks=len(started.chunk_ids)
+    )
 
 
 def _once(
@@ -167,31 +151,26 @@ def _once(
     key: str | None,
     body: BaseModel,
     status_code: int,
-    work: Callable[[Session], Done],
+    submission: submit.Submission[Result],
+    answer: Callable[[Result], BaseModel],
 ) -> Any:
-    """Run ``work`` and commit, or give the answer stored under ``key``; then enqueue."""
-    fingerprint = idempotency.request_hash(
-        request.method, request.url.path, body.model_dump(mode="json")
-    )
-    with request.app.state.session_factory() as session:
-        try:
-            if key is not None:
-                stored = idempotency.find_answer(session, org_id, key, fingerprint)
-                if stored is not None:
-                    return JSONResponse(stored.body, stored.status_code, headers=REPLAYED)
-            done = work(session)
-            if key is not None:
-                answer = done.answer.model_dump(mode="json")
-                stored = idempotency.remember_answer(
-                    session, org_id, key, fingerprint, status_code, answer
-                )
-                if stored is not None:  # a concurrent retry won; its run is the one
-                    return JSONResponse(stored.body, stored.status_code, headers=REPLAYED)
-        except PortalflowError as exc:
-            raise problem(exc) from None
-        session.commit()
-    done.after_commit()
-    return done.answer
+    """Carry out ``submission`` (record, commit, enqueue), or replay the answer under ``key``."""
+    try:
+        with request.app.state.session_factory() as session:
+            if key is None:
+                return answer(submit.submit(session, submission))
+            fingerprint = idempotency.request_hash(
+                request.method, request.url.path, body.model_dump(mode="json")
+            )
+            once = submit.Once(org_id, key, fingerprint, status_code)
+            done = submit.submit_once(
+                session, submission, once, lambda result: answer(result).model_dump(mode="json")
+            )
+    except PortalflowError as exc:
+        raise problem(exc) from None
+    if isinstance(done, submit.Replayed):
+        return JSONResponse(done.body, done.status_code, headers=REPLAYED)
+    return answer(done)
 
 
 @router.post(
@@ -202,19 +181,15 @@ def _once(
 )
 def invite(request: Request, org_id: OrgId, body: InviteRequest, key: IdempotencyKey = None) -> Any:
     """Bulk invite records (``record_ids``, or ``all`` uninvited ones) to a user type."""
-
-    def work(session: Session) -> Done:
-        started = bulk.start_bulk_run(
-            session,
-            org_id=org_id,
-            user_type_id=body.user_type_id,
-            inviter_id=body.inviter_id,
-            crm_ids=None if body.all else body.record_ids,
-            language=body.language,
-        )
-        return _run_started(request, started, "enqueue_invite_chunks", "enqueue_chunks")
-
-    return _once(request, org_id, key, body, 202, work)
+    started = submit.invite(
+        send=_enqueuer(request, "enqueue_invite_chunks", enqueue.enqueue_chunks),
+        org_id=org_id,
+        user_type_id=body.user_type_id,
+        inviter_id=body.inviter_id,
+        crm_ids=None if body.all else body.record_ids,
+        language=body.language,
+    )
+    return _once(request, org_id, key, body, 202, started, _started)
 
 
 @router.post(
@@ -227,21 +202,17 @@ def reinvite(
     request: Request, org_id: OrgId, body: ReinviteRequest, key: IdempotencyKey = None
 ) -> Any:
     """Reinvite a user type's users: by ``user_ids``, or everyone a ``filter`` shows."""
-
-    def work(session: Session) -> Done:
-        started = user_actions.start_user_action(
-            session,
-            org_id=org_id,
-            user_type_id=body.user_type_id,
-            actor_id=body.actor_id,
-            action=BulkAction.REINVITE,
-            user_ids=body.user_ids,
-            user_filter=body.filter or UserFilter.ALL,
-            language=body.language,
-        )
-        return _run_started(request, started, "enqueue_action_chunks", "enqueue_action_chunks")
-
-    return _once(request, org_id, key, body, 202, work)
+    started = submit.user_action(
+        send=_enqueuer(request, "enqueue_action_chunks", enqueue.enqueue_action_chunks),
+        org_id=org_id,
+        user_type_id=body.user_type_id,
+        actor_id=body.actor_id,
+        action=BulkAction.REINVITE,
+        user_ids=body.user_ids,
+        user_filter=body.filter or UserFilter.ALL,
+        language=body.language,
+    )
+    return _once(request, org_id, key, body, 202, started, _started)
 
 
 @router.post(
@@ -254,25 +225,20 @@ def transfer(
 ) -> Any:
     """Move users to another user type of the org, keeping their status (done at once)."""
 
-    def work(session: Session) -> Done:
-        if body.user_ids is not None:
-            ids = list(body.user_ids)
-        else:
-            assert body.from_user_type_id is not None
-            orgs.get_user_type(session, org_id, body.from_user_type_id)
-            ids = lifecycle.user_ids(
-                session, org_id, body.filter or UserFilter.ALL, body.from_user_type_id
-            )
-        result = transfers.transfer_users(session, org_id, ids, body.to_user_type_id)
-        return Done(
-            TransferAnswer(
-                to_user_type_id=body.to_user_type_id,
-                moved=result.moved,
-                refused=[Refusal(user_id=uid, reason=why) for uid, why in result.refused.items()],
-            )
+    def move(session: Session) -> transfers.TransferResult:
+        ids = lifecycle.selected_users(
+            session, org_id, body.user_ids, body.from_user_type_id, body.filter
+        )
+        return transfers.transfer_users(session, org_id, ids, body.to_user_type_id)
+
+    def answer(result: transfers.TransferResult) -> TransferAnswer:
+        return TransferAnswer(
+            to_user_type_id=body.to_user_type_id,
+            moved=result.moved,
+            refused=[Refusal(user_id=uid, reason=why) for uid, why in result.refused.items()],
         )
 
-    return _once(request, org_id, key, body, 200, work)
+    return _once(request, org_id, key, body, 200, submit.done_at_once(move), answer)
 
 
 @router.get("/bulk-runs/{run_id}")

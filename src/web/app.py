@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from portalflow.config import Settings
 from portalflow.models import make_engine, make_session_factory
 from portalflow.pipelines.delivery.sns import CachedCertificateLoader
+from portalflow.workers.actors import process_provider_event
 
 from . import admin, api_schema, events, ops, portal, portal_links, problems, reports, unsubscribe
 from .body_limit import BodyLimit
@@ -39,9 +40,6 @@ SNS_TEST_CERTIFICATE_ENV = "PORTALFLOW_SNS_TEST_CERTIFICATE"
 
 def enqueue_provider_event(event_id: int) -> None:
     """Send the ``process_provider_event`` actor message for a committed event."""
-    # Imported lazily: importing the workers package installs the configured broker.
-    from portalflow.workers.actors import process_provider_event
-
     process_provider_event.send(event_id)
 
 

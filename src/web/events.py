@@ -24,9 +24,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from portalflow.events import Event
-from portalflow.pipelines.crm import crm_events
 from portalflow.pipelines.errors import PortalflowError
 from portalflow.pipelines.tenancy import api_keys
+from portalflow.workers import submit
+from portalflow.workers.address_actors import handle_crm_event
 
 from .problems import ApiProblem, ProblemCode, from_pipeline_error
 
@@ -81,13 +82,7 @@ class EventAnswer(BaseModel):
 
 
 def _enqueuer(request: Request) -> Callable[[int], Any]:
-    send = getattr(request.app.state, "enqueue_crm_event", None)
-    if send is None:
-        # Imported lazily: importing the workers package installs the configured broker.
-        from portalflow.workers.address_actors import handle_crm_event
-
-        send = handle_crm_event.send
-    return send
+    return getattr(request.app.state, "enqueue_crm_event", None) or handle_crm_event.send
 
 
 @router.post(
@@ -104,20 +99,17 @@ def receive_event(
 ) -> EventAnswer:
     """Store one CRM event, commit, then queue it; a repeat is 200, a reused id 409."""
     payload = event.data.model_dump(mode="json", exclude_unset=True)
+    stored = submit.crm_event(org_id, event.type, event.id, payload, send=_enqueuer(request))
     with request.app.state.session_factory() as session:
         try:
-            row, created = crm_events.record_event(session, org_id, event.type, event.id, payload)
+            recorded = submit.submit(session, stored)
         except PortalflowError as exc:
             raise problem(exc) from None
-        session.commit()
-        answer = EventAnswer(
-            event_id=row.id,
-            status=row.status.value,
-            result_code=row.result_code,
-            detail=row.detail,
-        )
-    if created:
-        _enqueuer(request)(answer.event_id)  # after the commit: the replay covers a failure
-    else:
+    if not recorded.created:
         response.status_code = 200
-    return answer
+    return EventAnswer(
+        event_id=recorded.event_id,
+        status=recorded.status.value,
+        result_code=recorded.result_code,
+        detail=recorded.detail,
+    )

@@ -14,6 +14,7 @@ from . import (  # noqa: E402
     address_actors,
     licence_actors,
     lifecycle_actors,
+    recovery_actors,
     scheduler,
     transfer_actors,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "dispatch_invitation",
     "licence_actors",
     "lifecycle_actors",
+    "recovery_actors",
     "scheduler",
     "transfer_actors",
 ]

@@ -26,6 +26,8 @@ from dramatiq import Broker, Middleware, Worker
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy.orm import Session
 
+from portalflow.pipelines.ops import schedule_log
+
 STATE_DIR = Path(tempfile.gettempdir()) / "portalflow-workers"
 
 
@@ -98,8 +100,6 @@ def scheduler_problems(
     session: Session, job: str, period_seconds: float, now: datetime, client: redis.Redis | None
 ) -> list[str]:
     """Why the schedule is not being kept; empty when ``job`` fired lately and Redis answers."""
-    from portalflow.pipelines.ops import schedule_log
-
     problems = []
     last = schedule_log.last_successful_run(session, job)
     if last is None or (now - last.started_at).total_seconds() > 2 * period_seconds:

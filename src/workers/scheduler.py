@@ -33,10 +33,11 @@ from portalflow.models import session_scope, utcnow
 from portalflow.pipelines.ops import retention, schedule_log
 
 from . import runtime
-from .actors import MAINTENANCE_QUEUE, MINUTE_MS, recover_stuck_work
+from .actors import MAINTENANCE_QUEUE, MINUTE_MS
 from .broker import register
 from .licence_actors import reconcile_licences
 from .lifecycle_actors import expire_invitations_sweep
+from .recovery_actors import recover_stuck_work
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from portalflow.pipelines.delivery.channels import build_sms_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.invitations import bulk, tokens
+from portalflow.pipelines.licensing import purchases
 from portalflow.pipelines.ops import reports
 from portalflow.pipelines.tenancy import orgs
 
@@ -44,7 +45,7 @@ def sms_world(session: Session, *, approve: tuple[SmsTemplateKind, ...] = tuple(
     org = make_sms_org(session)
     for kind in approve:
         approve_sms_template(session, org, kind)
-    agents = orgs.add_user_type(
+    agents = purchases.add_licensed_user_type(
         session,
         org.id,
         name="Agents",

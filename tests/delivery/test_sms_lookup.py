@@ -35,7 +35,7 @@ from portalflow.pipelines.delivery.channels.sms_outbox import SmsOutboxChannel
 from portalflow.pipelines.delivery.channels.twilio_sms import LOOKUP_LIMIT, TwilioSmsChannel
 from portalflow.pipelines.invitations import tokens
 from portalflow.pipelines.ops import recovery
-from portalflow.workers import actors, runtime
+from portalflow.workers import recovery_actors, runtime
 
 from ..twilio_server import TwilioServer, running_twilio_server
 from .test_sms_dispatch import MOBILE, add_agent, invite, sms_world
@@ -396,7 +396,7 @@ def test_the_recovery_actor_asks_the_configured_sms_channel(
         session.commit()
 
         try:
-            actors.recover_stuck_work.fn()
+            recovery_actors.recover_stuck_work.fn()
         finally:
             runtime.configure(worker_settings)
 

@@ -19,6 +19,7 @@ from portalflow.models import CrmRecord, SmsTemplateKind, make_engine, make_sess
 from portalflow.pipelines.content.sms_text import sms_segments
 from portalflow.pipelines.delivery import credits
 from portalflow.pipelines.invitations import tokens
+from portalflow.pipelines.licensing import purchases
 from portalflow.pipelines.tenancy import orgs
 
 from ..factories import SMS_BODIES, approve_sms_template, make_inviter, make_sms_org
@@ -69,7 +70,7 @@ def seed(database_url: str, records: int) -> World:
                 approve_sms_template(session, org, kind)
             orgs.configure_sms(session, org.id, sender_id=SENDER_ID)
             credits.add(session, org.id, CREDITS)
-            agents = orgs.add_user_type(
+            agents = purchases.add_licensed_user_type(
                 session,
                 org.id,
                 name="Agents",

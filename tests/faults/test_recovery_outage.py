@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bench import harness
 from portalflow.config import Settings
 from portalflow.models import ProviderEvent, ProviderEventStatus, utcnow
-from portalflow.workers import actors, runtime
+from portalflow.workers import actors, recovery_actors, runtime
 
 from .fleet import wait_until
 from .rig import Rig
@@ -67,7 +67,7 @@ def test_a_recovery_pass_outlives_a_database_outage(
     caplog.set_level(logging.WARNING, logger="dramatiq")
     pg_cluster.stop()
     try:
-        actors.recover_stuck_work.send()
+        recovery_actors.recover_stuck_work.send()
         wait_until(
             lambda: any("recover_stuck_work" in record.getMessage() for record in caplog.records),
             "the recovery pass to fail on the stopped database",

@@ -31,9 +31,12 @@ from ..factories import make_inviter, make_org, make_record, start_and_expand
 def paid_world(session: Session, licences: int | None, records: int) -> dict[str, Any]:
     org = make_org(session)
     inviter = make_inviter(session, org, modules=["Vendors"])
-    vendors = orgs.add_user_type(
-        session, org.id, name="Vendors", module="Vendors", licences=licences
-    )
+    if licences is None:
+        vendors = orgs.add_user_type(session, org.id, name="Vendors", module="Vendors")
+    else:
+        vendors = purchases.add_licensed_user_type(
+            session, org.id, name="Vendors", module="Vendors", licences=licences
+        )
     for n in range(records):
         make_record(session, org, f"v{n}", module="Vendors")
     session.commit()

@@ -19,7 +19,7 @@ from portalflow.config import Settings
 from portalflow.models import ScheduledRun, utcnow
 from portalflow.pipelines.ops import ops_stats
 from portalflow.web.app import create_app
-from portalflow.workers import actors, queue_stats
+from portalflow.workers import actors, queue_stats, recovery_actors
 
 from ..cli_runner import run
 from ..factories import make_inviter, make_org, make_record, start_and_expand
@@ -39,7 +39,7 @@ def seeded(redis_broker: RedisBroker) -> dict[str, Any]:
     # A worker takes the first invitation message and has not acked it yet.
     assert len(redis_broker.do_fetch("invitations", 1)) == 1
     # A maintenance message fetched and rejected: Dramatiq moves it to the dead letters.
-    actors.recover_stuck_work.send()
+    recovery_actors.recover_stuck_work.send()
     [body] = redis_broker.do_fetch("maintenance", 1)
     dead_id = Message.decode(body).options["redis_message_id"]
     redis_broker.do_nack("maintenance", dead_id)

@@ -25,7 +25,7 @@ from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.invitations import bulk
 from portalflow.pipelines.ops import recovery
-from portalflow.workers import actors, runtime
+from portalflow.workers import recovery_actors, runtime
 
 from ..conftest import wait_for
 from ..factories import client_portal, make_inviter, make_org, make_record
@@ -189,7 +189,7 @@ def test_recovery_through_the_redis_worker(
         started, ids = run_with_queued(session, n=4)
         die_after_claim(session, ids[:2], minutes_ago=30)
     # Two rows claimed by a dead worker, two whose dispatch message was lost.
-    actors.recover_stuck_work.send()
+    recovery_actors.recover_stuck_work.send()
 
     def completed() -> bool:
         # The outcome is committed after the provider took the message: wait for the row.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dramatiq.errors import BrokerConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from portalflow.workers import actors
+from portalflow.workers import actors, recovery_actors
 
 
 def test_infrastructure_errors_are_retried_until_the_cap() -> None:
@@ -22,6 +22,6 @@ def test_other_errors_wait_for_the_next_scheduled_pass() -> None:
 
 
 def test_the_recovery_actor_uses_the_rule() -> None:
-    options = actors.recover_stuck_work.options
+    options = recovery_actors.recover_stuck_work.options
     assert options["retry_when"] is actors.retry_infrastructure_errors
     assert options["max_backoff"] <= 60_000

@@ -33,7 +33,7 @@ from portalflow.models import (
 from portalflow.pipelines.crm import crm_events
 from portalflow.pipelines.delivery import dispatch
 from portalflow.pipelines.errors import InvalidInput, NotFound
-from portalflow.pipelines.tenancy import orgs
+from portalflow.pipelines.licensing import purchases
 from portalflow.pipelines.users import address_changes
 from portalflow.pipelines.users.lifecycle import Action, InvalidTransition, transition
 from portalflow.workers import actors, address_actors
@@ -389,7 +389,7 @@ def test_a_change_waits_while_an_invitation_is_being_sent(session: Session) -> N
 
 def phone_world(session: Session, status: PortalUserStatus) -> tuple[Org, PortalUser]:
     org = make_org(session, country="IN", data_centre="in")
-    agents = orgs.add_user_type(
+    agents = purchases.add_licensed_user_type(
         session,
         org.id,
         name="Agents",

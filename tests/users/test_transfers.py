@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from portalflow.cli import events as cli_events
 from portalflow.cli import transfers as cli_transfers
 from portalflow.cli.common import PortalflowGroup
 from portalflow.config import Settings
@@ -35,7 +36,7 @@ from portalflow.models import (
 )
 from portalflow.pipelines.crm import crm_events
 from portalflow.pipelines.errors import InvalidInput
-from portalflow.pipelines.licensing import licences
+from portalflow.pipelines.licensing import licences, purchases
 from portalflow.pipelines.tenancy import orgs
 from portalflow.pipelines.users import transfers
 
@@ -91,7 +92,9 @@ def org(session: Session) -> Org:
 
 def contacts_type(session: Session, org: Org, name: str, **options: Any) -> PortalUserType:
     options.setdefault("licences", 100)
-    return orgs.add_user_type(session, org.id, name=name, module="Contacts", **options)
+    return purchases.add_licensed_user_type(
+        session, org.id, name=name, module="Contacts", **options
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -557,7 +560,7 @@ def test_set_conversion_default_only_for_contacts_types(session: Session, leads_
 def local_cli() -> typer.Typer:
     app = typer.Typer(cls=PortalflowGroup)
     app.command("transfer")(cli_transfers.transfer)
-    app.command("lead-converted")(cli_transfers.lead_converted)
+    app.command("lead-converted")(cli_events.lead_converted)
     return app
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from portalflow.config import Settings
 from portalflow.web.app import create_app
-from portalflow.workers import actors, queue_stats
+from portalflow.workers import actors, queue_stats, recovery_actors
 
 from ..app_server import serving_app
 from ..servers import require_binary
@@ -76,7 +76,7 @@ def dead_ids(redis_broker: RedisBroker) -> list[str]:
         actors.dispatch_invitation.send_with_options(args=(invitation_id,), delay=3_600_000)
     assert len(redis_broker.do_fetch("invitations", 1)) == 1  # taken, not acked
     for _ in range(2):
-        actors.recover_stuck_work.send()
+        recovery_actors.recover_stuck_work.send()
     dead = []
     for body in redis_broker.do_fetch("maintenance", 2):
         message_id = Message.decode(body).options["redis_message_id"]

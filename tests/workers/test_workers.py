@@ -21,8 +21,8 @@ from portalflow.models import (
 )
 from portalflow.pipelines.delivery import credits
 from portalflow.pipelines.invitations import bulk
+from portalflow.pipelines.licensing import purchases
 from portalflow.pipelines.ops import reports
-from portalflow.pipelines.tenancy import orgs
 from portalflow.workers import actors, enqueue
 
 from ..conftest import wait_for_run
@@ -140,7 +140,7 @@ def test_sms_invitations_through_redis_worker(
         org = make_sms_org(session)
         for kind in SmsTemplateKind:
             approve_sms_template(session, org, kind)
-        agents = orgs.add_user_type(
+        agents = purchases.add_licensed_user_type(
             session,
             org.id,
             name="Agents",

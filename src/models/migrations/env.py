@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from portalflow.config import Settings
 from portalflow.models import Base
 from portalflow.models.session import make_engine
 
@@ -14,8 +15,6 @@ def _database_url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from portalflow.config import Settings
-
     return Settings.from_env().database_url
 
 

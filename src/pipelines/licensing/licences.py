@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import Edition, Org, PortalUser, PortalUserStatus, PortalUserType, utcnow
 
+from . import purchases
+
 CLIENT_PORTAL_FREE_USERS = 10_000
 TRIAL_MAX_USERS = 10
 # Deactivated and removed users do not hold a licence.
@@ -26,8 +28,6 @@ def remaining_capacity(
     Callers that go on to add holders must hold the user type's row lock (see
     ``lock_user_type``) so two concurrent runs cannot both spend the last licence.
     """
-    from . import purchases  # purchases validates through orgs, which imports this module
-
     holders = _holders(session, PortalUser.user_type_id == user_type.id)
     if user_type.is_client_portal:
         left = CLIENT_PORTAL_FREE_USERS - holders

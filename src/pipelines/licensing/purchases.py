@@ -13,13 +13,44 @@ from datetime import date
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from portalflow.models import Edition, LicencePurchase, Org, PortalUserType
+from portalflow.models import (
+    Edition,
+    InvitationPreference,
+    LicencePurchase,
+    Org,
+    PortalUserType,
+    utcnow,
+)
 from portalflow.pipelines.errors import InvalidInput
+from portalflow.pipelines.tenancy import orgs
 from portalflow.pipelines.tenancy.orgs import get_org, get_user_type
 from portalflow.pipelines.users.addresses import validate_sender_address
 
 MIN_NEAR_LIMIT_PERCENT = 1
 MAX_NEAR_LIMIT_PERCENT = 100
+
+
+def add_licensed_user_type(
+    session: Session,
+    org_id: int,
+    *,
+    name: str,
+    module: str,
+    licences: int,
+    invitation_preference: InvitationPreference | str = InvitationPreference.EMAIL,
+    invitation_field: str | None = None,
+) -> PortalUserType:
+    """``orgs.add_user_type``, then buy ``licences`` licences for it, in force from today."""
+    added = orgs.add_user_type(
+        session,
+        org_id,
+        name=name,
+        module=module,
+        invitation_preference=invitation_preference,
+        invitation_field=invitation_field,
+    )
+    record_purchase(session, org_id, added.id, licences, utcnow().date())
+    return added
 
 
 def record_purchase(

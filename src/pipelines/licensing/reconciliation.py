@@ -64,9 +64,6 @@ BATCH_ORGS = 200
 TRIAL_DAYS = timedelta(days=30)
 # After a trial falls to the Free edition, the portal's details go this long after its end.
 FREE_DELETION_GRACE = timedelta(days=30)
-PAID_EDITIONS = frozenset(
-    {Edition.STANDARD, Edition.PROFESSIONAL, Edition.ENTERPRISE, Edition.ULTIMATE}
-)
 
 # Alert kinds (LicenceAlert.kind).
 OVERAGE = "overage"
@@ -378,7 +375,7 @@ def _assess(
                     f" edition: the portal's details will be deleted on {deletion.isoformat()}",
                 )
             )
-    elif edition in PAID_EDITIONS:
+    elif edition.is_paid:
         deletion = None  # upgrading keeps the portal
 
     report = {

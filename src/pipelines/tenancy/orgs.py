@@ -25,7 +25,6 @@ from portalflow.models import (
     PortalUserStatus,
     PortalUserType,
     RecordAccess,
-    utcnow,
 )
 from portalflow.pipelines.errors import InvalidInput, NotFound
 from portalflow.pipelines.users.addresses import normalise_domain, validate_sender_address
@@ -132,11 +131,10 @@ def add_user_type(
     module: str,
     invitation_preference: InvitationPreference | str = InvitationPreference.EMAIL,
     invitation_field: str | None = None,
-    licences: int | None = None,
 ) -> PortalUserType:
     """Add a (paid) user type; at most five per org, none on a trial.
 
-    ``licences`` buys that many portal user licences for it, in force from today.
+    To buy its licences at once, use ``licensing.purchases.add_licensed_user_type``.
     """
     org = get_org(session, org_id)
     preference = _enum_value(InvitationPreference, invitation_preference, "invitation preference")
@@ -162,12 +160,6 @@ def add_user_type(
     )
     session.add(user_type)
     session.flush()
-    if licences is not None:
-        from portalflow.pipelines.licensing import (
-            purchases,  # purchases validates through this module
-        )
-
-        purchases.record_purchase(session, org_id, user_type.id, licences, utcnow().date())
     return user_type
 
 
@@ -308,10 +300,6 @@ def update_org(
 
 
 def _change_edition(org: Org, wanted: Edition) -> None:
-    from portalflow.pipelines.licensing.reconciliation import (
-        PAID_EDITIONS,  # reconciliation imports this module
-    )
-
     if wanted == org.edition:
         return
     if wanted == Edition.TRIAL:
@@ -321,7 +309,7 @@ def _change_edition(org: Org, wanted: Edition) -> None:
     if org.edition == Edition.TRIAL:
         # The trial's start decides when a fall to Free deletes the portal's details.
         org.trial_started_at = org.trial_started_at or org.created_at
-    if wanted in PAID_EDITIONS:
+    if wanted.is_paid:
         org.deletion_scheduled_for = None  # upgrading keeps the portal
     org.edition = wanted
 

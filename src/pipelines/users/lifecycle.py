@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from portalflow.models import PortalUser, PortalUserStatus, utcnow
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.licensing import licences
+from portalflow.pipelines.tenancy.orgs import get_user_type
 
 S = PortalUserStatus
 
@@ -225,3 +226,20 @@ def user_ids(
         return list(dict.fromkeys(explicit))
     query = users_query(org_id, user_filter, user_type_id).with_only_columns(PortalUser.id)
     return list(session.scalars(query))
+
+
+def selected_users(
+    session: Session,
+    org_id: int,
+    ids: Iterable[int] | None,
+    user_type_id: int | None,
+    user_filter: UserFilter | None,
+) -> list[int]:
+    """Whom an action by ids or by filter is for: ``ids`` when given, else everyone
+    ``user_filter`` (default all) shows in ``user_type_id``, which must be the org's."""
+    if ids:
+        return list(dict.fromkeys(ids))
+    if user_type_id is None:
+        raise InvalidInput("give user ids, or a user type (with a filter, default all)")
+    get_user_type(session, org_id, user_type_id)
+    return user_ids(session, org_id, user_filter or UserFilter.ALL, user_type_id)

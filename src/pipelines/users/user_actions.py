@@ -35,7 +35,7 @@ from portalflow.pipelines.invitations.invitation_states import Transition, has_s
 from portalflow.pipelines.licensing import licences, seat_usage
 from portalflow.pipelines.tenancy import orgs
 
-from . import lifecycle
+from . import address_changes, lifecycle
 from .lifecycle import Action, UserFilter
 
 # Each user action and the state machine's name for it.
@@ -137,8 +137,7 @@ def _transition(
     if run.action == BulkAction.REMOVE and result.moved:
         _revoke_live_tokens(session, result.moved, now)
     if run.action == BulkAction.ACTIVATE:
-        from . import address_changes  # an email change held while deactivated goes out now
-
+        # An email change held while the user was deactivated goes out now.
         for user_id in result.moved:
             invitation_id = address_changes.after_activation(session, user_id, now)
             if invitation_id is not None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from portalflow.config import Settings, SettingsError
 
+from .aws_sms import AwsSmsChannel
 from .base import EmailChannel, OutgoingEmail, SendFailure
 from .outbox import OutboxChannel
+from .ses import SesChannel
 from .sms_base import LookupUnavailable, OutgoingSms, SmsChannel
 from .sms_outbox import SmsOutboxChannel
 from .smtp import SmtpChannel
+from .twilio_sms import TwilioSmsChannel
 
 __all__ = [
     "EmailChannel",
@@ -40,9 +43,6 @@ def build_email_channel(settings: Settings) -> EmailChannel:
                 timeout=settings.smtp_timeout,
             )
         case "ses":
-            # Imported here because boto3 is slow to import and only SES needs it.
-            from .ses import SesChannel
-
             return SesChannel(
                 settings.ses_region,
                 endpoint_url=settings.ses_endpoint_url,
@@ -68,9 +68,6 @@ def build_sms_channel(settings: Settings) -> SmsChannel:
                     "PORTALFLOW_SMS_CHANNEL=twilio needs PORTALFLOW_TWILIO_FROM (a number or"
                     " sender id) or PORTALFLOW_TWILIO_MESSAGING_SERVICE_SID"
                 )
-            # Imported here: only this kind needs the Twilio SDK.
-            from .twilio_sms import TwilioSmsChannel
-
             return TwilioSmsChannel(
                 settings.twilio_account_sid,
                 settings.twilio_auth_token,
@@ -80,9 +77,6 @@ def build_sms_channel(settings: Settings) -> SmsChannel:
                 api_base_url=settings.twilio_api_base_url,
             )
         case "aws":
-            # Imported here because boto3 is slow to import and only this kind needs it.
-            from .aws_sms import AwsSmsChannel
-
             return AwsSmsChannel(
                 settings.aws_sms_region,
                 endpoint_url=settings.aws_sms_endpoint_url,

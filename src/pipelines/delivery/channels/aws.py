@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
@@ -46,6 +45,8 @@ def shared_client(service: str, region: str, endpoint_url: str, timeout: float) 
                 read_timeout=timeout,
                 retries={"total_max_attempts": 1, "mode": "standard"},
             )
+            import boto3  # slow to import (botocore's session), and only AWS channels need it
+
             client = boto3.client(
                 service, region_name=region, endpoint_url=endpoint_url or None, config=config
             )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from . import build_email_channel, build_sms_channel
 from .base import EmailChannel
+from .rate_limit import Paced
 
 if TYPE_CHECKING:
     from portalflow.config import Settings
@@ -28,8 +30,6 @@ class Channels:
     @classmethod
     def from_settings(cls, settings: Settings, rates: SendRates | None = None) -> Channels:
         """Channels of the kinds the settings name, each paced by its limiter in ``rates``."""
-        from . import build_email_channel, build_sms_channel
-        from .rate_limit import Paced
 
         def email() -> EmailChannel:
             channel = build_email_channel(settings)
