@@ -527,10 +527,10 @@ def set_conversion_default(
 
         portalflow user-types set-conversion-default --org 1 --user-type 4
     """
-    from portalflow.pipelines.users import transfers
+    from portalflow.pipelines.users import lead_conversion
 
     with open_session() as session:
-        updated = transfers.set_conversion_default(session, org, user_type)
+        updated = lead_conversion.set_conversion_default(session, org, user_type)
         summary = _user_type_summary(updated) | {"conversion_default": True}
     if json_output:
         print_json(summary)

@@ -17,7 +17,7 @@ from rich.table import Table
 from portalflow.models import CrmEventKind
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.tenancy import orgs
-from portalflow.pipelines.users import lifecycle, transfers
+from portalflow.pipelines.users import lead_conversion, lifecycle, transfer_and_delete, transfers
 from portalflow.pipelines.users.lifecycle import UserFilter
 
 from .common import EXIT_ROWS_FAILED, console, open_session, print_json
@@ -119,7 +119,7 @@ def lead_converted(
     """
     from .events import emit_event
 
-    payload = transfers.lead_payload(lead, contact, user_type or [])
+    payload = lead_conversion.lead_payload(lead, contact, user_type or [])
     emit_event(org, CrmEventKind.LEAD_CONVERTED, event_id, payload, as_json=as_json)
 
 
@@ -131,14 +131,16 @@ def run_transfer_and_delete(
     with open_session() as session:
         source = orgs.get_user_type(session, org, user_type)
         name = source.name
-        transfers.start_transfer_and_delete(session, org, user_type, transfer_to)
+        transfer_and_delete.start_transfer_and_delete(session, org, user_type, transfer_to)
         session.commit()
-        total = transfers.users_left(session, user_type)
+        total = transfer_and_delete.users_left(session, user_type)
         if progress:
             console.print(f"Deleting user type {escape(name)!r}: moving {total} user(s)")
-        while not transfers.continue_transfer_and_delete(session, user_type, batch_size=batch_size):
+        while not transfer_and_delete.continue_transfer_and_delete(
+            session, user_type, batch_size=batch_size
+        ):
             if progress:
-                left = transfers.users_left(session, user_type)
+                left = transfer_and_delete.users_left(session, user_type)
                 console.print(f"  {total - left} of {total} user(s) moved")
     if progress:
         console.print(
