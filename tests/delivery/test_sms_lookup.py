@@ -26,7 +26,7 @@ from portalflow.models import (
     make_session_factory,
     utcnow,
 )
-from portalflow.pipelines.delivery import credits, dispatch
+from portalflow.pipelines.delivery import credits, dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels.aws_sms import AwsSmsChannel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.delivery.channels.rate_limit import LocalSendRate, Paced
@@ -45,7 +45,7 @@ AUTH_TOKEN = "lookup-token"
 TO = "+919812345678"
 CODE = "aB3dE5gH7j"
 BODY = f"Dear Ada, join the Zylker portal: https://in.zcrm.to/{CODE} - Zylker"
-CONFIG = dispatch.DispatchConfig(portal_base_url="https://portal.test")
+CONFIG = dispatch_config.DispatchConfig(portal_base_url="https://portal.test")
 
 
 def sms(to: str = TO, body: str = BODY) -> OutgoingSms:

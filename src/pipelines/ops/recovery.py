@@ -38,7 +38,7 @@ from portalflow.models import (
     SendFailureCode,
     SendReceipt,
 )
-from portalflow.pipelines.delivery import credits, dispatch, receipts
+from portalflow.pipelines.delivery import credits, receipts, settlement
 from portalflow.pipelines.delivery.outgoing_sms import SCHEME
 from portalflow.pipelines.invitations import tokens
 from portalflow.pipelines.invitations.invitation_states import Transition, has_status, move_ids
@@ -184,7 +184,7 @@ def release_expired_claims(
         row.id for row in unknown if row.attempts >= max_attempts and row.id not in untried
     ]
     retry = [row.id for row in unknown if row.id not in exhausted]
-    completed = dispatch.complete_from_receipts(session, received, now) if received else []
+    completed = settlement.complete_from_receipts(session, received, now) if received else []
     refunds: dict[int, int] = {}
     for row in unknown:
         if row.sms_debited:
@@ -212,7 +212,7 @@ def release_expired_claims(
             )
         )
     if exhausted:
-        dispatch.fail_claimed(
+        settlement.fail_claimed(
             session,
             exhausted,
             SendFailureCode.TECHNICAL_FAILURE.value,
