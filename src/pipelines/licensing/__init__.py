@@ -1,6 +1,7 @@
 """Licensing: how many portal users an org may hold, and what they cost.
 
-- ``licences``: the per-type limit rule (free Client Portal, purchases, trial cap).
+- ``licences``: the per-type limit rule (``licence_limit``: free Client Portal, purchases,
+  trial cap), used by enforcement and by the nightly reconciliation alike.
 - ``purchases``: recorded purchases and what is in force on a day.
 - ``pricing``: slab pricing, pure functions over integer cents.
 - ``seat_usage``: who holds the seats, by status.

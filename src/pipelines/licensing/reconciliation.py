@@ -56,7 +56,7 @@ from portalflow.models import (
 )
 
 from . import pricing, purchases
-from .licences import CLIENT_PORTAL_FREE_USERS, NON_HOLDING_STATUSES, TRIAL_MAX_USERS
+from .licences import NON_HOLDING_STATUSES, licence_limit
 
 log = logging.getLogger(__name__)
 
@@ -303,10 +303,8 @@ def _assess(
     fixes: list[dict[str, int]] = []
     paid_holders = paid_licences = 0
     for kind in types:
-        if kind.client_portal:
-            limit = TRIAL_MAX_USERS if edition == Edition.TRIAL else CLIENT_PORTAL_FREE_USERS
-        else:
-            limit = kind.licences
+        limit = licence_limit(edition, kind.client_portal, kind.licences)
+        if not kind.client_portal:
             paid_holders += kind.holders
             paid_licences += limit
         overage = kind.holders > limit
