@@ -5,6 +5,8 @@
 - ``purchases``: recorded purchases and what is in force on a day.
 - ``pricing``: slab pricing, pure functions over integer cents.
 - ``seat_usage``: who holds the seats, by status.
-- ``reconciliation``: the nightly recount, correction, price and report.
+- ``reconciliation``: the nightly recount, correction and report, batch by batch.
+- ``assessment``: one org-day's report, alerts and counter fixes from its counts (pure):
+  overage, near limit, trial expiry, deletion after a fall to Free, the month's price.
 - ``licence_alerts``: listing alerts and emailing each one once.
 """

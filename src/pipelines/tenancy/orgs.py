@@ -28,6 +28,7 @@ from portalflow.models import (
     utcnow,
 )
 from portalflow.pipelines.errors import InvalidInput, NotFound
+from portalflow.pipelines.licensing.assessment import PAID_EDITIONS
 from portalflow.pipelines.users.addresses import normalise_domain, validate_sender_address
 
 MAX_USER_TYPES = 5
@@ -308,10 +309,6 @@ def update_org(
 
 
 def _change_edition(org: Org, wanted: Edition) -> None:
-    from portalflow.pipelines.licensing.reconciliation import (
-        PAID_EDITIONS,  # reconciliation imports this module
-    )
-
     if wanted == org.edition:
         return
     if wanted == Edition.TRIAL:
