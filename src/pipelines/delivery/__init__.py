@@ -9,7 +9,9 @@
 - ``outgoing_email`` and ``outgoing_sms``: one claimed row becomes the bytes a provider takes.
 - ``receipts``: the one durable write per message, made before the next send.
 - ``retry``: backoff for temporary failures.
-- ``outcomes``: every provider answer mapped to an outcome class and code, as tables.
+- ``outcomes``: an answer's outcome class and code, each code's meaning, suppression and
+  precedence; ``email_outcomes`` (SES, SMTP) and ``sms_outcomes`` (Twilio, AWS SMS) map
+  every provider answer to one, as tables; ``outcome_table`` is the README's table of them.
 - ``provider_events``, ``sns`` and ``after_send``: webhook events stored once, SNS signatures,
   and applying bounces, complaints and delivery reports to the rows.
 - ``pauses``: channels paused for an org because our side is misconfigured.
