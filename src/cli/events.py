@@ -16,7 +16,7 @@ from dramatiq.errors import QueueJoinTimeout
 
 from portalflow.models import CrmEventKind, CrmEventStatus
 from portalflow.pipelines.crm import crm_events
-from portalflow.pipelines.users import transfers
+from portalflow.pipelines.users import lead_conversion
 from portalflow.workers import actors, address_actors, runtime, submit
 from portalflow.workers.embedded import embedded_worker
 
@@ -158,7 +158,7 @@ def lead_converted(
     Example: `portalflow events lead-converted --org 1 --lead L-1 --contact C-1
     --lead L-2 --contact C-2 --user-type 4`
     """
-    payload = transfers.lead_payload(lead, contact, user_type or [])
+    payload = lead_conversion.lead_payload(lead, contact, user_type or [])
     emit_event(org, CrmEventKind.LEAD_CONVERTED, event_id, payload, as_json=as_json)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from portalflow.pipelines.delivery.outcomes import outcome_table, outcome_table_markdown
+from portalflow.pipelines.delivery.outcome_table import outcome_table, outcome_table_markdown
 
 from .common import console
 

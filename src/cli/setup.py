@@ -19,7 +19,7 @@ from portalflow.models import (
 from portalflow.pipelines.delivery import credits
 from portalflow.pipelines.licensing import purchases
 from portalflow.pipelines.tenancy import orgs
-from portalflow.pipelines.users import transfers
+from portalflow.pipelines.users import lead_conversion
 
 from .common import console, new_app, open_session, print_json
 from .transfers import run_transfer_and_delete
@@ -529,7 +529,7 @@ def set_conversion_default(
         portalflow user-types set-conversion-default --org 1 --user-type 4
     """
     with open_session() as session:
-        updated = transfers.set_conversion_default(session, org, user_type)
+        updated = lead_conversion.set_conversion_default(session, org, user_type)
         summary = _user_type_summary(updated) | {"conversion_default": True}
     if json_output:
         print_json(summary)

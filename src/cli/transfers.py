@@ -16,7 +16,7 @@ from rich.table import Table
 
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.tenancy import orgs
-from portalflow.pipelines.users import lifecycle, transfers
+from portalflow.pipelines.users import lifecycle, transfer_and_delete, transfers
 from portalflow.pipelines.users.lifecycle import UserFilter
 
 from .common import EXIT_ROWS_FAILED, console, open_session, print_json
@@ -92,14 +92,16 @@ def run_transfer_and_delete(
     with open_session() as session:
         source = orgs.get_user_type(session, org, user_type)
         name = source.name
-        transfers.start_transfer_and_delete(session, org, user_type, transfer_to)
+        transfer_and_delete.start_transfer_and_delete(session, org, user_type, transfer_to)
         session.commit()
-        total = transfers.users_left(session, user_type)
+        total = transfer_and_delete.users_left(session, user_type)
         if progress:
             console.print(f"Deleting user type {escape(name)!r}: moving {total} user(s)")
-        while not transfers.continue_transfer_and_delete(session, user_type, batch_size=batch_size):
+        while not transfer_and_delete.continue_transfer_and_delete(
+            session, user_type, batch_size=batch_size
+        ):
             if progress:
-                left = transfers.users_left(session, user_type)
+                left = transfer_and_delete.users_left(session, user_type)
                 console.print(f"  {total - left} of {total} user(s) moved")
     if progress:
         console.print(

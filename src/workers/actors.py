@@ -9,7 +9,7 @@ import dramatiq
 from dramatiq.errors import BrokerConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from portalflow.pipelines.delivery import after_send, dispatch
+from portalflow.pipelines.delivery import after_send, dispatch, send_outcomes
 from portalflow.pipelines.errors import NotFound
 from portalflow.pipelines.invitations import bulk
 from portalflow.pipelines.users import user_actions
@@ -152,7 +152,7 @@ def _send(invitation_ids: Sequence[int]) -> None:
     _enqueue_retries(result)
 
 
-def _enqueue_retries(result: dispatch.DispatchResult) -> None:
+def _enqueue_retries(result: send_outcomes.DispatchResult) -> None:
     # The rows are committed as queued with next_attempt_at; the replay sweep covers a lost send.
     for invitation_id, delay in result.retry:
         dispatch_invitation.send_with_options(

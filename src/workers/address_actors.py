@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from portalflow.models import CrmEventKind
 from portalflow.pipelines.crm import crm_events, intake
 from portalflow.pipelines.errors import NotFound
-from portalflow.pipelines.users import address_changes, transfers
+from portalflow.pipelines.users import address_changes, lead_conversion
 
 from . import actors, runtime
 from .actors import INFRASTRUCTURE_RETRIES, MINUTE_MS, MalformedMessage, message_id
@@ -22,7 +22,7 @@ Handler = Callable[[Session, int, datetime | None], list[int]]
 HANDLERS: dict[CrmEventKind, Handler] = {
     CrmEventKind.EMAIL_CHANGED: address_changes.handle_email_changed,
     CrmEventKind.PHONE_CHANGED: address_changes.handle_phone_changed,
-    CrmEventKind.LEAD_CONVERTED: transfers.apply_lead_converted,
+    CrmEventKind.LEAD_CONVERTED: lead_conversion.apply_lead_converted,
     CrmEventKind.RECORD_UPSERTED: intake.handle_record_upserted,
     CrmEventKind.RECORD_DELETED: intake.handle_record_deleted,
     CrmEventKind.RECORD_RESTORED: intake.handle_record_restored,

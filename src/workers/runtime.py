@@ -16,7 +16,7 @@ from portalflow.models import session_scope as _session_scope
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.delivery.channels.rate_limit import SendRates, send_rates
 from portalflow.pipelines.delivery.claims import Lease
-from portalflow.pipelines.delivery.dispatch import DispatchConfig
+from portalflow.pipelines.delivery.dispatch_config import DispatchConfig
 from portalflow.pipelines.invitations.link_keys import link_key
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dramatiq
 
 from portalflow.pipelines.errors import InvalidInput, NotFound
-from portalflow.pipelines.users import transfers
+from portalflow.pipelines.users.transfer_and_delete import continue_transfer_and_delete
 
 from . import runtime
 from .actors import (
@@ -35,4 +35,4 @@ def transfer_and_delete(user_type_id: int) -> None:
     """
     user_type_id = message_id(user_type_id, "user_type_id")
     with runtime.current().session() as session:
-        transfers.continue_transfer_and_delete(session, user_type_id, max_batches=None)
+        continue_transfer_and_delete(session, user_type_id, max_batches=None)

@@ -21,7 +21,7 @@ from portalflow.models import (
     ProviderEventStatus,
     utcnow,
 )
-from portalflow.pipelines.delivery import after_send, dispatch, pauses
+from portalflow.pipelines.delivery import after_send, dispatch, dispatch_config, pauses
 from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.invitations import suppressions
@@ -30,7 +30,7 @@ from portalflow.pipelines.ops import reports
 from ..factories import make_inviter, make_org, make_record, start_and_expand
 from ..ses_server import SesServer, running_ses_server
 
-CONFIG = dispatch.DispatchConfig(portal_base_url="https://portal.test", max_attempts=5)
+CONFIG = dispatch_config.DispatchConfig(portal_base_url="https://portal.test", max_attempts=5)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from portalflow.models import (
     PortalUserStatus,
     make_session_factory,
 )
-from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery import dispatch, dispatch_config, send_outcomes
 from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.errors import InvalidInput, NotFound
@@ -34,7 +34,7 @@ from portalflow.pipelines.ops import reports
 
 from ..factories import client_portal, make_inviter, make_org, make_record
 
-CONFIG = dispatch.DispatchConfig(portal_base_url="https://portal.test/p")
+CONFIG = dispatch_config.DispatchConfig(portal_base_url="https://portal.test/p")
 TOKEN_IN_LINK = re.compile(r"token=([A-Za-z0-9_\-]+)")
 
 
@@ -56,9 +56,11 @@ def start(session: Session, crm_ids: list[str] | None, **kwargs: Any) -> bulk.St
     return started
 
 
-def run_all(session: Session, started: bulk.StartedRun, outbox: Path) -> dispatch.DispatchResult:
+def run_all(
+    session: Session, started: bulk.StartedRun, outbox: Path
+) -> send_outcomes.DispatchResult:
     """What the bulk_invite actor does for each chunk, in process."""
-    total = dispatch.DispatchResult()
+    total = send_outcomes.DispatchResult()
     for chunk_id in started.chunk_ids:
         ids = bulk.expand_chunk(session, chunk_id)
         session.commit()
@@ -213,7 +215,7 @@ def test_concurrent_dispatchers_never_send_twice(
         ids = bulk.expand_chunk(session, started.chunk_ids[0])
         session.commit()
 
-    results: list[dispatch.DispatchResult] = []
+    results: list[send_outcomes.DispatchResult] = []
 
     def worker() -> None:
         with factory() as own:

@@ -22,7 +22,7 @@ from portalflow.models import (
     utcnow,
 )
 from portalflow.pipelines.content import email_templates
-from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery import dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.base import OutgoingEmail
 from portalflow.pipelines.delivery.channels.bundle import Channels
@@ -32,7 +32,7 @@ from portalflow.pipelines.ops import recovery
 
 from ..factories import client_portal, make_inviter, make_org, make_record
 
-CONFIG = dispatch.DispatchConfig(portal_base_url="https://portal.test/p")
+CONFIG = dispatch_config.DispatchConfig(portal_base_url="https://portal.test/p")
 
 
 def outbox(tmp_path: Path) -> Channels:
@@ -59,7 +59,7 @@ def invite(session: Session, count: int, *, chunk_size: int = 500) -> tuple[int,
 
 
 def expand_claimed(
-    session: Session, chunk_id: int, config: dispatch.DispatchConfig = CONFIG
+    session: Session, chunk_id: int, config: dispatch_config.DispatchConfig = CONFIG
 ) -> bulk.ClaimOnWrite:
     """What the bulk_invite actor does first: expand the chunk with its rows claimed."""
     claim = dispatch.claim_on_write(session, config)
@@ -183,7 +183,7 @@ class _Pausing:
 def test_a_lapsed_claim_sends_nothing_more_and_gives_the_rest_back(
     session: Session, tmp_path: Path
 ) -> None:
-    config = dispatch.DispatchConfig(
+    config = dispatch_config.DispatchConfig(
         portal_base_url="https://portal.test/p", lease=Lease(seconds=2, margin_seconds=0.5)
     )
     run_id, [chunk_id] = invite(session, 20)

@@ -22,7 +22,7 @@ from portalflow.models import (
     utcnow,
 )
 from portalflow.pipelines.content import email_templates
-from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery import dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.invitations import suppressions
@@ -63,7 +63,7 @@ def test_ses_dispatch_records_the_provider_message_id(
     )
     channel.client.create_email_identity(EmailIdentity=SENDER)  # type: ignore[attr-defined]
     started, ids = start_and_expand(session, world, ["p0", "p1", "p2"])
-    config = dispatch.DispatchConfig(portal_base_url="https://portal.test")
+    config = dispatch_config.DispatchConfig(portal_base_url="https://portal.test")
     result = dispatch.dispatch(session, ids, channels=Channels(lambda: channel), config=config)
     assert sorted(result.sent) == sorted(ids)
 
@@ -79,7 +79,7 @@ def test_temporary_failures_retry_then_end_as_technical_failure(
 ) -> None:
     smtp_server.handler.replies["flaky@customer.example.org"] = "451 4.3.0 try again later"
     channel = build_email_channel(smtp_settings(smtp_server))
-    config = dispatch.DispatchConfig(portal_base_url="https://portal.test", max_attempts=2)
+    config = dispatch_config.DispatchConfig(portal_base_url="https://portal.test", max_attempts=2)
     started, [invitation_id] = start_and_expand(session, world, ["flaky"])
 
     first = dispatch.dispatch(
@@ -126,7 +126,7 @@ def test_a_permanent_rejection_frees_the_record_for_a_later_invite(
     # A refusal about our message, not the address: nothing is suppressed.
     smtp_server.handler.replies["bounce@customer.example.org"] = "554 5.7.1 message refused"
     channel = build_email_channel(smtp_settings(smtp_server))
-    config = dispatch.DispatchConfig(portal_base_url="https://portal.test")
+    config = dispatch_config.DispatchConfig(portal_base_url="https://portal.test")
     _, ids = start_and_expand(session, world, ["bounce", "p0"])
     result = dispatch.dispatch(session, ids, channels=Channels(lambda: channel), config=config)
     assert len(result.sent) == 1 and len(result.failed) == 1
@@ -166,7 +166,7 @@ def test_an_smtp_rejection_of_the_recipient_suppresses_the_address(
 ) -> None:
     smtp_server.handler.replies["bounce@customer.example.org"] = reply
     channel = build_email_channel(smtp_settings(smtp_server))
-    config = dispatch.DispatchConfig(portal_base_url="https://portal.test")
+    config = dispatch_config.DispatchConfig(portal_base_url="https://portal.test")
     _, ids = start_and_expand(session, world, ["bounce", "p0"])
     result = dispatch.dispatch(session, ids, channels=Channels(lambda: channel), config=config)
     session.commit()
@@ -200,7 +200,7 @@ def test_an_smtp_policy_rejection_does_not_suppress_the_address(
         "550 5.7.1 client host rejected by policy"
     )
     channel = build_email_channel(smtp_settings(smtp_server))
-    config = dispatch.DispatchConfig(portal_base_url="https://portal.test")
+    config = dispatch_config.DispatchConfig(portal_base_url="https://portal.test")
     _, ids = start_and_expand(session, world, ["bounce"])
     result = dispatch.dispatch(session, ids, channels=Channels(lambda: channel), config=config)
     session.commit()
@@ -223,7 +223,7 @@ def test_the_orgs_custom_template_and_the_chosen_language_are_used(
     )
     session.commit()
     channel = build_email_channel(smtp_settings(smtp_server))
-    config = dispatch.DispatchConfig(portal_base_url="https://portal.test")
+    config = dispatch_config.DispatchConfig(portal_base_url="https://portal.test")
     _, english = start_and_expand(session, world, ["p0"])
     _, japanese = start_and_expand(session, world, ["p1"], language="ja")
     dispatch.dispatch(

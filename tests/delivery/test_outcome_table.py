@@ -7,7 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from portalflow.cli import app
-from portalflow.pipelines.delivery.outcomes import OUTCOME_DESCRIPTIONS, outcome_table_markdown
+from portalflow.pipelines.delivery.outcome_table import outcome_table_markdown
+from portalflow.pipelines.delivery.outcomes import OUTCOME_DESCRIPTIONS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

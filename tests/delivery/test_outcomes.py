@@ -6,20 +6,21 @@ from typing import Any
 
 import pytest
 
-from portalflow.pipelines.delivery import outcomes
+from portalflow.pipelines.delivery import email_outcomes, outcomes, sms_outcomes
+from portalflow.pipelines.delivery.email_outcomes import (
+    classify_ses_bounce,
+    classify_ses_error,
+    classify_ses_event,
+    ses_message_id,
+)
 from portalflow.pipelines.delivery.outcomes import (
     CONNECTION_ERROR,
     Outcome,
     OutcomeClass,
-    classify_ses_bounce,
-    classify_ses_error,
-    classify_ses_event,
-    classify_twilio_error,
-    classify_twilio_status,
     describe,
-    ses_message_id,
     supersedes,
 )
+from portalflow.pipelines.delivery.sms_outcomes import classify_twilio_error, classify_twilio_status
 
 C = OutcomeClass
 
@@ -87,7 +88,7 @@ def test_ses_errors(ses_code: str, outcome_class: OutcomeClass, code: str) -> No
 
 
 def test_every_ses_error_row_is_tested() -> None:
-    assert set(outcomes.SES_ERRORS) == {
+    assert set(email_outcomes.SES_ERRORS) == {
         "LimitExceededException",
         "BadRequestException",
         "NotFoundException",
@@ -150,7 +151,7 @@ def test_ses_bounces(
 
 
 def test_every_ses_bounce_row_is_tested() -> None:
-    assert set(outcomes.SES_BOUNCES) == {(t, s) for t, s, _, _ in SES_BOUNCE_ROWS}
+    assert set(email_outcomes.SES_BOUNCES) == {(t, s) for t, s, _, _ in SES_BOUNCE_ROWS}
 
 
 @pytest.mark.parametrize(
@@ -283,7 +284,7 @@ TWILIO_API_ROWS = [
 
 @pytest.mark.parametrize(("twilio_code", "outcome_class", "code"), TWILIO_API_ROWS)
 def test_twilio_api_errors(twilio_code: int, outcome_class: OutcomeClass, code: str) -> None:
-    outcome = outcomes.classify_twilio_api_error(twilio_code, 400)
+    outcome = sms_outcomes.classify_twilio_api_error(twilio_code, 400)
     assert outcome == Outcome(outcome_class, code, str(twilio_code))
     assert not outcome.suppresses  # about our setup or the message, not the number
 
@@ -300,14 +301,14 @@ def test_twilio_api_errors(twilio_code: int, outcome_class: OutcomeClass, code: 
 def test_twilio_http_status_fallback(
     http_status: int, outcome_class: OutcomeClass, code: str
 ) -> None:
-    outcome = outcomes.classify_twilio_api_error(99999, http_status)
+    outcome = sms_outcomes.classify_twilio_api_error(99999, http_status)
     assert (outcome.outcome_class, outcome.code) == (outcome_class, code)
 
 
 def test_every_twilio_row_is_tested() -> None:
     tested = {row[0] for row in TWILIO_ROWS} | {row[0] for row in TWILIO_API_ROWS}
-    assert set(outcomes.TWILIO_ERRORS) == tested
-    assert set(outcomes.TWILIO_HTTP_STATUSES) == {401, 403, 429}
+    assert set(sms_outcomes.TWILIO_ERRORS) == tested
+    assert set(sms_outcomes.TWILIO_HTTP_STATUSES) == {401, 403, 429}
 
 
 @pytest.mark.parametrize(("twilio_code", "raw"), [(99999, "99999"), (None, ""), ("abc", "abc")])
@@ -385,28 +386,28 @@ def test_replayed_out_of_order_events_end_in_the_strongest() -> None:
 
 
 def _every_code() -> set[str]:
-    codes = {code for _, code in outcomes.SES_ERRORS.values()}
-    codes |= {code for _, code in outcomes.SES_BOUNCES.values()}
-    codes |= {code for _, code in outcomes.SES_BOUNCE_TYPES.values()}
-    codes |= {code for _, code in outcomes.TWILIO_ERRORS.values()}
-    codes |= {code for _, code in outcomes.AWS_SMS_ERRORS.values()}
-    codes |= {code for _, code in outcomes.AWS_SMS_REASONS.values()}
-    codes |= {code for _, code in outcomes.SMTP_REPLIES.values()}
+    codes = {code for _, code in email_outcomes.SES_ERRORS.values()}
+    codes |= {code for _, code in email_outcomes.SES_BOUNCES.values()}
+    codes |= {code for _, code in email_outcomes.SES_BOUNCE_TYPES.values()}
+    codes |= {code for _, code in sms_outcomes.TWILIO_ERRORS.values()}
+    codes |= {code for _, code in sms_outcomes.AWS_SMS_ERRORS.values()}
+    codes |= {code for _, code in sms_outcomes.AWS_SMS_REASONS.values()}
+    codes |= {code for _, code in email_outcomes.SMTP_REPLIES.values()}
     for table in (
-        outcomes.SMTP_RECIPIENT_STATUSES,
-        outcomes.SMTP_SENDER_STATUSES,
-        outcomes.SMTP_STATUS_SUBJECTS,
-        outcomes.SMTP_REPLY_CODES,
+        email_outcomes.SMTP_RECIPIENT_STATUSES,
+        email_outcomes.SMTP_SENDER_STATUSES,
+        email_outcomes.SMTP_STATUS_SUBJECTS,
+        email_outcomes.SMTP_REPLY_CODES,
     ):
         codes |= {code for _, code in table.values()}
     codes |= {
-        outcomes.AWS_SMS_UNKNOWN,
+        sms_outcomes.AWS_SMS_UNKNOWN,
         "smtp_configuration",
     }
     codes |= {
-        outcomes.SES_UNKNOWN,
-        outcomes.SES_BOUNCE_UNKNOWN,
-        outcomes.TWILIO_UNKNOWN,
+        email_outcomes.SES_UNKNOWN,
+        email_outcomes.SES_BOUNCE_UNKNOWN,
+        sms_outcomes.TWILIO_UNKNOWN,
         outcomes.DELIVERED,
         CONNECTION_ERROR.code,
         "complaint",
@@ -430,22 +431,22 @@ def test_no_description_without_a_code() -> None:
 # --- AWS SMS and SMTP ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("aws_code", "row"), list(outcomes.AWS_SMS_ERRORS.items()))
+@pytest.mark.parametrize(("aws_code", "row"), list(sms_outcomes.AWS_SMS_ERRORS.items()))
 def test_aws_sms_errors(aws_code: str, row: tuple[OutcomeClass, str]) -> None:
-    assert outcomes.classify_aws_sms_error(aws_code) == Outcome(row[0], row[1], aws_code)
+    assert sms_outcomes.classify_aws_sms_error(aws_code) == Outcome(row[0], row[1], aws_code)
 
 
-@pytest.mark.parametrize(("reason", "row"), list(outcomes.AWS_SMS_REASONS.items()))
+@pytest.mark.parametrize(("reason", "row"), list(sms_outcomes.AWS_SMS_REASONS.items()))
 def test_aws_sms_reasons_win_over_codes(reason: str, row: tuple[OutcomeClass, str]) -> None:
-    outcome = outcomes.classify_aws_sms_error("ValidationException", reason)
+    outcome = sms_outcomes.classify_aws_sms_error("ValidationException", reason)
     assert (outcome.outcome_class, outcome.code) == row
 
 
 def test_an_aws_opt_out_suppresses_and_unknown_errors_are_unknown() -> None:
-    assert outcomes.classify_aws_sms_error(
+    assert sms_outcomes.classify_aws_sms_error(
         "ConflictException", "DESTINATION_PHONE_NUMBER_OPTED_OUT"
     ).suppresses
-    assert outcomes.classify_aws_sms_error("Weird").outcome_class is C.UNKNOWN
+    assert sms_outcomes.classify_aws_sms_error("Weird").outcome_class is C.UNKNOWN
 
 
 @pytest.mark.parametrize(
@@ -455,7 +456,7 @@ def test_an_aws_opt_out_suppresses_and_unknown_errors_are_unknown() -> None:
      (999, C.TEMPORARY, "smtp_temporary")],
 )  # fmt: skip
 def test_smtp_replies(reply: int, outcome_class: OutcomeClass, code: str) -> None:
-    outcome = outcomes.classify_smtp_reply(reply)
+    outcome = email_outcomes.classify_smtp_reply(reply)
     assert (outcome.outcome_class, outcome.code) == (outcome_class, code)
 
 
@@ -474,10 +475,15 @@ def test_smtp_replies(reply: int, outcome_class: OutcomeClass, code: str) -> Non
      (450, "4.2.1 mailbox busy", "smtp_temporary", False)],
 )  # fmt: skip
 def test_smtp_enhanced_status_codes(reply: int, text: str, code: str, suppresses: bool) -> None:
-    outcome = outcomes.classify_smtp_reply(reply, text)
+    outcome = email_outcomes.classify_smtp_reply(reply, text)
     assert (outcome.code, outcome.suppresses) == (code, suppresses)
 
 
 def test_a_refused_sender_is_never_about_the_recipient() -> None:
-    outcome = outcomes.classify_smtp_reply(550, "5.1.1 no such sender", about_recipient=False)
+    outcome = email_outcomes.classify_smtp_reply(550, "5.1.1 no such sender", about_recipient=False)
     assert (outcome.code, outcome.suppresses) == ("smtp_rejected", False)
+
+
+def test_every_smtp_reply_rejecting_the_recipient_suppresses() -> None:
+    rejecting = {code for _, code in email_outcomes.SMTP_RECIPIENT_STATUSES.values()}
+    assert rejecting <= outcomes.SUPPRESSING_CODES

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.config import Settings, SettingsError
 from portalflow.models import Invitation, InvitationStatus, make_engine, utcnow
-from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery import dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import OutboxChannel, SendFailure, build_email_channel
 from portalflow.pipelines.delivery.channels.base import OutgoingEmail
 from portalflow.pipelines.delivery.channels.bundle import Channels
@@ -283,7 +283,7 @@ def test_a_throttled_send_is_retried_soon_without_spending_an_attempt(
 ) -> None:
     settings = Settings(email_channel="ses", ses_endpoint_url=ses.endpoint_url, ses_timeout=5)
     # One attempt allowed: were a throttle an attempt, the rows would end as technical_failure.
-    config = dispatch.DispatchConfig(portal_base_url="https://portal.test/p", max_attempts=1)
+    config = dispatch_config.DispatchConfig(portal_base_url="https://portal.test/p", max_attempts=1)
     run_id, [chunk_id] = invite(session, 3)
     claim = expand_claimed(session, chunk_id, config)
     ses.state.errors = [(429, "TooManyRequestsException")] * 3

@@ -24,7 +24,7 @@ from portalflow.models import (
     SmsTemplateKind,
     make_session_factory,
 )
-from portalflow.pipelines.delivery import credits, dispatch
+from portalflow.pipelines.delivery import credits, dispatch, dispatch_config, send_outcomes
 from portalflow.pipelines.delivery.channels import build_sms_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.errors import InvalidInput
@@ -37,7 +37,7 @@ from ..aws_sms_server import AwsSmsServer, running_aws_sms_server
 from ..factories import approve_sms_template, make_inviter, make_record, make_sms_org
 from ..twilio_server import TwilioServer, running_twilio_server
 
-CONFIG = dispatch.DispatchConfig(portal_base_url="https://portal.test")
+CONFIG = dispatch_config.DispatchConfig(portal_base_url="https://portal.test")
 MOBILE = "+91 98123 45678"
 
 
@@ -199,7 +199,7 @@ def test_credits_never_go_negative_under_concurrent_sends(
         _, ids = invite(session, org, agents, inviter, [f"a{n}" for n in range(24)])
         org_id = org.id
 
-    results: list[dispatch.DispatchResult] = []
+    results: list[send_outcomes.DispatchResult] = []
 
     def worker(part: list[int]) -> None:
         with factory() as own:

@@ -26,7 +26,7 @@ from portalflow.models import (
     make_session_factory,
     utcnow,
 )
-from portalflow.pipelines.delivery import credits, dispatch
+from portalflow.pipelines.delivery import credits, dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels.aws_sms import AwsSmsChannel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.delivery.channels.rate_limit import LocalSendRate, Paced
@@ -34,7 +34,7 @@ from portalflow.pipelines.delivery.channels.sms_base import LookupUnavailable, O
 from portalflow.pipelines.delivery.channels.sms_outbox import SmsOutboxChannel
 from portalflow.pipelines.delivery.channels.twilio_sms import LOOKUP_LIMIT, TwilioSmsChannel
 from portalflow.pipelines.invitations import tokens
-from portalflow.pipelines.ops import recovery
+from portalflow.pipelines.ops import lapsed_claims, recovery
 from portalflow.workers import recovery_actors, runtime
 
 from ..twilio_server import TwilioServer, running_twilio_server
@@ -45,7 +45,7 @@ AUTH_TOKEN = "lookup-token"
 TO = "+919812345678"
 CODE = "aB3dE5gH7j"
 BODY = f"Dear Ada, join the Zylker portal: https://in.zcrm.to/{CODE} - Zylker"
-CONFIG = dispatch.DispatchConfig(portal_base_url="https://portal.test")
+CONFIG = dispatch_config.DispatchConfig(portal_base_url="https://portal.test")
 
 
 def sms(to: str = TO, body: str = BODY) -> OutgoingSms:
@@ -53,7 +53,7 @@ def sms(to: str = TO, body: str = BODY) -> OutgoingSms:
 
 
 def mentions_code(body: str) -> bool:
-    return recovery.carries_token(tokens.hash_token(CODE))(body)
+    return lapsed_claims.carries_token(tokens.hash_token(CODE))(body)
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def twilio_channel(server: TwilioServer, timeout: float = 5) -> TwilioSmsChannel
 
 
 def test_the_matcher_knows_a_body_by_the_hash_of_its_link_code() -> None:
-    matches = recovery.carries_token(tokens.hash_token(CODE))
+    matches = lapsed_claims.carries_token(tokens.hash_token(CODE))
     assert matches(BODY)
     assert not matches(BODY.replace(CODE, CODE[:-1] + "k"))
     assert not matches(f"Dear Ada, {CODE} - Zylker")  # the code, but not as a link
@@ -281,7 +281,9 @@ def test_recovery_completes_an_sms_twilio_took_and_requeues_one_it_did_not(
     session.refresh(sent)
     assert (sent.status, sent.provider_message_id) == (InvitationStatus.SENT, message["sid"])
     assert (sent.sms_debited, sent.sms_segments) == (0, 1)
-    assert sent.token_hash is not None and recovery.carries_token(sent.token_hash)(message["body"])
+    assert sent.token_hash is not None and lapsed_claims.carries_token(sent.token_hash)(
+        message["body"]
+    )
     requeued = session.get_one(Invitation, lost)
     session.refresh(requeued)
     assert (requeued.status, requeued.sms_debited) == (InvitationStatus.QUEUED, 0)
@@ -346,7 +348,7 @@ def test_recovery_leaves_lookups_over_its_bound_for_the_next_pass(
             [invitation_id],
             DyingChannel(twilio_channel(twilio_server), after_the_call=True),
         )
-    monkeypatch.setattr(recovery, "MAX_LOOKUPS", 2)
+    monkeypatch.setattr(lapsed_claims, "MAX_LOOKUPS", 2)
 
     live = twilio_channel(twilio_server)
     later = utcnow() + timedelta(minutes=10)
@@ -428,11 +430,11 @@ def test_an_sms_found_on_its_last_attempt_is_sent_not_failed(
 
 
 def test_a_debited_sms_counts_as_tried_even_after_a_refused_one() -> None:
-    def lapsed(invitation_id: int, debited: int) -> recovery._Lapsed:
-        return recovery._Lapsed(
+    def lapsed(invitation_id: int, debited: int) -> lapsed_claims._Lapsed:
+        return lapsed_claims._Lapsed(
             invitation_id, 1, 1, debited, "claim", utcnow(), TO, "h", None, None
         )
 
     # 1 refused by the provider (debit noted, no receipt), 2 in flight, 3 never reached.
     rows = [lapsed(1, 1), lapsed(2, 1), lapsed(3, 0)]
-    assert recovery._never_tried(rows) == {3}
+    assert lapsed_claims._never_tried(rows) == {3}

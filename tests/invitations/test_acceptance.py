@@ -26,7 +26,7 @@ from portalflow.models import (
     PortalUser,
     PortalUserStatus,
 )
-from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery import dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.errors import InvalidInput
@@ -38,7 +38,7 @@ from portalflow.web.app import create_app
 from ..cli_runner import flat, run
 from ..factories import make_inviter, make_org, make_record, start_and_expand
 
-CONFIG = dispatch.DispatchConfig(portal_base_url="https://p")
+CONFIG = dispatch_config.DispatchConfig(portal_base_url="https://p")
 TOKEN_IN_LINK = re.compile(r"token=([A-Za-z0-9_\-]+)")
 PASSWORD = "correct horse battery"
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import Channel, Org, Suppression
-from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery import dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.invitations import bulk, opt_out
@@ -48,7 +48,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 def send_invites(session: Session, settings: Settings, count: int) -> list[Message]:
     """A bulk run over ``count`` contacts sent to the file outbox; the emails, by recipient."""
-    config = dispatch.DispatchConfig(
+    config = dispatch_config.DispatchConfig(
         portal_base_url=settings.portal_base_url, link_key=link_key(settings)
     )
     _run_id, [chunk_id] = invite(session, count)
@@ -111,7 +111,7 @@ def test_the_expiry_date_logo_and_footer_are_in_the_email(
         language="de",
     )
     session.commit()
-    config = dispatch.DispatchConfig(
+    config = dispatch_config.DispatchConfig(
         portal_base_url=settings.portal_base_url, link_key=link_key(settings)
     )
     claim = expand_claimed(session, started.chunk_ids[0], config)

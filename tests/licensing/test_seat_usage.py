@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import BulkAction, BulkActionRefusal, PortalUser, utcnow
-from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery import dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.invitations import expiry
@@ -33,7 +33,7 @@ def test_a_full_trial_says_who_holds_its_seats(session: Session, tmp_path: Path)
     cp = client_portal(session, org).id
     _run, queued = start_and_expand(session, org, inviter, [f"C-{n}" for n in range(10)])
     settings = Settings(var_dir=tmp_path, outbox_dir=tmp_path / "outbox")
-    config = dispatch.DispatchConfig(portal_base_url="https://portal.test/p")
+    config = dispatch_config.DispatchConfig(portal_base_url="https://portal.test/p")
     channels = Channels(lambda: build_email_channel(settings))
     dispatch.dispatch(session, queued, channels=channels, config=config)
     users = list(session.scalars(select(PortalUser.id).order_by(PortalUser.id)))

@@ -20,7 +20,7 @@ from portalflow.models import (
     make_session_factory,
     utcnow,
 )
-from portalflow.pipelines.delivery import dispatch
+from portalflow.pipelines.delivery import dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.invitations import bulk
@@ -30,7 +30,7 @@ from portalflow.workers import recovery_actors, runtime
 from ..conftest import wait_for
 from ..factories import client_portal, make_inviter, make_org, make_record
 
-CONFIG = dispatch.DispatchConfig(portal_base_url="https://portal.test", max_attempts=3)
+CONFIG = dispatch_config.DispatchConfig(portal_base_url="https://portal.test", max_attempts=3)
 
 
 def run_with_queued(session: Session, n: int = 3) -> tuple[bulk.StartedRun, list[int]]:

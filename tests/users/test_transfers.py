@@ -38,7 +38,7 @@ from portalflow.pipelines.crm import crm_events
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.licensing import licences, purchases
 from portalflow.pipelines.tenancy import orgs
-from portalflow.pipelines.users import transfers
+from portalflow.pipelines.users import lead_conversion, transfer_and_delete, transfers
 
 from ..cli_runner import run
 from ..factories import client_portal, make_inviter, make_org, make_record
@@ -202,7 +202,7 @@ def test_transfer_to_a_type_being_deleted_is_refused(session: Session, org: Org)
     customers = contacts_type(session, org, "Customers")
     partners = contacts_type(session, org, "Partners")
     user = add_user(session, org, client_portal(session, org), "C-1")
-    transfers.start_transfer_and_delete(session, org.id, partners.id, customers.id)
+    transfer_and_delete.start_transfer_and_delete(session, org.id, partners.id, customers.id)
     with pytest.raises(InvalidInput, match="'Partners' is being deleted"):
         transfers.transfer_users(session, org.id, [user.id], partners.id)
 
@@ -266,9 +266,9 @@ def test_transfer_and_delete_moves_every_user_then_deletes_the_type(
     partners, customers = seed_type_to_delete(session, org)
     before = statuses_by_type(session)[partners.id]
 
-    transfers.start_transfer_and_delete(session, org.id, partners.id, customers.id)
+    transfer_and_delete.start_transfer_and_delete(session, org.id, partners.id, customers.id)
     session.commit()
-    assert transfers.continue_transfer_and_delete(session, partners.id, max_batches=None)
+    assert transfer_and_delete.continue_transfer_and_delete(session, partners.id, max_batches=None)
 
     session.expire_all()
     assert session.get(PortalUserType, partners.id) is None
@@ -276,7 +276,7 @@ def test_transfer_and_delete_moves_every_user_then_deletes_the_type(
     assert set(session.scalars(select(Invitation.user_type_id))) == {customers.id}
     assert session.scalar(select(func.count()).select_from(EmailTemplate)) == 0
     # Idempotent: again is a no-op.
-    assert transfers.continue_transfer_and_delete(session, partners.id)
+    assert transfer_and_delete.continue_transfer_and_delete(session, partners.id)
 
 
 def test_transfer_and_delete_interrupted_halfway_then_resumed(
@@ -286,13 +286,13 @@ def test_transfer_and_delete_interrupted_halfway_then_resumed(
         org = make_org(setup)
         partners, customers = seed_type_to_delete(setup, org)
         org_id, partners_id, customers_id = org.id, partners.id, customers.id
-        transfers.start_transfer_and_delete(setup, org_id, partners_id, customers_id)
+        transfer_and_delete.start_transfer_and_delete(setup, org_id, partners_id, customers_id)
         setup.commit()
 
     # A worker moves one batch of two, then dies in the middle of the next batch.
     worker = session_factory()
-    assert not transfers.continue_transfer_and_delete(worker, partners_id, batch_size=2)
-    transfers._next_batch(worker, partners_id, 2, utcnow())  # written, never committed
+    assert not transfer_and_delete.continue_transfer_and_delete(worker, partners_id, batch_size=2)
+    transfer_and_delete._next_batch(worker, partners_id, 2, utcnow())  # written, never committed
     worker.close()  # the crash: the open transaction is rolled back
 
     with session_factory() as check:
@@ -304,7 +304,7 @@ def test_transfer_and_delete_interrupted_halfway_then_resumed(
         assert_every_user_has_a_type(check)
 
     with session_factory() as resumed:
-        assert transfers.continue_transfer_and_delete(
+        assert transfer_and_delete.continue_transfer_and_delete(
             resumed, partners_id, batch_size=2, max_batches=None
         )
     with session_factory() as check:
@@ -321,22 +321,23 @@ def test_transfer_and_delete_refusals(session: Session) -> None:
     by_phone = contacts_type(session, org, "Customers SMS", invitation_preference="phone")
 
     with pytest.raises(InvalidInput, match="Client Portal user type cannot be deleted"):
-        transfers.start_transfer_and_delete(session, org.id, portal.id, customers.id)
+        transfer_and_delete.start_transfer_and_delete(session, org.id, portal.id, customers.id)
     with pytest.raises(InvalidInput, match="into itself"):
-        transfers.start_transfer_and_delete(session, org.id, partners.id, partners.id)
+        transfer_and_delete.start_transfer_and_delete(session, org.id, partners.id, partners.id)
     with pytest.raises(InvalidInput, match="same invitation preference"):
-        transfers.start_transfer_and_delete(session, org.id, partners.id, by_phone.id)
+        transfer_and_delete.start_transfer_and_delete(session, org.id, partners.id, by_phone.id)
     with pytest.raises(InvalidInput, match="not being deleted"):
-        transfers.continue_transfer_and_delete(session, partners.id)
+        transfer_and_delete.continue_transfer_and_delete(session, partners.id)
 
-    transfers.start_transfer_and_delete(session, org.id, partners.id, customers.id)
-    transfers.start_transfer_and_delete(session, org.id, partners.id, customers.id)  # resume
+    transfer_and_delete.start_transfer_and_delete(session, org.id, partners.id, customers.id)
+    # Starting again with the same target resumes:
+    transfer_and_delete.start_transfer_and_delete(session, org.id, partners.id, customers.id)
     with pytest.raises(InvalidInput, match="already being deleted"):
-        transfers.start_transfer_and_delete(session, org.id, partners.id, portal.id)
+        transfer_and_delete.start_transfer_and_delete(session, org.id, partners.id, portal.id)
     with pytest.raises(InvalidInput, match="itself being deleted"):
-        transfers.start_transfer_and_delete(session, org.id, customers.id, partners.id)
+        transfer_and_delete.start_transfer_and_delete(session, org.id, customers.id, partners.id)
     with pytest.raises(InvalidInput, match="'Partners' is being deleted into 'Customers'"):
-        transfers.start_transfer_and_delete(session, org.id, customers.id, portal.id)
+        transfer_and_delete.start_transfer_and_delete(session, org.id, customers.id, portal.id)
     assert session.get(PortalUserType, portal.id) is not None
 
 
@@ -408,7 +409,7 @@ def leads_org(session: Session, org: Org) -> dict[str, Any]:
 def convert(session: Session, org: Org, key: str, payload: dict[str, Any]) -> CrmEvent:
     event, _ = crm_events.record_event(session, org.id, CrmEventKind.LEAD_CONVERTED, key, payload)
     session.commit()
-    transfers.handle_lead_converted(session, event.id)
+    lead_conversion.handle_lead_converted(session, event.id)
     session.commit()
     session.refresh(event)
     return event
@@ -441,9 +442,9 @@ def test_lead_conversion_needs_a_choice_then_uses_the_default(
     assert user_state(session, users["B"]) == (leads.id, "L-B", S.INVITED)
 
     # The admin resolves it: a conversion default, then the event is applied again.
-    transfers.set_conversion_default(session, org.id, c1.id)
+    lead_conversion.set_conversion_default(session, org.id, c1.id)
     session.commit()
-    transfers.handle_lead_converted(session, event.id)
+    lead_conversion.handle_lead_converted(session, event.id)
     session.commit()
     session.refresh(event)
     assert event.status == CrmEventStatus.PROCESSED
@@ -483,13 +484,15 @@ def test_many_leads_in_one_event_with_the_default(session: Session, org: Org) ->
     leads = orgs.add_user_type(session, org.id, name="Leads", module="Leads")
     contacts_type(session, org, "Contacts 1")
     contacts2 = contacts_type(session, org, "Contacts 2")
-    transfers.set_conversion_default(session, org.id, contacts2.id)
+    lead_conversion.set_conversion_default(session, org.id, contacts2.id)
     users = [add_user(session, org, leads, f"L-{n}") for n in range(60)]
     for n in range(60):
         make_record(session, org, f"C-{n}", module="Contacts")
     session.commit()
 
-    payload = transfers.lead_payload([f"L-{n}" for n in range(60)], [f"C-{n}" for n in range(60)])
+    payload = lead_conversion.lead_payload(
+        [f"L-{n}" for n in range(60)], [f"C-{n}" for n in range(60)]
+    )
     event = convert(session, org, "evt-many", payload)
 
     assert (event.status, event.detail) == (CrmEventStatus.PROCESSED, "60 converted")
@@ -529,7 +532,7 @@ def test_an_event_processed_twice_does_nothing_the_second_time(
     )
     assert (again.id, created) == (event.id, False)
     later = utcnow() + timedelta(hours=1)
-    result = transfers.handle_lead_converted(session, event.id, now=later)
+    result = lead_conversion.handle_lead_converted(session, event.id, now=later)
     session.commit()
     session.refresh(event)
     assert result.already_handled and result.leads == []
@@ -540,9 +543,9 @@ def test_an_event_processed_twice_does_nothing_the_second_time(
 def test_set_conversion_default_only_for_contacts_types(session: Session, leads_org: Any) -> None:
     org, c1, c2 = leads_org["org"], leads_org["c1"], leads_org["c2"]
     with pytest.raises(InvalidInput, match="must be a Contacts user type"):
-        transfers.set_conversion_default(session, org.id, leads_org["leads"].id)
-    transfers.set_conversion_default(session, org.id, c1.id)
-    transfers.set_conversion_default(session, org.id, c2.id)
+        lead_conversion.set_conversion_default(session, org.id, leads_org["leads"].id)
+    lead_conversion.set_conversion_default(session, org.id, c1.id)
+    lead_conversion.set_conversion_default(session, org.id, c2.id)
     session.commit()
     session.expire_all()
     defaults = session.scalars(

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import Invitation, PortalUser, PortalUserStatus, make_session_factory
-from portalflow.pipelines.delivery import credits, dispatch
+from portalflow.pipelines.delivery import credits, dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_email_channel, build_sms_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.invitations import acceptance, reinvite
@@ -63,7 +63,7 @@ def served(pg_engine: Engine, tmp_path: Path) -> Iterator[dict[str, Any]]:
         lambda: build_email_channel(Settings(outbox_dir=outbox)),
         sms=lambda: build_sms_channel(Settings(sms_outbox_dir=outbox / "sms")),
     )
-    config = dispatch.DispatchConfig(portal_base_url=f"{base_url}/portal")
+    config = dispatch_config.DispatchConfig(portal_base_url=f"{base_url}/portal")
     with make_session_factory(pg_engine)() as session, serving_app(create_app(settings), sock):
         yield {
             "base_url": base_url,

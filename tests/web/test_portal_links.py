@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import Base, Invitation, PortalUser, PortalUserStatus, utcnow
-from portalflow.pipelines.delivery import credits, dispatch
+from portalflow.pipelines.delivery import credits, dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_sms_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.invitations import acceptance, reinvite
@@ -266,7 +266,7 @@ def test_a_short_code_leads_to_its_accept_page(
     session.commit()
     _started, ids = sms_invite(session, org, agents, inviter, ["a1"])
     outbox = Channels(sms=lambda: build_sms_channel(Settings(sms_outbox_dir=tmp_path / "sms")))
-    config = dispatch.DispatchConfig(portal_base_url="https://p")
+    config = dispatch_config.DispatchConfig(portal_base_url="https://p")
     assert dispatch.dispatch(session, ids, channels=outbox, config=config).sent == ids
     session.commit()
     [file] = (tmp_path / "sms").glob("*.json")

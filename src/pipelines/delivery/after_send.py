@@ -24,7 +24,7 @@ from portalflow.models import (
 from portalflow.pipelines.errors import NotFound
 from portalflow.pipelines.invitations import suppressions
 
-from . import outcomes, pauses
+from . import email_outcomes, outcomes, pauses, sms_outcomes
 from .outcomes import Outcome
 
 
@@ -54,11 +54,11 @@ def _apply(
         message = payload["message"]
         if not isinstance(message, Mapping):  # the SNS Message was not a JSON object
             raise ValueError(f"the SNS Message is not an SES event object: {message!r:.80}")
-        provider_id = outcomes.ses_message_id(message)
-        results = outcomes.classify_ses_event(message)
+        provider_id = email_outcomes.ses_message_id(message)
+        results = email_outcomes.classify_ses_event(message)
     elif provider == "twilio":
         provider_id = str(payload["MessageSid"])
-        outcome = outcomes.classify_twilio_status(
+        outcome = sms_outcomes.classify_twilio_status(
             str(payload["MessageStatus"]), payload.get("ErrorCode")
         )
         if outcome is None:

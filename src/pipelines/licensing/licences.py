@@ -29,13 +29,25 @@ def remaining_capacity(
     ``lock_user_type``) so two concurrent runs cannot both spend the last licence.
     """
     holders = _holders(session, PortalUser.user_type_id == user_type.id)
-    if user_type.is_client_portal:
-        left = CLIENT_PORTAL_FREE_USERS - holders
-    else:
-        left = purchases.licences_in_force(session, user_type.id, day or utcnow().date()) - holders
+    purchased = 0
+    if not user_type.is_client_portal:
+        purchased = purchases.licences_in_force(session, user_type.id, day or utcnow().date())
+    left = licence_limit(org.edition, user_type.is_client_portal, purchased) - holders
     if org.edition == Edition.TRIAL:
         left = min(left, TRIAL_MAX_USERS - _holders(session, PortalUser.org_id == org.id))
     return max(0, left)
+
+
+def licence_limit(edition: Edition, client_portal: bool, purchased: int) -> int:
+    """How many licence holders one user type may have: the per-type limit rule.
+
+    The Client Portal holds up to 10,000 for free (10 on a trial); any other type holds the
+    ``purchased`` licences in force. Enforcement (:func:`remaining_capacity`, which also
+    caps a trial org at 10 users in all) and the nightly reconciliation both use this.
+    """
+    if client_portal:
+        return TRIAL_MAX_USERS if edition == Edition.TRIAL else CLIENT_PORTAL_FREE_USERS
+    return purchased
 
 
 def lock_user_type(session: Session, user_type_id: int) -> None:

@@ -22,6 +22,9 @@ For each org (200 at a time, one transaction per batch) and one day:
    ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING``, so an alert is raised once however
    often its day is reconciled.
 
+Steps 2 to 4 are pure rules over the counts, in :mod:`.assessment` (the per-type limit is
+:func:`.licences.licence_limit`, the one enforcement uses); this module reads and writes.
+
 History is not kept: a past day (see :func:`catch_up`) is recounted from the rows as they
 are now, against the purchases in force on that day.
 
@@ -33,7 +36,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -46,7 +48,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
-    Edition,
     LicenceAlert,
     LicenceReport,
     Org,
@@ -55,21 +56,13 @@ from portalflow.models import (
     utcnow,
 )
 
-from . import pricing, purchases
-from .licences import CLIENT_PORTAL_FREE_USERS, NON_HOLDING_STATUSES, TRIAL_MAX_USERS
+from . import purchases
+from .assessment import PriceBook, TypeCount, assess
+from .licences import NON_HOLDING_STATUSES
 
 log = logging.getLogger(__name__)
 
 BATCH_ORGS = 200
-TRIAL_DAYS = timedelta(days=30)
-# After a trial falls to the Free edition, the portal's details go this long after its end.
-FREE_DELETION_GRACE = timedelta(days=30)
-
-# Alert kinds (LicenceAlert.kind).
-OVERAGE = "overage"
-NEAR_LIMIT = "near_limit"
-TRIAL_EXPIRED = "trial_expired"
-DELETION_SCHEDULED = "deletion_scheduled"
 
 
 @dataclass(frozen=True)
@@ -90,16 +83,6 @@ class ReconcileSummary:
         )
 
 
-@dataclass(frozen=True)
-class _TypeCount:
-    user_type_id: int
-    name: str
-    client_portal: bool
-    cached: int
-    holders: int
-    licences: int  # purchased and in force that day (0 for the Client Portal)
-
-
 def reconcile(
     session: Session,
     day: date,
@@ -117,7 +100,7 @@ def reconcile(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     now = now or utcnow()
     total = ReconcileSummary()
-    prices = _PriceBook()
+    prices = PriceBook()
     for orgs in _org_batches(session, org_ids, batch_size):
         total += _reconcile_batch(session, day, orgs, now, prices)
         session.commit()
@@ -201,7 +184,7 @@ def _org_batches(
         last_id = rows[-1].id
 
 
-def _type_counts(session: Session, org_ids: list[int], day: date) -> dict[int, list[_TypeCount]]:
+def _type_counts(session: Session, org_ids: list[int], day: date) -> dict[int, list[TypeCount]]:
     """Per org, each user type with its live holders and its licences in force on ``day``.
 
     One query for the whole batch: a ``GROUP BY`` over the batch's portal users joined to
@@ -230,16 +213,16 @@ def _type_counts(session: Session, org_ids: list[int], day: date) -> dict[int, l
         .where(PortalUserType.org_id.in_(org_ids))
         .order_by(PortalUserType.org_id, PortalUserType.id)
     )
-    by_org: dict[int, list[_TypeCount]] = defaultdict(list)
+    by_org: dict[int, list[TypeCount]] = defaultdict(list)
     for org_id, type_id, name, client_portal, cached, count, licences in session.execute(query):
         by_org[org_id].append(
-            _TypeCount(type_id, name, bool(client_portal), cached, int(count), int(licences))
+            TypeCount(type_id, name, bool(client_portal), cached, int(count), int(licences))
         )
     return by_org
 
 
 def _reconcile_batch(
-    session: Session, day: date, orgs: list[Any], now: datetime, prices: _PriceBook
+    session: Session, day: date, orgs: list[Any], now: datetime, prices: PriceBook
 ) -> ReconcileSummary:
     org_ids = [org.id for org in orgs]
     counts = _type_counts(session, org_ids, day)
@@ -249,12 +232,11 @@ def _reconcile_batch(
     counter_fixes: list[dict[str, int]] = []
     deletion_changes: list[dict[str, Any]] = []
     for org in orgs:
-        report, org_alerts, fixes = _assess(
-            org, counts.get(org.id, []), day, prices, found_before.get(org.id, {})
-        )
+        assessed = assess(org, counts.get(org.id, []), day, prices, found_before.get(org.id, {}))
+        report = assessed.report
         reports.append({**report, "created_at": now})
-        alerts.extend({**alert, "created_at": now} for alert in org_alerts)
-        counter_fixes.extend(fixes)
+        alerts.extend({**alert, "created_at": now} for alert in assessed.alerts)
+        counter_fixes.extend(assessed.fixes)
         if report["deletion_scheduled_for"] != org.deletion_scheduled_for:
             deletion_changes.append(
                 {"id": org.id, "deletion_scheduled_for": report["deletion_scheduled_for"]}
@@ -279,150 +261,6 @@ def _counters_found_earlier(
         org_id: {detail["user_type_id"]: detail["cached"] for detail in details or []}
         for org_id, details in session.execute(query)
     }
-
-
-def _assess(
-    org: Any,
-    types: list[_TypeCount],
-    day: date,
-    prices: _PriceBook,
-    found_before: dict[int, int],
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, int]]]:
-    """One org's report row, its alerts and its counter fixes (pure; no database).
-
-    ``found_before`` maps a user type to the counter an earlier run of the same day found
-    (before fixing it): the report keeps that, so reconciling a day again rewrites the same
-    report even though the counter it once corrected is now right.
-    """
-    edition = Edition(org.edition)
-    details: list[dict[str, Any]] = []
-    alerts: list[dict[str, Any]] = []
-    fixes: list[dict[str, int]] = []
-    paid_holders = paid_licences = 0
-    for kind in types:
-        if kind.client_portal:
-            limit = TRIAL_MAX_USERS if edition == Edition.TRIAL else CLIENT_PORTAL_FREE_USERS
-        else:
-            limit = kind.licences
-            paid_holders += kind.holders
-            paid_licences += limit
-        overage = kind.holders > limit
-        near = limit > 0 and kind.holders * 100 >= org.near_limit_percent * limit
-        details.append(
-            {
-                "user_type_id": kind.user_type_id,
-                "name": kind.name,
-                "client_portal": kind.client_portal,
-                "holders": kind.holders,
-                "licences": limit,
-                "cached": found_before.get(kind.user_type_id, kind.cached),
-                "near_limit": near,
-                "overage": overage,
-            }
-        )
-        if kind.cached != kind.holders:
-            fixes.append({"id": kind.user_type_id, "holders_cached": kind.holders})
-        if overage:
-            alerts.append(
-                _alert(
-                    org.id,
-                    kind.user_type_id,
-                    OVERAGE,
-                    day,
-                    f"{kind.name}: {kind.holders} licence holders but {limit} licences on"
-                    f" {day.isoformat()} ({kind.holders - limit} over)",
-                )
-            )
-        elif near:
-            alerts.append(
-                _alert(
-                    org.id,
-                    kind.user_type_id,
-                    NEAR_LIMIT,
-                    day,
-                    f"{kind.name}: {kind.holders} of {limit} licences in use on"
-                    f" {day.isoformat()} (alert at {org.near_limit_percent}%)",
-                )
-            )
-
-    trial_expired = False
-    deletion = org.deletion_scheduled_for
-    started = org.trial_started_at or org.created_at
-    trial_end = started.date() + TRIAL_DAYS if started is not None else None
-    if edition == Edition.TRIAL and trial_end is not None and trial_end <= day:
-        trial_expired = True
-        alerts.append(
-            _alert(
-                org.id,
-                None,
-                TRIAL_EXPIRED,
-                trial_end,
-                f"the trial ended on {trial_end.isoformat()}: upgrade to a paid edition to"
-                " keep the portal",
-            )
-        )
-    elif edition == Edition.FREE and org.trial_started_at is not None:
-        trial_end = org.trial_started_at.date() + TRIAL_DAYS
-        if trial_end <= day:
-            deletion = trial_end + FREE_DELETION_GRACE
-            alerts.append(
-                _alert(
-                    org.id,
-                    None,
-                    DELETION_SCHEDULED,
-                    trial_end,
-                    f"the trial ended on {trial_end.isoformat()} and the org is on the Free"
-                    f" edition: the portal's details will be deleted on {deletion.isoformat()}",
-                )
-            )
-    elif edition.is_paid:
-        deletion = None  # upgrading keeps the portal
-
-    report = {
-        "org_id": org.id,
-        "day": day,
-        "edition": edition.value,
-        "holders": paid_holders,
-        "licences": paid_licences,
-        "monthly_price_cents": prices.monthly_cents(paid_licences, org.price_slabs),
-        "overage": any(detail["overage"] for detail in details),
-        "trial_expired": trial_expired,
-        "deletion_scheduled_for": deletion,
-        "counters_corrected": sum(d["cached"] != d["holders"] for d in details),
-        "details": details,
-    }
-    return report, alerts, fixes
-
-
-def _alert(
-    org_id: int, user_type_id: int | None, kind: str, day: date, detail: str
-) -> dict[str, Any]:
-    type_part = "-" if user_type_id is None else str(user_type_id)
-    return {
-        "org_id": org_id,
-        "user_type_id": user_type_id,
-        "kind": kind,
-        "day": day,
-        "dedupe_key": f"{org_id}:{type_part}:{kind}:{day.isoformat()}",
-        "detail": detail,
-    }
-
-
-class _PriceBook:
-    """Prices with each distinct slab list parsed once per run."""
-
-    def __init__(self) -> None:
-        self._slabs: dict[str, Any] = {}
-
-    def monthly_cents(self, users: int, price_slabs: Any) -> int:
-        if not price_slabs:
-            slabs = pricing.STANDARD_SLABS
-        else:
-            key = json.dumps(price_slabs, sort_keys=True)
-            if key not in self._slabs:
-                self._slabs[key] = pricing.slabs_from_data(price_slabs)
-            slabs = self._slabs[key]
-        return int(pricing.quote(users, slabs).monthly_cents)
 
 
 # -- writes ----------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ Example::
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -138,6 +138,47 @@ def failure_report(
     """
     if limit < 0:
         raise InvalidInput("the limit must be 0 or more")
+    _check_filter(session, filter)
+    since = _as_utc(filter.since)
+    where = _conditions(filter, since)
+    resolution = _resolution()
+    counts = _count(session, where, resolution, filter.include_resolved)
+    type_names = {type_id: name for type_id, name in counts.by_user_type}
+    return {
+        "org_id": filter.org_id,
+        "filter": {
+            "bulk_run_id": filter.bulk_run_id,
+            "user_type_id": filter.user_type_id,
+            "since": since.isoformat() if since else None,
+            "include_resolved": filter.include_resolved,
+        },
+        "total_failed": sum(counts.by_reason.values()),
+        "resolved": counts.resolved,
+        "by_reason": _most_first(counts.by_reason),
+        "by_outcome_class": _most_first(counts.by_group),
+        "by_user_type": [
+            {"user_type_id": type_id, "name": name, "failed": n}
+            for (type_id, name), n in sorted(
+                counts.by_user_type.items(), key=lambda r: (-r[1], r[0][0])
+            )
+        ],
+        "limit": limit,
+        "invitees": (
+            _invitees(
+                session,
+                where if filter.include_resolved else [*where, resolution.is_(None)],
+                resolution,
+                type_names,
+                limit,
+            )
+            if limit
+            else []
+        ),
+    }
+
+
+def _check_filter(session: Session, filter: FailureFilter) -> None:
+    """`NotFound` for an unknown org, or a bulk run or user type of another org."""
     orgs.get_org(session, filter.org_id)
     if filter.bulk_run_id is not None:
         run = session.get(BulkRun, filter.bulk_run_id)
@@ -145,11 +186,26 @@ def failure_report(
             raise NotFound(f"bulk run {filter.bulk_run_id} does not exist in org {filter.org_id}")
     if filter.user_type_id is not None:
         orgs.get_user_type(session, filter.org_id, filter.user_type_id)
-    since = _as_utc(filter.since)
-    where = _conditions(filter, since)
-    resolution = _resolution()
 
-    counts = session.execute(
+
+@dataclass
+class _Counts:
+    """The failed invitees counted by reason, group and user type; the resolved apart."""
+
+    by_reason: Counter[str] = field(default_factory=Counter)
+    by_group: Counter[str] = field(default_factory=Counter)
+    by_user_type: Counter[tuple[int, str]] = field(default_factory=Counter)
+    resolved: int = 0
+
+
+def _count(
+    session: Session,
+    where: list[ColumnElement[bool]],
+    resolution: ColumnElement[Any],
+    include_resolved: bool,
+) -> _Counts:
+    """Every count of the report, from one GROUP BY."""
+    rows = session.execute(
         select(
             Invitation.status,
             Invitation.failure_code,
@@ -172,49 +228,16 @@ def failure_report(
             resolution,
         )
     ).all()
-    by_reason: Counter[str] = Counter()
-    by_group: Counter[str] = Counter()
-    by_user_type: Counter[tuple[int, str]] = Counter()
-    resolved = 0
-    for row in counts:
+    counts = _Counts()
+    for row in rows:
         if row.resolved is not None:
-            resolved += row.n
-            if not filter.include_resolved:
+            counts.resolved += row.n
+            if not include_resolved:
                 continue
-        by_reason[_reason(row.status, row.failure_code, row.outcome_code)] += row.n
-        by_group[failure_group(row.status, row.failure_code, row.outcome_class)] += row.n
-        by_user_type[(row.user_type_id, row.name)] += row.n
-    type_names = {type_id: name for type_id, name in by_user_type}
-
-    return {
-        "org_id": filter.org_id,
-        "filter": {
-            "bulk_run_id": filter.bulk_run_id,
-            "user_type_id": filter.user_type_id,
-            "since": since.isoformat() if since else None,
-            "include_resolved": filter.include_resolved,
-        },
-        "total_failed": sum(by_reason.values()),
-        "resolved": resolved,
-        "by_reason": _most_first(by_reason),
-        "by_outcome_class": _most_first(by_group),
-        "by_user_type": [
-            {"user_type_id": type_id, "name": name, "failed": n}
-            for (type_id, name), n in sorted(by_user_type.items(), key=lambda r: (-r[1], r[0][0]))
-        ],
-        "limit": limit,
-        "invitees": (
-            _invitees(
-                session,
-                where if filter.include_resolved else [*where, resolution.is_(None)],
-                resolution,
-                type_names,
-                limit,
-            )
-            if limit
-            else []
-        ),
-    }
+        counts.by_reason[_reason(row.status, row.failure_code, row.outcome_code)] += row.n
+        counts.by_group[failure_group(row.status, row.failure_code, row.outcome_class)] += row.n
+        counts.by_user_type[(row.user_type_id, row.name)] += row.n
+    return counts
 
 
 def rows_for_csv(report: dict[str, Any]) -> list[dict[str, Any]]:

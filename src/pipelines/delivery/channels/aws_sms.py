@@ -10,7 +10,7 @@ from botocore.exceptions import (
     ClientError,
 )
 
-from portalflow.pipelines.delivery.outcomes import classify_aws_sms_error
+from portalflow.pipelines.delivery.sms_outcomes import classify_aws_sms_error
 
 from . import aws
 from .base import SendFailure
@@ -68,7 +68,7 @@ class AwsSmsChannel:
 
 
 def classify_client_error(exc: ClientError) -> SendFailure:
-    """Turn an error answer into a `SendFailure` through `outcomes.classify_aws_sms_error`."""
+    """Turn an error answer into a `SendFailure` through `sms_outcomes.classify_aws_sms_error`."""
     error = exc.response.get("Error", {})
     aws_code = str(error.get("Code", ""))
     message = str(error.get("Message", ""))

@@ -8,7 +8,7 @@ from botocore.exceptions import (
     ClientError,
 )
 
-from portalflow.pipelines.delivery.outcomes import classify_ses_error
+from portalflow.pipelines.delivery.email_outcomes import classify_ses_error
 
 from . import aws
 from .base import OutgoingEmail, SendFailure
@@ -61,7 +61,7 @@ class SesChannel:
 
 
 def classify_client_error(exc: ClientError) -> SendFailure:
-    """Turn an SES error answer into a `SendFailure` through `outcomes.SES_ERRORS`."""
+    """Turn an SES error answer into a `SendFailure` through `email_outcomes.SES_ERRORS`."""
     error = exc.response.get("Error", {})
     ses_code = str(error.get("Code", ""))
     message = str(error.get("Message", ""))

@@ -9,7 +9,7 @@ import ssl
 from typing import Literal
 
 from portalflow.models import OutcomeClass
-from portalflow.pipelines.delivery.outcomes import classify_smtp_reply
+from portalflow.pipelines.delivery.email_outcomes import classify_smtp_reply
 
 from .base import CONNECTION_ERROR, OutgoingEmail, SendFailure, describe_error
 
@@ -228,7 +228,7 @@ class SmtpChannel:
 
 
 def _reply_failure(code: int, reply: bytes | str, *, about_recipient: bool = True) -> SendFailure:
-    """The failure for a refusal, classified by ``outcomes.classify_smtp_reply``.
+    """The failure for a refusal, classified by ``email_outcomes.classify_smtp_reply``.
 
     A refusal of RCPT or of DATA (one recipient per message) may be about the recipient,
     and a 5.1.1-like one then suppresses the address.

@@ -19,7 +19,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from portalflow.models import OutcomeClass
-from portalflow.pipelines.delivery.outcomes import classify_twilio_api_error
+from portalflow.pipelines.delivery.sms_outcomes import classify_twilio_api_error
 
 from .base import CONNECTION_ERROR, SendFailure, describe_error
 from .sms_base import LookupUnavailable, OutgoingSms
