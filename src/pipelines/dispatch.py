@@ -16,6 +16,7 @@ Every status write is a transition of ``invitation_states``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from .channels.base import OutgoingEmail, SendFailure, describe_error
 from .channels.bundle import Channels
 from .claims import DEFAULT_LEASE, Claim, ClaimedRow, Lease
 from .invitation_states import Transition, guard, has_status, move, move_ids, target
+from .ops_metrics import latency
 from .outcomes import THROTTLED_CODES
 from .outgoing_email import DEFAULT_FROM, EmailBuilder
 from .outgoing_sms import PreparedSms, SmsBuilder, short_code_length, short_link
@@ -320,12 +322,16 @@ class _Sender:
                     return outcome
                 if not self.claim.holds():
                     return self._fenced(outcome)
-                outcome.message_id = self._call(lambda: self.channels.sms.send(prepared.sms))
+                outcome.message_id = self._call(
+                    lambda: self.channels.sms.send(prepared.sms), Channel.SMS
+                )
             else:
                 email = self._prepare_email(row)
                 if not self.claim.holds():
                     return self._fenced(outcome)
-                outcome.message_id = self._call(lambda: self.channels.email.send(email))
+                outcome.message_id = self._call(
+                    lambda: self.channels.email.send(email), Channel.EMAIL
+                )
         except SendFailure as failure:
             outcome.failure = failure
             if failure.outcome_class == OutcomeClass.CONFIGURATION:
@@ -426,8 +432,11 @@ class _Sender:
         return True
 
     @staticmethod
-    def _call(send: Callable[[], str]) -> str:
-        """The provider call; an error the channel does not classify is a temporary failure."""
+    def _call(send: Callable[[], str], channel: Channel) -> str:
+        """The provider call; an error the channel does not classify is a temporary failure.
+
+        Its duration, failed or not, goes to the ops page's latency chart."""
+        started = time.perf_counter()
         try:
             return send()
         except SendFailure:
@@ -436,6 +445,8 @@ class _Sender:
             raise SendFailure(
                 SendFailureCode.SEND_ERROR.value, describe_error(exc)[:1000], temporary=True
             ) from exc
+        finally:
+            latency.record(channel.value, time.perf_counter() - started, utcnow())
 
 
 @contextmanager

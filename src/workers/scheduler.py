@@ -26,11 +26,13 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from dramatiq import Actor
+from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.config import Settings
 from portalflow.models import session_scope, utcnow
 from portalflow.pipelines import retention, schedule_log
+from portalflow.pipelines.ops_metrics import sampler
 
 from . import runtime
 from .actors import MAINTENANCE_QUEUE, MINUTE_MS, recover_stuck_work
@@ -66,6 +68,22 @@ def purge_old_provider_events() -> None:
         )
 
 
+OPS_SAMPLE_JOB = "ops_sample"
+
+
+@register
+@dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=0, time_limit=2 * MINUTE_MS)
+def sample_ops_metrics() -> None:
+    """Write the ops page's per-minute samples (and drop those past their retention)."""
+    current = runtime.current()
+    broker = dramatiq.get_broker()
+    source = None
+    if isinstance(broker, RedisBroker):
+        source = sampler.Broker(broker.client, broker.namespace)
+    with current.session() as session:
+        sampler.take(session, source, prune_job=OPS_SAMPLE_JOB)
+
+
 @dataclass(frozen=True)
 class ScheduledJob:
     """One cron job: a name (the ``ScheduledRun.job``), when it fires, what it enqueues.
@@ -81,7 +99,8 @@ class ScheduledJob:
 
 
 def default_jobs(settings: Settings) -> list[ScheduledJob]:
-    """The maintenance jobs: expiry hourly, licences nightly, recovery, retention daily."""
+    """The maintenance jobs: expiry hourly, licences nightly, recovery, retention daily,
+    the ops sampler every minute."""
     return [
         ScheduledJob(
             "expire_invitations",
@@ -106,6 +125,15 @@ def default_jobs(settings: Settings) -> list[ScheduledJob]:
             CronTrigger(hour=RETENTION_HOUR_UTC, minute=RETENTION_MINUTE, timezone=UTC),
             purge_old_provider_events,
             timedelta(days=1),
+        ),
+        # Every minute. Its period is given as 5 minutes (allowed: at least the longest gap)
+        # so that the scheduler's healthcheck keeps watching recover_stuck_work, listed
+        # first; the sampler fills any minutes it missed itself.
+        ScheduledJob(
+            OPS_SAMPLE_JOB,
+            CronTrigger(minute="*", timezone=UTC),
+            sample_ops_metrics,
+            timedelta(minutes=5),
         ),
     ]
 

@@ -1,0 +1,172 @@
+"""Take the per-minute samples, keep them bounded, and read them back.
+
+Each call of ``take`` fills every whole minute since the last sample (at most
+``CATCH_UP`` minutes back: the database remembers what finished when, so a sampler that
+was down loses nothing of the last hour), then deletes what is older than ``RETENTION``.
+Queue depth and dead letters are what Redis holds now, so they are written for the last
+minute only. Two samplers at once are harmless: a minute already written is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portalflow.models import Channel, OpsSample, ScheduledRun, utcnow
+from portalflow.pipelines import ops_stats, queue_stats
+
+from . import latency
+
+MINUTE = timedelta(minutes=1)
+RETENTION = timedelta(hours=25)
+CATCH_UP = 60  # minutes
+
+DONE, FAILED = "done", "failed"
+DEPTH, DEAD = "depth", "dead"  # depth: ready + delayed + in progress
+P50, P95 = "latency_p50", "latency_p95"
+CHANNELS = tuple(channel.value for channel in Channel)
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where the sampler reads queues and provider timings: the broker's Redis."""
+
+    client: redis.Redis
+    namespace: str = queue_stats.DEFAULT_NAMESPACE
+
+
+def minute_floor(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def take(
+    session: Session,
+    broker: Broker | None,
+    now: datetime | None = None,
+    *,
+    prune_job: str | None = None,
+) -> int:
+    """Write the samples of every whole minute not yet sampled; how many rows (committed).
+
+    ``prune_job``: the scheduled job that runs the sampler, whose run log (one row a
+    minute) is kept for ``RETENTION`` too.
+    """
+    now = now or utcnow()
+    current = minute_floor(now)
+    last = session.scalar(select(func.max(OpsSample.at)))
+    first = current - CATCH_UP * MINUTE
+    if last is not None:
+        first = max(first, last + MINUTE)
+    first = min(first, current - MINUTE)
+    rows: list[OpsSample] = []
+    minute = first
+    while minute < current:
+        if last is None or minute > last:
+            rows += _flows(session, minute)
+            if broker is not None:
+                rows += _latency(broker, minute)
+        minute += MINUTE
+    if broker is not None and (last is None or current - MINUTE > last):
+        rows += _queues(broker, current - MINUTE)
+    session.add_all(rows)
+    session.execute(delete(OpsSample).where(OpsSample.at < current - RETENTION))
+    if prune_job is not None:
+        session.execute(
+            delete(ScheduledRun).where(
+                ScheduledRun.job == prune_job, ScheduledRun.started_at < current - RETENTION
+            )
+        )
+    try:
+        session.commit()
+    except IntegrityError:  # another sampler wrote these minutes first
+        session.rollback()
+        return 0
+    return len(rows)
+
+
+def _flows(session: Session, minute: datetime) -> list[OpsSample]:
+    rows = []
+    for flow in ops_stats.flow_stats(session, window=MINUTE, until=minute + MINUTE):
+        rows.append(OpsSample(at=minute, series=DONE, label=flow.flow, value=flow.done))
+        rows.append(OpsSample(at=minute, series=FAILED, label=flow.flow, value=flow.failed))
+    return rows
+
+
+def _queues(broker: Broker, minute: datetime) -> list[OpsSample]:
+    try:
+        snap = queue_stats.snapshot(broker.client, broker.namespace)
+    except redis.RedisError:
+        return []  # no point for that minute: a gap in the chart, not a zero
+    rows = []
+    for q in snap.queues:
+        depth = q.ready + q.delayed + q.in_progress
+        rows.append(OpsSample(at=minute, series=DEPTH, label=q.queue, value=depth))
+        rows.append(OpsSample(at=minute, series=DEAD, label=q.queue, value=q.dead))
+    return rows
+
+
+def _latency(broker: Broker, minute: datetime) -> list[OpsSample]:
+    try:
+        timings = latency.read_minute(broker.client, broker.namespace, minute, CHANNELS)
+    except redis.RedisError:
+        return []
+    rows = []
+    for channel, values in timings.items():
+        p50, p95 = latency.percentile(values, 0.5), latency.percentile(values, 0.95)
+        rows.append(OpsSample(at=minute, series=P50, label=channel, value=p50))
+        rows.append(OpsSample(at=minute, series=P95, label=channel, value=p95))
+    return rows
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a chart: a label and one value (or None: no sample) per bucket."""
+
+    series: str
+    label: str
+    values: list[float | None]
+
+
+def read(
+    session: Session,
+    series: Iterable[str],
+    *,
+    since: datetime,
+    until: datetime,
+    step: timedelta,
+    how: str = "sum",
+) -> tuple[list[datetime], list[Series]]:
+    """The buckets ``[since, until)`` of width ``step`` and, per (series, label), a value
+    per bucket: the sum of its minutes (counts) or their maximum (``how="max"``: depth,
+    latency)."""
+    names = list(series)
+    buckets = []
+    at = since
+    while at < until:
+        buckets.append(at)
+        at += step
+    found: dict[tuple[str, str], list[float | None]] = {}
+    rows = session.execute(
+        select(OpsSample.series, OpsSample.label, OpsSample.at, OpsSample.value)
+        .where(OpsSample.series.in_(names), OpsSample.at >= since, OpsSample.at < until)
+        .order_by(OpsSample.at)
+    )
+    step_seconds = step.total_seconds()
+    for name, label, moment, value in rows:
+        values = found.setdefault((name, label), [None] * len(buckets))
+        index = int((moment - since).total_seconds() // step_seconds)
+        old = values[index]
+        if old is None:
+            values[index] = value
+        elif how == "max":
+            values[index] = max(old, value)
+        else:
+            values[index] = old + value
+    ordered = sorted(found.items(), key=lambda item: (names.index(item[0][0]), item[0][1]))
+    return buckets, [Series(name, label, values) for (name, label), values in ordered]
