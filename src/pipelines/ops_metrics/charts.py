@@ -129,7 +129,9 @@ def build(
 def ops_charts(session: Session, span: str, now: datetime) -> list[Chart]:
     """The ops page's four charts over ``span`` (``1h`` or ``24h``), ending at ``now``."""
     window, step = RANGES[span]
-    until = sampler.minute_floor(now)
+    # Up to the minute under way: the last sampled minute (the one before) is then the
+    # last point but one, and the current minute shows as a gap until it is sampled.
+    until = sampler.minute_floor(now) + sampler.MINUTE
     since = until - window
     # Align the 24 h buckets on the step, so a page reload does not shift them.
     since -= timedelta(seconds=since.timestamp() % step.total_seconds())

@@ -3,8 +3,11 @@
 (function () {
   "use strict";
   var script = document.currentScript;
-  var url = script && script.getAttribute("data-runs");
-  if (!url || !window.fetch) { return; }
+  var path = script && script.getAttribute("data-runs");
+  if (!path || !window.fetch || !window.URL) { return; }
+  // Absolute, from the origin: Chromium refuses a relative fetch on a page whose address
+  // carries a user name and password (http://admin:token@host/ops).
+  var url = new URL(path, window.location.origin).href;
   function shown() {
     return Array.prototype.map.call(
       document.querySelectorAll("#running-runs tr[data-run]"),
