@@ -273,7 +273,12 @@ def test_provider_calls_are_timed_into_the_latency_chart(
         chart = next(c for c in charts.ops_charts(session, "1h", later) if c.key == "latency")
         assert {line.label for line in chart.lines} == {"email p50", "email p95"}
     html = client.get("/ops", auth=BASIC).text
-    assert 'id="chart-latency"' in html
+    assert 'id="chart-latency" data-lines="2" data-empty="false"' in html
+    metrics = client.get("/metrics").text
+    assert re.search(
+        r'portalflow_provider_latency_milliseconds\{channel="email",quantile="0.95"\} [0-9.e+-]+',
+        metrics,
+    )
 
 
 def _sent(factory: sessionmaker[Session], run_id: int) -> int:

@@ -17,9 +17,10 @@ another site cannot make a logged-in browser press them.
 ``/metrics`` needs **no** credential, like most Prometheus endpoints: keep it on the
 internal network (or behind the proxy's own auth). It carries counts only, recomputed on
 each scrape: ``portalflow_queue_messages{queue,state}``, ``portalflow_dead_letters{queue}``,
-``portalflow_workers`` (live consumers), ``portalflow_invitations{status}`` and
-``portalflow_invitation_outcomes{outcome_class}``. Dramatiq's own middleware metrics
-(``dramatiq_messages_total``, ``dramatiq_message_errors_total``,
+``portalflow_workers`` (live consumers), ``portalflow_invitations{status}``,
+``portalflow_invitation_outcomes{outcome_class}`` and
+``portalflow_provider_latency_milliseconds{channel,quantile}`` (the last sampled minute).
+Dramatiq's own middleware metrics (``dramatiq_messages_total``, ``dramatiq_message_errors_total``,
 ``dramatiq_message_duration_milliseconds``, ... per queue and actor) are added, summed over
 every worker process, when ``dramatiq_prom_db`` names an existing directory: the one the
 workers (started with the same variable) write their prometheus_client multiprocess files to.
@@ -54,7 +55,7 @@ from portalflow.events import Id
 from portalflow.models import describe_failure
 from portalflow.pipelines import ops_stats, queue_stats, reports
 from portalflow.pipelines.errors import NotFound
-from portalflow.pipelines.ops_metrics import charts
+from portalflow.pipelines.ops_metrics import charts, sampler
 
 from .problems import ApiProblem, ProblemCode
 from .reports import admin_bearer, check_admin_token
@@ -389,6 +390,7 @@ class OpsCollector(Collector):
             )
         with self.request.app.state.session_factory() as session:
             by_status, by_outcome = ops_stats.invitation_counts(session)
+            latencies = sampler.latest(session, (sampler.P50, sampler.P95))
         statuses = GaugeMetricFamily(
             "portalflow_invitations", "Invitations by status", labels=["status"]
         )
@@ -403,6 +405,14 @@ class OpsCollector(Collector):
         for outcome, count in sorted(by_outcome.items()):
             outcomes.add_metric([outcome], count)
         yield outcomes
+        latency = GaugeMetricFamily(
+            "portalflow_provider_latency_milliseconds",
+            "Provider call latency over the last sampled minute (the ops sampler's)",
+            labels=["channel", "quantile"],
+        )
+        for (series, channel), value in sorted(latencies.items()):
+            latency.add_metric([channel, "0.5" if series == sampler.P50 else "0.95"], value)
+        yield latency
 
 
 def dramatiq_metrics_dir() -> Path | None:

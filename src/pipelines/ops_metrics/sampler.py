@@ -170,3 +170,17 @@ def read(
             values[index] = old + value
     ordered = sorted(found.items(), key=lambda item: (names.index(item[0][0]), item[0][1]))
     return buckets, [Series(name, label, values) for (name, label), values in ordered]
+
+
+def latest(session: Session, series: Iterable[str]) -> dict[tuple[str, str], float]:
+    """The newest sampled minute's values of ``series``, by (series, label)."""
+    names = list(series)
+    newest = session.scalar(select(func.max(OpsSample.at)).where(OpsSample.series.in_(names)))
+    if newest is None:
+        return {}
+    rows = session.execute(
+        select(OpsSample.series, OpsSample.label, OpsSample.value).where(
+            OpsSample.series.in_(names), OpsSample.at == newest
+        )
+    )
+    return {(name, label): value for name, label, value in rows}
