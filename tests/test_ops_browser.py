@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,10 +27,10 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from portalflow.config import Settings
-from portalflow.models import make_session_factory, utcnow
+from portalflow.models import Invitation, make_session_factory, utcnow
 from portalflow.pipelines import bulk, queue_stats
 from portalflow.pipelines.ops_metrics import sampler
 from portalflow.web.app import create_app
@@ -89,6 +90,7 @@ def screenshot(driver: WebDriver, name: str, width: int) -> None:
     driver.set_window_size(width, 800)
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(width, min(height + 120, 6000))
+    time.sleep(0.6)  # let the bars' width transition end before the picture
     driver.save_screenshot(str(Path(SCREENSHOTS) / name))
 
 
@@ -279,6 +281,14 @@ def test_graphs_render_with_data_and_a_runs_progress_moves_while_it_runs(
             make_record(session, org, f"ok-{n}", email=f"ok{n}@example.org")
         session.commit()
         start_and_expand(session, org, inviter, ["boss", "ghost"])  # finished: 2 failures
+        # An hour of history: 40 more failures (no such record), spread over the last hour.
+        history, _ = start_and_expand(session, org, inviter, [f"gone-{n}" for n in range(40)])
+        spread = session.scalars(
+            select(Invitation).where(Invitation.bulk_run_id == history.run_id)
+        ).all()
+        for n, invitation in enumerate(spread):
+            invitation.updated_at = utcnow() - timedelta(minutes=1 + (n * 7) % 55)
+        session.commit()
         # Two chunks of three: the test enqueues one, watches, then the other.
         run = bulk.start_bulk_run(
             session,
@@ -293,7 +303,9 @@ def test_graphs_render_with_data_and_a_runs_progress_moves_while_it_runs(
         source = sampler.Broker(redis_broker.client, redis_broker.namespace)
         assert sampler.take(session, source, later) > 0
 
+    ops_worker.start()  # live, and idle until the test enqueues a chunk
     chromium.get(ops_url)
+    assert chromium.find_element(By.ID, "live-workers").text == "1"
     # Graphs: real SVG lines with data (the two failures of the finished run).
     failures = chromium.find_element(By.ID, "chart-failures")
     assert failures.get_attribute("data-empty") == "false"
@@ -301,7 +313,7 @@ def test_graphs_render_with_data_and_a_runs_progress_moves_while_it_runs(
     assert line.get_attribute("data-label") == "invitations:email"
     assert line.rect["width"] > 100 and line.rect["height"] > 10  # drawn, with a peak
     legend = failures.find_element(By.CSS_SELECTOR, 'li[data-label="invitations:email"]')
-    assert "2 in all" in legend.text
+    assert "42 in all" in legend.text
     depth = chromium.find_element(By.ID, "chart-depth")
     assert depth.find_elements(By.CSS_SELECTOR, "svg polyline, svg circle")
 
@@ -311,7 +323,6 @@ def test_graphs_render_with_data_and_a_runs_progress_moves_while_it_runs(
     assert sent.text == "0"
     assert chromium.find_element(By.CSS_SELECTOR, f"{bar} .counts .requested").text == "6"
     chromium.execute_script("window.portalflowTestMarker = true;")
-    ops_worker.start()
     actors.bulk_invite.send(run.chunk_ids[0])
     # The bar moves in place (the page's script polls), before any reload.
     WebDriverWait(chromium, 20, poll_frequency=0.2, ignored_exceptions=RELOADING).until(

@@ -89,13 +89,15 @@ class ScheduledJob:
     """One cron job: a name (the ``ScheduledRun.job``), when it fires, what it enqueues.
 
     ``period`` is at least the longest gap between two fire times; it bounds the search
-    for the latest slot.
+    for the latest slot. ``catch_up=False``: a missed slot is not fired on start (the job
+    makes up for missed runs itself, and its next slot is at most a period away).
     """
 
     name: str
     trigger: CronTrigger
     actor: Actor
     period: timedelta
+    catch_up: bool = True
 
 
 def default_jobs(settings: Settings) -> list[ScheduledJob]:
@@ -128,12 +130,13 @@ def default_jobs(settings: Settings) -> list[ScheduledJob]:
         ),
         # Every minute. Its period is given as 5 minutes (allowed: at least the longest gap)
         # so that the scheduler's healthcheck keeps watching recover_stuck_work, listed
-        # first; the sampler fills any minutes it missed itself.
+        # first; no catch-up on start, as the sampler fills the minutes it missed itself.
         ScheduledJob(
             OPS_SAMPLE_JOB,
             CronTrigger(minute="*", timezone=UTC),
             sample_ops_metrics,
             timedelta(minutes=5),
+            catch_up=False,
         ),
     ]
 
@@ -256,7 +259,7 @@ class Scheduler:
         names = []
         with session_scope(self.session_factory) as session:
             for job in self.jobs.values():
-                slot = latest_slot(job, now)
+                slot = latest_slot(job, now) if job.catch_up else None
                 if slot is None:
                     continue
                 last = schedule_log.last_successful_run(session, job.name)
