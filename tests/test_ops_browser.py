@@ -34,7 +34,7 @@ from portalflow.models import Invitation, make_session_factory, utcnow
 from portalflow.pipelines import bulk, queue_stats
 from portalflow.pipelines.ops_metrics import sampler
 from portalflow.web.app import create_app
-from portalflow.workers import actors, broker, liveness
+from portalflow.workers import actors, broker, liveness, scheduler
 
 from .app_server import serving_app
 from .conftest import wait_for
@@ -300,8 +300,8 @@ def test_graphs_render_with_data_and_a_runs_progress_moves_while_it_runs(
         )
         session.commit()
         later = utcnow() + timedelta(minutes=1)
-        source = sampler.Broker(redis_broker.client, redis_broker.namespace)
-        assert sampler.take(session, source, later) > 0
+        queues, timings = scheduler.broker_samples(redis_broker)
+        assert sampler.take(session, later, queues=queues, timings=timings) > 0
 
     ops_worker.start()  # live, and idle until the test enqueues a chunk
     chromium.get(ops_url)

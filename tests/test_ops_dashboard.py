@@ -193,11 +193,14 @@ def test_the_sampler_fills_its_minutes_once_and_keeps_25_hours(
         session.add(ScheduledRun(job="ops_sample", started_at=old, result="enqueued"))
         session.commit()
 
-        source = sampler.Broker(redis_broker.client, redis_broker.namespace)
+        queues, timings = scheduler.broker_samples(redis_broker)
         later = utcnow() + timedelta(minutes=1)
-        written = sampler.take(session, source, later, prune_job="ops_sample")
+        written = sampler.take(
+            session, later, queues=queues, timings=timings, prune_job="ops_sample"
+        )
         assert written > 0
-        assert sampler.take(session, source, later, prune_job="ops_sample") == 0  # same minute
+        again = sampler.take(session, later, queues=queues, timings=timings, prune_job="ops_sample")
+        assert again == 0  # the same minute
         assert session.scalar(select(func.min(OpsSample.at))) > old
         assert session.scalar(select(func.count()).select_from(ScheduledRun)) == 0
 
@@ -265,7 +268,8 @@ def test_provider_calls_are_timed_into_the_latency_chart(
 
     with factory() as session:
         later = utcnow() + timedelta(minutes=2)
-        sampler.take(session, sampler.Broker(redis_broker.client, redis_broker.namespace), later)
+        queues, reader = scheduler.broker_samples(redis_broker)
+        sampler.take(session, later, queues=queues, timings=reader)
         p95 = session.scalars(
             select(OpsSample.value).where(OpsSample.series == "latency_p95")
         ).all()

@@ -43,13 +43,13 @@ from portalflow.models import (
     SendFailureCode,
     utcnow,
 )
+from portalflow.pipelines.ops_metrics import latency
 
 from . import bulk, bulk_sql, credits, lifecycle, pauses, receipts, suppressions, tokens
 from .channels.base import OutgoingEmail, SendFailure, describe_error
 from .channels.bundle import Channels
 from .claims import DEFAULT_LEASE, Claim, ClaimedRow, Lease
 from .invitation_states import Transition, guard, has_status, move, move_ids, target
-from .ops_metrics import latency
 from .outcomes import THROTTLED_CODES
 from .outgoing_email import DEFAULT_FROM, EmailBuilder
 from .outgoing_sms import PreparedSms, SmsBuilder, short_code_length, short_link

@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.config import Settings
 from portalflow.models import session_scope, utcnow
-from portalflow.pipelines import retention, schedule_log
-from portalflow.pipelines.ops_metrics import sampler
+from portalflow.pipelines import queue_stats, retention, schedule_log
+from portalflow.pipelines.ops_metrics import latency, sampler
 
 from . import runtime
 from .actors import MAINTENANCE_QUEUE, MINUTE_MS, recover_stuck_work
@@ -77,11 +77,34 @@ def sample_ops_metrics() -> None:
     """Write the ops page's per-minute samples (and drop those past their retention)."""
     current = runtime.current()
     broker = dramatiq.get_broker()
-    source = None
+    queues = timings = None
     if isinstance(broker, RedisBroker):
-        source = sampler.Broker(broker.client, broker.namespace)
+        queues, timings = broker_samples(broker)
     with current.session() as session:
-        sampler.take(session, source, prune_job=OPS_SAMPLE_JOB)
+        sampler.take(session, queues=queues, timings=timings, prune_job=OPS_SAMPLE_JOB)
+
+
+def broker_samples(
+    broker: RedisBroker,
+) -> tuple[list[sampler.QueueSample] | None, sampler.Timings]:
+    """What Redis holds now per queue (None if it cannot say), and a reader of timings."""
+    client, namespace = broker.client, broker.namespace
+    try:
+        snap = queue_stats.snapshot(client, namespace)
+        queues = [
+            sampler.QueueSample(q.queue, q.ready + q.delayed + q.in_progress, q.dead)
+            for q in snap.queues
+        ]
+    except redis.RedisError:
+        queues = None  # a gap in the depth chart, not a zero
+
+    def timings(minute: datetime) -> dict[str, list[float]]:
+        try:
+            return latency.read_minute(client, namespace, minute, sampler.CHANNELS)
+        except redis.RedisError:
+            return {}
+
+    return queues, timings
 
 
 @dataclass(frozen=True)

@@ -3,23 +3,24 @@
 Each call of ``take`` fills every whole minute since the last sample (at most
 ``CATCH_UP`` minutes back: the database remembers what finished when, so a sampler that
 was down loses nothing of the last hour), then deletes what is older than ``RETENTION``.
-Queue depth and dead letters are what Redis holds now, so they are written for the last
-minute only. Two samplers at once are harmless: a minute already written is skipped.
+Queue depth and dead letters are what the broker holds now, so they are written for the
+last minute only; the caller (the ``sample_ops_metrics`` actor) reads the broker and the
+provider timings and hands them in, so this module knows no broker. Two samplers at once
+are harmless: a minute already written is skipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import redis
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portalflow.models import Channel, OpsSample, ScheduledRun, utcnow
-from portalflow.pipelines import ops_stats, queue_stats
+from portalflow.pipelines import ops_stats
 
 from . import latency
 
@@ -34,11 +35,16 @@ CHANNELS = tuple(channel.value for channel in Channel)
 
 
 @dataclass(frozen=True)
-class Broker:
-    """Where the sampler reads queues and provider timings: the broker's Redis."""
+class QueueSample:
+    """One queue as the broker holds it now (the caller reads the broker)."""
 
-    client: redis.Redis
-    namespace: str = queue_stats.DEFAULT_NAMESPACE
+    queue: str
+    depth: int  # ready + delayed + in progress
+    dead: int
+
+
+# A minute -> each channel's provider call timings (ms) of that minute.
+Timings = Callable[[datetime], dict[str, list[float]]]
 
 
 def minute_floor(moment: datetime) -> datetime:
@@ -47,15 +53,17 @@ def minute_floor(moment: datetime) -> datetime:
 
 def take(
     session: Session,
-    broker: Broker | None,
     now: datetime | None = None,
     *,
+    queues: Sequence[QueueSample] | None = None,
+    timings: Timings | None = None,
     prune_job: str | None = None,
 ) -> int:
     """Write the samples of every whole minute not yet sampled; how many rows (committed).
 
-    ``prune_job``: the scheduled job that runs the sampler, whose run log (one row a
-    minute) is kept for ``RETENTION`` too.
+    ``queues`` (what the broker holds now) go on the last whole minute; ``timings`` is asked
+    for each minute written. ``prune_job``: the scheduled job that runs the sampler, whose
+    run log (one row a minute) is kept for ``RETENTION`` too.
     """
     now = now or utcnow()
     current = minute_floor(now)
@@ -69,11 +77,11 @@ def take(
     while minute < current:
         if last is None or minute > last:
             rows += _flows(session, minute)
-            if broker is not None:
-                rows += _latency(broker, minute)
+            if timings is not None:
+                rows += _latency(minute, timings(minute))
         minute += MINUTE
-    if broker is not None and (last is None or current - MINUTE > last):
-        rows += _queues(broker, current - MINUTE)
+    if queues is not None and (last is None or current - MINUTE > last):
+        rows += _queues(queues, current - MINUTE)
     session.add_all(rows)
     session.execute(delete(OpsSample).where(OpsSample.at < current - RETENTION))
     if prune_job is not None:
@@ -98,26 +106,19 @@ def _flows(session: Session, minute: datetime) -> list[OpsSample]:
     return rows
 
 
-def _queues(broker: Broker, minute: datetime) -> list[OpsSample]:
-    try:
-        snap = queue_stats.snapshot(broker.client, broker.namespace)
-    except redis.RedisError:
-        return []  # no point for that minute: a gap in the chart, not a zero
+def _queues(queues: Sequence[QueueSample], minute: datetime) -> list[OpsSample]:
     rows = []
-    for q in snap.queues:
-        depth = q.ready + q.delayed + q.in_progress
-        rows.append(OpsSample(at=minute, series=DEPTH, label=q.queue, value=depth))
+    for q in queues:
+        rows.append(OpsSample(at=minute, series=DEPTH, label=q.queue, value=q.depth))
         rows.append(OpsSample(at=minute, series=DEAD, label=q.queue, value=q.dead))
     return rows
 
 
-def _latency(broker: Broker, minute: datetime) -> list[OpsSample]:
-    try:
-        timings = latency.read_minute(broker.client, broker.namespace, minute, CHANNELS)
-    except redis.RedisError:
-        return []
+def _latency(minute: datetime, timings: dict[str, list[float]]) -> list[OpsSample]:
     rows = []
-    for channel, values in timings.items():
+    for channel, values in sorted(timings.items()):
+        if not values:
+            continue
         p50, p95 = latency.percentile(values, 0.5), latency.percentile(values, 0.95)
         rows.append(OpsSample(at=minute, series=P50, label=channel, value=p50))
         rows.append(OpsSample(at=minute, series=P95, label=channel, value=p95))
