@@ -23,6 +23,9 @@ class Settings:
     var_dir: Path = Path("var")
     database_url: str = ""
     broker_url: str = ""
+    # The Redis key prefix of Dramatiq's Redis broker: where workers and producers read and
+    # write, and what /ops and `portalflow queues` read (Dramatiq's own default).
+    broker_namespace: str = "dramatiq"
     email_channel: str = "outbox"
     outbox_dir: Path = Path()
     smtp_host: str = "127.0.0.1"

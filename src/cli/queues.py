@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -42,7 +41,7 @@ def queues(
             f"`portalflow queues` reads Redis; the broker is {url.partition(':')[0]}:// "
             "(use its own management tools, e.g. the RabbitMQ management UI)"
         )
-    namespace = namespace or os.environ.get(NAMESPACE_ENV) or queue_stats.DEFAULT_NAMESPACE
+    namespace = namespace or config.broker_namespace
     client = queue_stats.client_from_url(url)
     try:
         snap = queue_stats.snapshot(client, namespace)
@@ -62,3 +61,6 @@ def queues(
         table.add_row(q.queue, str(q.ready), str(q.delayed), str(q.in_progress), dead)
     console.print(table)
     console.print(f"live workers: [bold]{len(snap.workers)}[/]")
+    for c in snap.consumers:
+        state = "live" if c.live else "[bold red]lost[/]"
+        console.print(f"  {c.host} pid {c.pid}: {', '.join(c.queues)} x{c.threads} ({state})")

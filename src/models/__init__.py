@@ -34,6 +34,7 @@ from .events import CrmEvent
 from .idempotency import IdempotencyKey
 from .invitations import Invitation, SendReceipt
 from .licences import LicenceAlert, LicencePurchase, LicenceReport
+from .ops import OpsSample
 from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal, PortalUserType
 from .portal_users import PortalUser
 from .records import CONSENT_BASIS, RECORD_VALUE_COLUMNS, CrmRecord, RecordValues
@@ -77,6 +78,7 @@ __all__ = [
     "LicenceAlert",
     "LicencePurchase",
     "LicenceReport",
+    "OpsSample",
     "Org",
     "OutcomeClass",
     "Portal",

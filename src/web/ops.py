@@ -1,25 +1,32 @@
 """The ops page (``GET /ops``) and Prometheus metrics (``GET /metrics``).
 
-``/ops`` is a server-rendered page that reloads itself every 10 seconds: per queue the
-ready, delayed, in-progress and dead-lettered messages and the live workers (read from
-Dramatiq's Redis keys), per flow the throughput and failures by reason over the last hour,
-the last run of each scheduled job, and a retry / discard button per dead-lettered message.
-It needs the admin credential: HTTP Basic with any user name and PORTALFLOW_ADMIN_TOKEN as
-the password (what a browser asks for), or ``Authorization: Bearer <token>``. The buttons
-POST a form carrying a token derived from the admin token, so another site cannot make a
-logged-in browser press them.
+``/ops`` is a server-rendered page (``templates/ops/``) that reloads itself every 10 seconds
+and polls ``/ops/runs.json`` every 2 for the running bulk runs' progress bars. It shows the
+live workers (consumers only: host, pid, queues, threads, last heartbeat), per queue the
+ready, delayed, in-progress and dead-lettered messages (Dramatiq's Redis keys), the running
+bulk runs with rate and ETA and the recent ones (each linking to ``/ops/runs/{id}``, its
+failure report), charts of the last hour or 24 hours (``?range=24h``) drawn as inline SVG
+from the ops sampler's per-minute samples, the dead letters with their error and traceback
+(``?actor=`` filters them; retry or discard one, or all of a queue after a confirmation),
+per flow the throughput and failures by reason over the last hour, and the last run of each
+scheduled job. It needs the admin credential: HTTP Basic with any user name and
+PORTALFLOW_ADMIN_TOKEN as the password (what a browser asks for), or ``Authorization:
+Bearer <token>``. The buttons POST a form carrying a token derived from the admin token, so
+another site cannot make a logged-in browser press them.
 
 ``/metrics`` needs **no** credential, like most Prometheus endpoints: keep it on the
 internal network (or behind the proxy's own auth). It carries counts only, recomputed on
 each scrape: ``portalflow_queue_messages{queue,state}``, ``portalflow_dead_letters{queue}``,
-``portalflow_workers``, ``portalflow_invitations{status}`` and
-``portalflow_invitation_outcomes{outcome_class}``. Dramatiq's own middleware metrics
-(``dramatiq_messages_total``, ``dramatiq_message_errors_total``,
+``portalflow_workers`` (live consumers), ``portalflow_invitations{status}``,
+``portalflow_invitation_outcomes{outcome_class}`` and
+``portalflow_provider_latency_milliseconds{channel,quantile}`` (the last sampled minute).
+Dramatiq's own middleware metrics (``dramatiq_messages_total``, ``dramatiq_message_errors_total``,
 ``dramatiq_message_duration_milliseconds``, ... per queue and actor) are added, summed over
 every worker process, when ``dramatiq_prom_db`` names an existing directory: the one the
 workers (started with the same variable) write their prometheus_client multiprocess files to.
 
-The Redis namespace is ``PORTALFLOW_BROKER_NAMESPACE`` (default ``dramatiq``, Dramatiq's).
+The Redis namespace is ``PORTALFLOW_BROKER_NAMESPACE`` (default ``dramatiq``), the one the
+broker of every worker and producer uses.
 """
 
 from __future__ import annotations
@@ -28,21 +35,26 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import parse_qs
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlencode
 
 import redis
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials
-from jinja2 import Environment, select_autoescape
+from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from portalflow.pipelines.ops import ops_stats
+from portalflow.events import Id
+from portalflow.models import describe_failure
+from portalflow.pipelines.errors import NotFound
+from portalflow.pipelines.ops import charts, ops_stats, reports, sampler
 from portalflow.workers import queue_stats
 
 from .problems import ApiProblem, ProblemCode
@@ -56,10 +68,10 @@ ops_basic = HTTPBasic(
     description="Any user name; the password is PORTALFLOW_ADMIN_TOKEN.",
 )
 
-NAMESPACE_ENV = "PORTALFLOW_BROKER_NAMESPACE"
 # Dramatiq's variable: where its Prometheus middleware writes (see workers/broker.py).
 DRAMATIQ_METRICS_ENV = "dramatiq_prom_db"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+RUN_REPORT_ROWS = 1000  # failed invitees listed on a run's page
 
 
 def require_ops_admin(
@@ -85,9 +97,9 @@ def require_ops_admin(
 
 
 def broker_namespace(request: Request) -> str:
-    return getattr(request.app.state, "broker_namespace", None) or os.environ.get(
-        NAMESPACE_ENV, queue_stats.DEFAULT_NAMESPACE
-    )
+    """PORTALFLOW_BROKER_NAMESPACE, the one the workers and producers use too."""
+    state = request.app.state
+    return getattr(state, "broker_namespace", None) or state.settings.broker_namespace
 
 
 def redis_client(request: Request) -> redis.Redis | None:
@@ -107,147 +119,190 @@ def _csrf_token(request: Request) -> str:
     return hmac.new(secret, b"portalflow-ops-form", hashlib.sha256).hexdigest()
 
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="refresh" content="10">
-<title>portalflow ops</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
-table { border-collapse: collapse; margin-bottom: 1.5rem; }
-th, td { border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
-.bad { color: #b00020; font-weight: bold; }
-form { display: inline; }
-.note { color: #666; }
-</style>
-</head>
-<body>
-<h1>portalflow ops</h1>
-<p class="note">Refreshes every 10 seconds. Generated {{ now }}.</p>
-
-<h2>Queues</h2>
-{% if queues is none %}
-<p>The broker is not Redis ({{ broker_kind }}): there are no queues to inspect here.</p>
-{% else %}
-<p>Namespace <code>{{ queues.namespace }}</code>,
-live workers: <strong id="live-workers">{{ queues.workers|length }}</strong></p>
-<table id="queues">
-<thead><tr><th>queue</th><th>ready</th><th>delayed</th><th>in progress</th><th>dead</th></tr>
-</thead>
-<tbody>
-{% for q in queues.queues %}
-<tr data-queue="{{ q.queue }}">
-<td>{{ q.queue }}</td><td class="n ready">{{ q.ready }}</td>
-<td class="n delayed">{{ q.delayed }}</td><td class="n in-progress">{{ q.in_progress }}</td>
-<td class="n dead{% if q.dead %} bad{% endif %}">{{ q.dead }}</td>
-</tr>
-{% endfor %}
-</tbody>
-</table>
-
-<h2>Dead-lettered messages</h2>
-{% if dead %}
-<table id="dead-letters">
-<thead><tr><th>queue</th><th>actor</th><th>arguments</th><th>retries</th><th>dead since</th>
-<th>message</th><th></th></tr></thead>
-<tbody>
-{% for d in dead %}
-<tr data-message-id="{{ d.message_id }}">
-<td>{{ d.queue }}</td><td>{{ d.actor }}</td><td><code>{{ d.args }}</code></td>
-<td class="n">{{ d.retries }}</td><td>{{ d.dead_at.strftime("%Y-%m-%d %H:%M:%S") }} UTC</td>
-<td><code>{{ d.message_id }}</code></td>
-{% set target = base ~ "/ops/dead/" ~ d.queue|urlencode ~ "/" ~ d.message_id|urlencode %}
-<td>
-<form method="post" action="{{ target }}/retry">
-<input type="hidden" name="csrf" value="{{ csrf }}"><button type="submit">retry</button></form>
-<form method="post" action="{{ target }}/discard">
-<input type="hidden" name="csrf" value="{{ csrf }}"><button type="submit">discard</button></form>
-</td>
-</tr>
-{% endfor %}
-</tbody>
-</table>
-{% else %}
-<p>None.</p>
-{% endif %}
-{% endif %}
-
-<h2>Flows, last hour</h2>
-<table id="flows">
-<thead><tr><th>flow</th><th>done</th><th>failed</th><th>failures by reason</th></tr></thead>
-<tbody>
-{% for f in flows %}
-<tr data-flow="{{ f.flow }}">
-<td>{{ f.flow }}</td><td class="n done">{{ f.done }}</td>
-<td class="n failed{% if f.failed %} bad{% endif %}">{{ f.failed }}</td>
-<td>{{ f.failures_by_reason|dictsort|map("join", ": ")|join(", ") }}</td>
-</tr>
-{% endfor %}
-</tbody>
-</table>
-
-<h2>Scheduled jobs</h2>
-{% if jobs %}
-<table id="jobs">
-<thead><tr><th>job</th><th>last started</th><th>finished</th><th>result</th></tr></thead>
-<tbody>
-{% for j in jobs %}
-<tr data-job="{{ j.job }}">
-<td>{{ j.job }}</td><td>{{ j.started_at }}</td><td>{{ j.finished_at or "running" }}</td>
-<td>{{ j.result or "" }}</td>
-</tr>
-{% endfor %}
-</tbody>
-</table>
-{% else %}
-<p>No scheduled job has run yet.</p>
-{% endif %}
-</body>
-</html>
-"""
-
-_templates = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-_page = _templates.from_string(PAGE)
+_templates = Environment(
+    loader=PackageLoader("portalflow", "templates"), autoescape=select_autoescape(default=True)
+)
 
 
-@router.get("/ops", response_class=HTMLResponse, dependencies=[Depends(require_ops_admin)])
-def ops_page(request: Request) -> HTMLResponse:
-    """The ops dashboard (HTML, refreshes itself every 10 seconds)."""
-    client = redis_client(request)
-    namespace = broker_namespace(request)
-    queues = dead = None
-    if client is not None:
-        queues = queue_stats.snapshot(client, namespace)
-        dead = [
-            letter
-            for q in queues.queues
-            if q.dead
-            for letter in queue_stats.dead_letters(client, q.queue, namespace)
-        ]
-    with request.app.state.session_factory() as session:
-        flows = ops_stats.flow_stats(session)
-        jobs = ops_stats.last_job_runs(session)
-    html = _page.render(
-        now=ops_stats.utcnow().strftime("%Y-%m-%d %H:%M:%S UTC"),
-        queues=queues,
-        dead=dead,
-        broker_kind=(request.app.state.settings.broker_url.partition(":")[0] or "embedded"),
-        flows=flows,
-        jobs=jobs,
-        csrf=_csrf_token(request),
+_OPS_JS = files("portalflow.templates").joinpath("ops", "ops.js").read_text(encoding="utf-8")
+
+
+def _stamp(moment: datetime | None) -> str:
+    """The page's one timestamp format: ``2026-12-01 14:03:05 UTC``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    """``moment`` relative to ``now``: ``12 s ago``, ``3 min ago``, ``2 h ago``, ``4 d ago``."""
+    if moment is None:
+        return ""
+    seconds = (now - moment).total_seconds()
+    future = seconds < 0
+    seconds = abs(seconds)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            amount = f"{int(seconds // size)} {unit}"
+            break
+    else:
+        amount = f"{int(seconds)} s"
+    return f"in {amount}" if future else f"{amount} ago"
+
+
+def _duration(seconds: float | None) -> str:
+    """A duration for people: ``45 s``, ``3 min 05 s``, ``2 h 10 min``."""
+    if seconds is None:
+        return ""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+_templates.filters["stamp"] = _stamp
+_templates.filters["duration"] = _duration
+_templates.filters["iso"] = lambda moment: moment.isoformat() if moment else ""
+
+
+def _render(request: Request, name: str, **context: Any) -> HTMLResponse:
+    now = ops_stats.utcnow()
+    html = _templates.get_template(f"ops/{name}").render(
+        now=now,
+        ago=lambda moment: _ago(moment, now),
         base=request.scope.get("root_path", ""),
+        **context,
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
-async def _check_form(request: Request) -> None:
+def _dead_letters(
+    client: redis.Redis, snapshot: queue_stats.QueueSnapshot, namespace: str, actor: str | None
+) -> tuple[list[queue_stats.DeadLetter], list[str]]:
+    """The newest dead letters of each queue (of ``actor``), and every actor among them."""
+    letters, actors = [], set()
+    for q in snapshot.queues:
+        if not q.dead:
+            continue
+        actors |= queue_stats.dead_actors(client, q.queue, namespace)
+        letters += queue_stats.dead_letters(client, q.queue, namespace, actor=actor)
+    return letters, sorted(actors)
+
+
+@router.get("/ops", response_class=HTMLResponse, dependencies=[Depends(require_ops_admin)])
+def ops_page(
+    request: Request,
+    actor: Annotated[
+        str | None, Query(max_length=200, description="Dead letters of it only.")
+    ] = None,
+    span: Annotated[
+        Literal["1h", "24h"], Query(alias="range", description="The charts' window.")
+    ] = "1h",
+) -> HTMLResponse:
+    """The ops dashboard (HTML, refreshes itself every 10 seconds; runs' progress every 2)."""
+    client = redis_client(request)
+    namespace = broker_namespace(request)
+    queues = None
+    dead: list[queue_stats.DeadLetter] = []
+    actors: list[str] = []
+    actor = actor or None
+    if client is not None:
+        queues = queue_stats.snapshot(client, namespace)
+        dead, actors = _dead_letters(client, queues, namespace, actor)
+    now = ops_stats.utcnow()
+    with request.app.state.session_factory() as session:
+        flows = ops_stats.flow_stats(session)
+        jobs = ops_stats.last_job_runs(session)
+        running = ops_stats.running_runs(session, now)
+        recent = ops_stats.recent_runs(session, now=now)
+        graphs = charts.ops_charts(session, span, now)
+    return _render(
+        request,
+        "page.html",
+        queues=queues,
+        dead=dead,
+        actors=actors,
+        actor=actor,
+        broker_kind=(request.app.state.settings.broker_url.partition(":")[0] or "embedded"),
+        flows=flows,
+        jobs=jobs,
+        running=running,
+        recent=recent,
+        charts=graphs,
+        span=span,
+        csrf=_csrf_token(request),
+    )
+
+
+@router.get("/ops/ops.js", include_in_schema=False)
+def ops_script() -> Response:
+    """The page's small script (live progress bars), served here: nothing from a CDN."""
+    return Response(_OPS_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=300"})
+
+
+@router.get("/ops/runs.json", dependencies=[Depends(require_ops_admin)])
+def ops_running_runs(request: Request) -> dict[str, Any]:
+    """The running bulk runs' progress, what the page's progress bars poll every 2 s."""
+    with request.app.state.session_factory() as session:
+        running = ops_stats.running_runs(session)
+    return {
+        "running": [
+            {
+                "id": run.id,
+                "requested": run.requested,
+                "sent": run.sent,
+                "failed": run.failed,
+                "queued": run.queued,
+                "percent": {
+                    "sent": run.percent(run.sent),
+                    "failed": run.percent(run.failed),
+                    "queued": run.percent(run.queued),
+                },
+                "per_minute": run.per_minute,
+                "eta": _duration(run.eta_seconds),
+            }
+            for run in running
+        ]
+    }
+
+
+@router.get(
+    "/ops/runs/{run_id}", response_class=HTMLResponse, dependencies=[Depends(require_ops_admin)]
+)
+def ops_run_report(request: Request, run_id: Id) -> HTMLResponse:
+    """One bulk run's failure report as a page: totals, failures by reason, who failed."""
+    with request.app.state.session_factory() as session:
+        try:
+            report = reports.bulk_run_report(session, run_id, limit=RUN_REPORT_ROWS)
+        except NotFound as exc:
+            raise ApiProblem(404, str(exc), ProblemCode.NOT_FOUND) from None
+    meanings = {code: describe_failure(code) for code in report["failed_by_reason"]}
+    created = datetime.fromisoformat(report["created_at"])
+    finished = report["finished_at"] and datetime.fromisoformat(report["finished_at"])
+    return _render(
+        request,
+        "run.html",
+        run=report,
+        meanings=meanings,
+        created=created,
+        finished=finished or None,
+        shown=RUN_REPORT_ROWS,
+    )
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The posted form's fields, after checking its token (a bearer caller needs none)."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     given = (form.get("csrf") or [""])[0]
     bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
     if not bearer and not hmac.compare_digest(given.encode(), _csrf_token(request).encode()):
         raise ApiProblem(403, "the form token is missing or wrong; reload /ops")
+    return {name: values[0] for name, values in form.items()}
+
+
+def _back(request: Request, actor: str | None = None) -> Response:
+    query = f"?{urlencode({'actor': actor})}" if actor else ""
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/ops{query}", status_code=303)
 
 
 def _dead_action(request: Request, queue: str, message_id: str, action: str) -> Response:
@@ -257,21 +312,50 @@ def _dead_action(request: Request, queue: str, message_id: str, action: str) -> 
     do = queue_stats.retry_dead if action == "retry" else queue_stats.discard_dead
     if not do(client, queue, message_id, broker_namespace(request)):
         raise ApiProblem(404, f"no dead-lettered message {message_id} on {queue}")
-    return RedirectResponse(f"{request.scope.get('root_path', '')}/ops", status_code=303)
+    return _back(request)
 
 
 @router.post("/ops/dead/{queue}/{message_id}/retry", dependencies=[Depends(require_ops_admin)])
 async def retry_dead(request: Request, queue: str, message_id: str) -> Response:
     """Put a dead-lettered message back on its queue; redirects to /ops."""
-    await _check_form(request)
+    await _form(request)
     return _dead_action(request, queue, message_id, "retry")
 
 
 @router.post("/ops/dead/{queue}/{message_id}/discard", dependencies=[Depends(require_ops_admin)])
 async def discard_dead(request: Request, queue: str, message_id: str) -> Response:
     """Delete a dead-lettered message; redirects to /ops."""
-    await _check_form(request)
+    await _form(request)
     return _dead_action(request, queue, message_id, "discard")
+
+
+async def _all_dead(request: Request, queue: str, action: str) -> Response:
+    form = await _form(request)
+    if form.get("confirm") != "yes":
+        raise ApiProblem(
+            422,
+            f"{action} all dead letters of {queue}: confirm it (the form field confirm=yes)",
+            ProblemCode.INVALID_INPUT,
+        )
+    client = redis_client(request)
+    if client is None:
+        raise ApiProblem(404, "the broker is not Redis: there are no dead letters here")
+    actor = form.get("actor") or None
+    do = queue_stats.retry_all_dead if action == "retry" else queue_stats.discard_all_dead
+    do(client, queue, broker_namespace(request), actor)
+    return _back(request, actor)
+
+
+@router.post("/ops/dead/{queue}/retry-all", dependencies=[Depends(require_ops_admin)])
+async def retry_all_dead(request: Request, queue: str) -> Response:
+    """Put every dead letter of a queue (of ``actor``, if posted) back; needs confirm=yes."""
+    return await _all_dead(request, queue, "retry")
+
+
+@router.post("/ops/dead/{queue}/discard-all", dependencies=[Depends(require_ops_admin)])
+async def discard_all_dead(request: Request, queue: str) -> Response:
+    """Delete every dead letter of a queue (of ``actor``, if posted); needs confirm=yes."""
+    return await _all_dead(request, queue, "discard")
 
 
 class OpsCollector(Collector):
@@ -300,10 +384,13 @@ class OpsCollector(Collector):
             yield messages
             yield dead
             yield GaugeMetricFamily(
-                "portalflow_workers", "Brokers with a live heartbeat", value=len(snap.workers)
+                "portalflow_workers",
+                "Worker processes consuming with a live heartbeat",
+                value=len(snap.workers),
             )
         with self.request.app.state.session_factory() as session:
             by_status, by_outcome = ops_stats.invitation_counts(session)
+            latencies = sampler.latest(session, (sampler.P50, sampler.P95))
         statuses = GaugeMetricFamily(
             "portalflow_invitations", "Invitations by status", labels=["status"]
         )
@@ -318,6 +405,14 @@ class OpsCollector(Collector):
         for outcome, count in sorted(by_outcome.items()):
             outcomes.add_metric([outcome], count)
         yield outcomes
+        latency = GaugeMetricFamily(
+            "portalflow_provider_latency_milliseconds",
+            "Provider call latency over the last sampled minute (the ops sampler's)",
+            labels=["channel", "quantile"],
+        )
+        for (series, channel), value in sorted(latencies.items()):
+            latency.add_metric([channel, "0.5" if series == sampler.P50 else "0.95"], value)
+        yield latency
 
 
 def dramatiq_metrics_dir() -> Path | None:

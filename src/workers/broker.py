@@ -42,6 +42,9 @@ RABBITMQ_SCHEMES = ("amqp://", "amqps://")
 def make_broker(settings: Settings) -> Broker:
     """A broker for the settings: Redis, RabbitMQ or, when unset, embedded.
 
+    Redis keys go under ``PORTALFLOW_BROKER_NAMESPACE`` (``dramatiq``): workers, producers
+    and /ops of one deployment must agree on it; two deployments can share one Redis.
+
     ``amqp://`` / ``amqps://`` give Dramatiq's RabbitMQ broker with publisher confirms
     (``confirm_delivery``): ``send`` returns only once RabbitMQ has taken the message. Its
     queues are durable and its messages persistent (``delivery_mode=2``), Dramatiq's defaults.
@@ -51,7 +54,8 @@ def make_broker(settings: Settings) -> Broker:
         return StubBroker()
     if url.startswith(REDIS_SCHEMES):
         polls = dict.fromkeys(REALTIME_QUEUES, settings.realtime_poll_ms)
-        broker = with_metrics(with_dead_letter_errors(PollingRedisBroker(polls, url=url)))
+        redis_broker = PollingRedisBroker(polls, url=url, namespace=settings.broker_namespace)
+        broker = with_metrics(with_dead_letter_errors(redis_broker))
         return with_process_guards(broker)
     if url.startswith(RABBITMQ_SCHEMES):
         # Imported here so that pika is only needed by deployments that use RabbitMQ.
@@ -98,9 +102,12 @@ def with_metrics(broker: Broker) -> Broker:
 
 
 def with_process_guards(broker: Broker) -> Broker:
-    """Worker processes exit with their parent and leave a liveness file for healthchecks."""
+    """Worker processes exit with their parent, leave a liveness file for healthchecks and,
+    on Redis, register as consumers for /ops."""
     broker.add_middleware(orphans.ExitWithParent())
     broker.add_middleware(liveness.Liveness())
+    broker.add_middleware(liveness.ConsumerRegistry())
+    broker.add_middleware(liveness.LatencyFlush())
     return broker
 
 

@@ -7,6 +7,11 @@ process lives and has beaten in Redis (``<namespace>:__heartbeats__``, which Dra
 Redis consumers update on every fetch) within Dramatiq's heartbeat timeout. The scheduler
 is healthy when the most frequent job's last firing succeeded within two of its periods
 (so the database took the log and the broker the message) and its lock's Redis answers.
+
+``ConsumerRegistry`` tells consumers from producers for /ops: every broker that talks to
+Redis heartbeats, so each worker (on a Redis broker) also writes who it is (host, pid,
+queues, threads) into ``<namespace>:__consumers__`` when it boots, and deletes it when it
+stops; /ops counts an entry live while its broker beats (``queue_stats.consumers``).
 """
 
 from __future__ import annotations
@@ -14,19 +19,24 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import redis
 from dramatiq import Broker, Middleware, Worker
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import dq_name
 from sqlalchemy.orm import Session
 
-from portalflow.pipelines.ops import schedule_log
+from portalflow.pipelines.ops import latency, schedule_log
+
+from . import queue_stats
 
 STATE_DIR = Path(tempfile.gettempdir()) / "portalflow-workers"
 
@@ -65,6 +75,52 @@ class Liveness(Middleware):
 
     def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
         _path(os.getpid()).unlink(missing_ok=True)
+
+
+class ConsumerRegistry(Middleware):
+    """Register this worker's consumers in Redis after boot; unregister on shutdown."""
+
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        if not isinstance(broker, RedisBroker):
+            return
+        delayed = {dq_name(q) for q in broker.get_declared_queues()}
+        queues = sorted(q for q in worker.consumers if q not in delayed)
+        entry = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": queues,
+            "threads": worker.worker_threads,
+            "started_ms": int(time.time() * 1000),
+        }
+        key = f"{broker.namespace}:{queue_stats.CONSUMERS_KEY}"
+        try:
+            broker.client.hset(key, broker.broker_id, json.dumps(entry))
+        except redis.RedisError:  # /ops misses one worker; the worker itself is fine
+            return
+
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        if not isinstance(broker, RedisBroker):
+            return
+        key = f"{broker.namespace}:{queue_stats.CONSUMERS_KEY}"
+        try:
+            broker.client.hdel(key, broker.broker_id)
+        except redis.RedisError:
+            return
+
+
+class LatencyFlush(Middleware):
+    """After each message, push the provider call timings it recorded to Redis (/ops)."""
+
+    def after_process_message(
+        self, broker: Broker, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        if not isinstance(broker, RedisBroker):
+            latency.drain()  # nobody reads them: do not let them pile up
+            return
+        try:
+            latency.flush(broker.client, broker.namespace)
+        except redis.RedisError:
+            return  # one minute of the latency chart is missing a few calls
 
 
 def records(parent: int, state_dir: Path = STATE_DIR) -> list[WorkerRecord]:

@@ -13,7 +13,12 @@ dispatch.lua``), so no Dramatiq worker or broker object is needed, only a Redis 
   and hash of the dead-lettered messages, kept for ``dead_message_ttl`` (7 days);
 - ``<ns>:__acks__.<broker id>.<queue>``: set of ids fetched by that worker, not yet acked;
 - ``<ns>:__heartbeats__``: sorted set broker id -> last heartbeat (ms). Every broker that
-  talks to Redis beats there, producers (the web app) as well as workers.
+  talks to Redis beats there, producers (the web app, the CLI, the scheduler) as well as
+  workers, so a heartbeat alone does not make a worker;
+- ``<ns>:__consumers__`` (ours, not Dramatiq's): hash broker id -> JSON (host, pid, queues,
+  threads, started) that each worker process writes when it boots and deletes when it
+  stops (``portalflow.workers.liveness.ConsumerRegistry``). A *live worker* is an entry of
+  it whose broker beat within the heartbeat timeout.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ DEFAULT_NAMESPACE = "dramatiq"
 HEARTBEAT_TIMEOUT_MS = 60_000
 # The queues portalflow's actors use (src/workers/*actors.py); others found in Redis are added.
 KNOWN_QUEUES = ("invitations", "maintenance", "provider-events", "crm-events")
+CONSUMERS_KEY = "__consumers__"
+# A registered consumer silent this long is dropped from the list (a crashed process).
+FORGET_CONSUMER_MS = 24 * 3600 * 1000
 
 _SUFFIXES = (".DQ.msgs", ".XQ.msgs", ".msgs", ".DQ", ".XQ")
 
@@ -71,13 +79,30 @@ class DeadLetter:
     args: str
     retries: int
     dead_at: datetime
+    error: str = ""  # what DeadLetterErrors stored: "ExceptionType: message"
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """One worker process that consumes queues, as it registered itself."""
+
+    broker_id: str
+    host: str
+    pid: int
+    queues: list[str]
+    threads: int
+    started_at: datetime | None
+    last_heartbeat: datetime | None
+    live: bool
 
 
 @dataclass(frozen=True)
 class QueueSnapshot:
     namespace: str
     queues: list[QueueCounts]
-    workers: list[str] = field(default_factory=list)
+    workers: list[str] = field(default_factory=list)  # broker ids of the live consumers
+    consumers: list[Consumer] = field(default_factory=list)  # live ones first, then lost
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,7 +110,19 @@ class QueueSnapshot:
             "queues": [asdict(q) for q in self.queues],
             "workers": len(self.workers),
             "worker_ids": list(self.workers),
+            "consumers": [
+                asdict(c)
+                | {
+                    "started_at": _iso(c.started_at),
+                    "last_heartbeat": _iso(c.last_heartbeat),
+                }
+                for c in self.consumers
+            ],
         }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 def client_from_url(url: str) -> redis.Redis:
@@ -145,6 +182,47 @@ def live_workers(
     return sorted(_text(i) for i in ids)
 
 
+def consumers(
+    client: redis.Redis,
+    namespace: str = DEFAULT_NAMESPACE,
+    *,
+    heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS,
+) -> list[Consumer]:
+    """The registered worker processes, live ones (beating) first; producers never appear."""
+    entries = client.hgetall(f"{namespace}:{CONSUMERS_KEY}")
+    if not entries:
+        return []
+    ids = [_text(i) for i in entries]
+    beats = client.zmscore(f"{namespace}:__heartbeats__", ids)
+    now = int(time.time() * 1000)
+    found = []
+    for (raw_id, raw), beat in zip(entries.items(), beats, strict=True):
+        try:
+            info = _decode(raw)
+        except ValueError:
+            continue
+        if beat is None or now - beat > FORGET_CONSUMER_MS:
+            continue  # long gone (a killed process never deletes its entry)
+        started = info.get("started_ms")
+        found.append(
+            Consumer(
+                broker_id=_text(raw_id),
+                host=str(info.get("host", "?")),
+                pid=int(info.get("pid", 0)),
+                queues=sorted(str(q) for q in info.get("queues", [])),
+                threads=int(info.get("threads", 0)),
+                started_at=_from_ms(started) if started else None,
+                last_heartbeat=_from_ms(beat),
+                live=now - beat <= heartbeat_timeout_ms,
+            )
+        )
+    return sorted(found, key=lambda c: (not c.live, c.host, c.pid))
+
+
+def _from_ms(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
 def snapshot(
     client: redis.Redis,
     namespace: str = DEFAULT_NAMESPACE,
@@ -174,7 +252,9 @@ def snapshot(
         )
         for i, name in enumerate(ordered)
     ]
-    return QueueSnapshot(namespace, counts, live_workers(client, namespace))
+    registered = consumers(client, namespace)
+    live = sorted(c.broker_id for c in registered if c.live)
+    return QueueSnapshot(namespace, counts, live, registered)
 
 
 def dead_letters(
@@ -183,38 +263,66 @@ def dead_letters(
     namespace: str = DEFAULT_NAMESPACE,
     *,
     limit: int = 50,
+    actor: str | None = None,
 ) -> list[DeadLetter]:
-    """The newest ``limit`` dead-lettered messages of ``queue``."""
+    """The newest ``limit`` dead-lettered messages of ``queue`` (of ``actor`` only, if given).
+
+    With ``actor``, up to ``SCAN_FOR_ACTOR`` of the newest letters are read to find them.
+    """
     xq = f"{namespace}:{queue}.XQ"
-    entries = client.zrevrange(xq, 0, limit - 1, withscores=True)
+    read = limit if actor is None else max(limit, SCAN_FOR_ACTOR)
+    entries = client.zrevrange(xq, 0, read - 1, withscores=True)
     if not entries:
         return []
     bodies = client.hmget(f"{xq}.msgs", [i for i, _ in entries])
     letters = []
     for (raw_id, score), body in zip(entries, bodies, strict=True):
-        actor, args, retries = "?", "", 0
-        if body is not None:
-            try:
-                message = _decode(body)
-                actor = str(message["actor_name"])
-                args = ", ".join(
-                    [repr(a) for a in message.get("args", [])]
-                    + [f"{k}={v!r}" for k, v in message.get("kwargs", {}).items()]
-                )
-                retries = int(message.get("options", {}).get("retries", 0))
-            except Exception:  # an undecodable body is still listed so it can be discarded
-                actor = "(undecodable)"
-        letters.append(
-            DeadLetter(
-                queue=queue,
-                message_id=_text(raw_id),
-                actor=actor,
-                args=args[:200],
-                retries=retries,
-                dead_at=datetime.fromtimestamp(score / 1000, tz=UTC),
+        letter = _letter(queue, _text(raw_id), score, body)
+        if actor is None or letter.actor == actor:
+            letters.append(letter)
+    return letters[:limit]
+
+
+# How many of a queue's newest dead letters a filter by actor reads.
+SCAN_FOR_ACTOR = 1000
+ERROR_CHARS = 2_000
+TRACEBACK_CHARS = 20_000
+
+
+def _letter(queue: str, message_id: str, score: float, body: bytes | None) -> DeadLetter:
+    actor, args, retries, error, trace = "?", "", 0, "", ""
+    if body is not None:
+        try:
+            message = _decode(body)
+            actor = str(message["actor_name"])
+            args = ", ".join(
+                [repr(a) for a in message.get("args", [])]
+                + [f"{k}={v!r}" for k, v in message.get("kwargs", {}).items()]
             )
-        )
-    return letters
+            options = message.get("options", {})
+            retries = int(options.get("retries", 0))
+            error = str(options.get("error") or "")
+            trace = str(options.get("traceback") or "")
+        except Exception:  # an undecodable body is still listed so it can be discarded
+            actor = "(undecodable)"
+    if trace and not error:  # Dramatiq's Retries stores only the traceback: its last line
+        error = trace.rstrip().rpartition("\n")[2]
+    return DeadLetter(
+        queue=queue,
+        message_id=message_id,
+        actor=actor,
+        args=args[:200],
+        retries=retries,
+        dead_at=_from_ms(score),
+        error=error[:ERROR_CHARS],
+        traceback=trace[-TRACEBACK_CHARS:],
+    )
+
+
+def dead_actors(client: redis.Redis, queue: str, namespace: str = DEFAULT_NAMESPACE) -> set[str]:
+    """The actors of a queue's newest ``SCAN_FOR_ACTOR`` dead letters (for the filter)."""
+    letters = dead_letters(client, queue, namespace, limit=SCAN_FOR_ACTOR)
+    return {letter.actor for letter in letters}
 
 
 def retry_dead(
@@ -247,6 +355,36 @@ def discard_dead(
     """Delete a dead-lettered message for good. False when it is not dead-lettered."""
     xq = f"{namespace}:{queue}.XQ"
     return bool(client.eval(_DISCARD, 2, xq, f"{xq}.msgs", message_id))
+
+
+def _dead_ids(client: redis.Redis, queue: str, namespace: str, actor: str | None) -> list[str]:
+    xq = f"{namespace}:{queue}.XQ"
+    if actor is None:
+        return [_text(i) for i in client.zrange(xq, 0, -1)]
+    count = int(client.zcard(xq))
+    return [
+        letter.message_id
+        for letter in dead_letters(client, queue, namespace, limit=count or 1, actor=actor)
+    ]
+
+
+def retry_all_dead(
+    client: redis.Redis, queue: str, namespace: str = DEFAULT_NAMESPACE, actor: str | None = None
+) -> int:
+    """Put every dead letter of ``queue`` (of ``actor`` only, if given) back; how many."""
+    return sum(
+        retry_dead(client, queue, i, namespace) for i in _dead_ids(client, queue, namespace, actor)
+    )
+
+
+def discard_all_dead(
+    client: redis.Redis, queue: str, namespace: str = DEFAULT_NAMESPACE, actor: str | None = None
+) -> int:
+    """Delete every dead letter of ``queue`` (of ``actor`` only, if given); how many."""
+    return sum(
+        discard_dead(client, queue, i, namespace)
+        for i in _dead_ids(client, queue, namespace, actor)
+    )
 
 
 # Dramatiq's default JSON encoding of a message (``dramatiq.encoder.JSONEncoder``), read and

@@ -26,13 +26,14 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from dramatiq import Actor
+from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.config import Settings
 from portalflow.models import session_scope, utcnow
-from portalflow.pipelines.ops import retention, schedule_log
+from portalflow.pipelines.ops import latency, retention, sampler, schedule_log
 
-from . import runtime
+from . import queue_stats, runtime
 from .actors import MAINTENANCE_QUEUE, MINUTE_MS
 from .broker import register
 from .licence_actors import reconcile_licences
@@ -67,22 +68,64 @@ def purge_old_provider_events() -> None:
         )
 
 
+OPS_SAMPLE_JOB = "ops_sample"
+
+
+@register
+@dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=0, time_limit=2 * MINUTE_MS)
+def sample_ops_metrics() -> None:
+    """Write the ops page's per-minute samples (and drop those past their retention)."""
+    current = runtime.current()
+    broker = dramatiq.get_broker()
+    queues = timings = None
+    if isinstance(broker, RedisBroker):
+        queues, timings = broker_samples(broker)
+    with current.session() as session:
+        sampler.take(session, queues=queues, timings=timings, prune_job=OPS_SAMPLE_JOB)
+
+
+def broker_samples(
+    broker: RedisBroker,
+) -> tuple[list[sampler.QueueSample] | None, sampler.Timings]:
+    """What Redis holds now per queue (None if it cannot say), and a reader of timings."""
+    client, namespace = broker.client, broker.namespace
+    try:
+        snap = queue_stats.snapshot(client, namespace)
+        queues = [
+            sampler.QueueSample(q.queue, q.ready + q.delayed + q.in_progress, q.dead)
+            for q in snap.queues
+        ]
+    except redis.RedisError:
+        queues = None  # a gap in the depth chart, not a zero
+
+    def timings(minute: datetime) -> dict[str, list[float]]:
+        try:
+            return latency.read_minute(client, namespace, minute, sampler.CHANNELS)
+        except redis.RedisError:
+            return {}
+
+    return queues, timings
+
+
 @dataclass(frozen=True)
 class ScheduledJob:
     """One cron job: a name (the ``ScheduledRun.job``), when it fires, what it enqueues.
 
     ``period`` is at least the longest gap between two fire times; it bounds the search
-    for the latest slot.
+    for the latest slot. ``catch_up=False``: a missed slot is not fired on start (the job
+    makes up for missed runs itself, and its next slot is at most a period away).
     """
 
     name: str
     trigger: CronTrigger
     actor: Actor
     period: timedelta
+    catch_up: bool = True
 
 
 def default_jobs(settings: Settings) -> list[ScheduledJob]:
-    """The maintenance jobs: expiry hourly, licences nightly, recovery, retention daily."""
+    """The maintenance jobs: expiry hourly, licences nightly, recovery, retention daily,
+    the ops sampler every minute."""
     return [
         ScheduledJob(
             "expire_invitations",
@@ -107,6 +150,16 @@ def default_jobs(settings: Settings) -> list[ScheduledJob]:
             CronTrigger(hour=RETENTION_HOUR_UTC, minute=RETENTION_MINUTE, timezone=UTC),
             purge_old_provider_events,
             timedelta(days=1),
+        ),
+        # Every minute. Its period is given as 5 minutes (allowed: at least the longest gap)
+        # so that the scheduler's healthcheck keeps watching recover_stuck_work, listed
+        # first; no catch-up on start, as the sampler fills the minutes it missed itself.
+        ScheduledJob(
+            OPS_SAMPLE_JOB,
+            CronTrigger(minute="*", timezone=UTC),
+            sample_ops_metrics,
+            timedelta(minutes=5),
+            catch_up=False,
         ),
     ]
 
@@ -229,7 +282,7 @@ class Scheduler:
         names = []
         with session_scope(self.session_factory) as session:
             for job in self.jobs.values():
-                slot = latest_slot(job, now)
+                slot = latest_slot(job, now) if job.catch_up else None
                 if slot is None:
                     continue
                 last = schedule_log.last_successful_run(session, job.name)

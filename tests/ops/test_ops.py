@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from dramatiq import Message
+from dramatiq import Message, Worker
 from dramatiq.brokers.redis import RedisBroker
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,7 +21,7 @@ from portalflow.config import Settings
 from portalflow.models import ScheduledRun, utcnow
 from portalflow.pipelines.ops import ops_stats
 from portalflow.web.app import create_app
-from portalflow.workers import actors, queue_stats, recovery_actors
+from portalflow.workers import actors, liveness, queue_stats, recovery_actors
 
 from ..cli_runner import run
 from ..factories import make_inviter, make_org, make_record, start_and_expand
@@ -46,20 +48,56 @@ def seeded(redis_broker: RedisBroker) -> dict[str, Any]:
     return {"namespace": redis_broker.namespace, "dead_id": dead_id}
 
 
+@pytest.fixture
+def consumer(redis_broker: RedisBroker) -> Iterator[Worker]:
+    """A real worker (registered as a consumer) on crm-events only: the seeded counts stay."""
+    redis_broker.add_middleware(liveness.ConsumerRegistry())
+    worker = Worker(redis_broker, queues={"crm-events"}, worker_threads=2, worker_timeout=100)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
 def by_queue(snap: queue_stats.QueueSnapshot) -> dict[str, tuple[int, int, int, int]]:
     return {q.queue: (q.ready, q.delayed, q.in_progress, q.dead) for q in snap.queues}
 
 
-def test_queue_stats_counts_every_state(redis_broker: RedisBroker, seeded: dict) -> None:
+def test_queue_stats_counts_every_state(
+    redis_url: str, redis_broker: RedisBroker, seeded: dict
+) -> None:
     snap = queue_stats.snapshot(redis_broker.client, seeded["namespace"])
     counts = by_queue(snap)
     assert counts["invitations"] == (2, 1, 1, 0)
     assert counts["maintenance"] == (0, 0, 0, 1)
     assert counts["crm-events"] == (0, 0, 0, 0)
-    assert redis_broker.broker_id in snap.workers
+    # The broker beat (it enqueued and fetched), but only produced: no worker is live.
+    assert redis_broker.broker_id in queue_stats.live_workers(
+        redis_broker.client, seeded["namespace"]
+    )
+    assert snap.workers == [] and snap.consumers == []
     [letter] = queue_stats.dead_letters(redis_broker.client, "maintenance", seeded["namespace"])
     assert letter.message_id == seeded["dead_id"]
     assert letter.actor == "recover_stuck_work"
+
+
+def test_only_consumers_are_live_workers(
+    redis_url: str, redis_broker: RedisBroker, consumer: Worker
+) -> None:
+    namespace = redis_broker.namespace
+    producer = RedisBroker(url=redis_url, namespace=namespace)  # another process's producer
+    producer.enqueue(Message("maintenance", "recover_stuck_work", (), {}, {}))
+    beating = queue_stats.live_workers(redis_broker.client, namespace)
+    assert producer.broker_id in beating
+    snap = queue_stats.snapshot(redis_broker.client, namespace)
+    assert snap.workers == [redis_broker.broker_id]
+    [registered] = snap.consumers
+    assert registered.live and registered.pid == os.getpid() and registered.threads == 2
+    assert registered.queues == ["crm-events"]
+    assert registered.host == socket.gethostname()
+    assert registered.last_heartbeat is not None
+    producer.close()
+    consumer.stop()  # a stopping worker takes itself off the list
+    assert queue_stats.snapshot(redis_broker.client, namespace).consumers == []
 
 
 def test_retry_and_discard(redis_broker: RedisBroker, seeded: dict) -> None:
@@ -103,9 +141,13 @@ def client(
     redis_broker: RedisBroker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[TestClient]:
-    monkeypatch.setenv("PORTALFLOW_BROKER_NAMESPACE", redis_broker.namespace)
     url = session.get_bind().url.render_as_string(hide_password=False)
-    settings = Settings(database_url=url, admin_token=TOKEN, broker_url=redis_url)
+    settings = Settings(
+        database_url=url,
+        admin_token=TOKEN,
+        broker_url=redis_url,
+        broker_namespace=redis_broker.namespace,
+    )
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -118,7 +160,7 @@ def row(html: str, attribute: str, name: str) -> dict[str, str]:
 
 
 def test_ops_page_shows_the_numbers(
-    client: TestClient, seeded: dict, failed_invitations: None
+    client: TestClient, seeded: dict, failed_invitations: None, consumer: Worker
 ) -> None:
     assert client.get("/ops").status_code == 401
     assert client.get("/ops").headers["www-authenticate"].startswith("Basic")
@@ -134,7 +176,8 @@ def test_ops_page_shows_the_numbers(
         "dead": "0",
     }
     assert row(html, "data-queue", "maintenance")["dead"] == "1"
-    assert re.search(r'id="live-workers">[1-9]', html)
+    assert re.search(r'id="live-workers">1<', html)
+    assert f'<tr data-broker-id="{consumer.broker.broker_id}" class="live">' in html
     assert row(html, "data-flow", "invitations:email") == {"done": "0", "failed": "2"}
     assert "company_domain: 1, record_missing: 1" in html
     assert "enqueued 7" in html and ">old<" not in html
@@ -198,7 +241,12 @@ def test_flow_stats_and_job_runs(session: Session, failed_invitations: None) -> 
 
 
 def test_cli_queues_json(
-    cli_env: Any, redis_url: str, redis_broker: RedisBroker, seeded: dict, monkeypatch
+    cli_env: Any,
+    redis_url: str,
+    redis_broker: RedisBroker,
+    seeded: dict,
+    consumer: Worker,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PORTALFLOW_BROKER_URL", redis_url)
     code, output = run("queues", "--json", "--namespace", seeded["namespace"])
@@ -213,7 +261,8 @@ def test_cli_queues_json(
         "dead": 0,
     }
     assert counts["maintenance"]["dead"] == 1
-    assert shown["workers"] >= 1
+    assert shown["workers"] == 1
+    assert shown["consumers"][0]["queues"] == ["crm-events"]
     code, output = run("queues", "--namespace", seeded["namespace"])
     assert code == 0 and "invitations" in output and "live workers" in output
 

@@ -9,6 +9,7 @@ debit noted on the row, in one commit before the provider call.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,18 +28,20 @@ from portalflow.models import (
     OutcomeClass,
     PortalUserType,
     SendFailureCode,
+    utcnow,
 )
 from portalflow.pipelines.content.render_limits import TemplateLimitExceeded
 from portalflow.pipelines.content.sms_text import CheckedSms
+from portalflow.pipelines.delivery.channels.base import OutgoingEmail, SendFailure, describe_error
+from portalflow.pipelines.delivery.channels.bundle import Channels
+from portalflow.pipelines.delivery.claims import Claim, ClaimedRow
+from portalflow.pipelines.delivery.outgoing_email import EmailBuilder
+from portalflow.pipelines.delivery.outgoing_sms import PreparedSms, SmsBuilder, short_link
 from portalflow.pipelines.invitations.invitation_states import has_status
+from portalflow.pipelines.ops import latency
 
 from . import credits
-from .channels.base import OutgoingEmail, SendFailure, describe_error
-from .channels.bundle import Channels
-from .claims import Claim, ClaimedRow
 from .dispatch_config import DispatchConfig, short_link_domain
-from .outgoing_email import EmailBuilder
-from .outgoing_sms import PreparedSms, SmsBuilder, short_link
 
 CHANNEL_PAUSED = "channel_paused"
 
@@ -98,12 +101,16 @@ class Sender:
                     return outcome
                 if not self.claim.holds():
                     return self._fenced(outcome)
-                outcome.message_id = self._call(lambda: self.channels.sms.send(prepared.sms))
+                outcome.message_id = self._call(
+                    lambda: self.channels.sms.send(prepared.sms), Channel.SMS
+                )
             else:
                 email = self._prepare_email(row)
                 if not self.claim.holds():
                     return self._fenced(outcome)
-                outcome.message_id = self._call(lambda: self.channels.email.send(email))
+                outcome.message_id = self._call(
+                    lambda: self.channels.email.send(email), Channel.EMAIL
+                )
         except SendFailure as failure:
             outcome.failure = failure
             if failure.outcome_class == OutcomeClass.CONFIGURATION:
@@ -204,8 +211,11 @@ class Sender:
         return True
 
     @staticmethod
-    def _call(send: Callable[[], str]) -> str:
-        """The provider call; an error the channel does not classify is a temporary failure."""
+    def _call(send: Callable[[], str], channel: Channel) -> str:
+        """The provider call; an error the channel does not classify is a temporary failure.
+
+        Its duration, failed or not, goes to the ops page's latency chart."""
+        started = time.perf_counter()
         try:
             return send()
         except SendFailure:
@@ -214,6 +224,8 @@ class Sender:
             raise SendFailure(
                 SendFailureCode.SEND_ERROR.value, describe_error(exc)[:1000], temporary=True
             ) from exc
+        finally:
+            latency.record(channel.value, time.perf_counter() - started, utcnow())
 
 
 @contextmanager

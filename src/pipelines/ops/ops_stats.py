@@ -1,4 +1,5 @@
-"""Database side of the ops page: per flow throughput and failures, scheduled job runs.
+"""Database side of the ops page: per flow throughput and failures, bulk runs' progress,
+scheduled job runs.
 
 A *flow* is one kind of work the workers carry: invitations (per channel), CRM events and
 provider events. Throughput is what finished in the window; failures are counted by reason
@@ -15,6 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
+    BulkRun,
+    BulkRunStatus,
     CrmEvent,
     CrmEventStatus,
     Invitation,
@@ -26,6 +29,7 @@ from portalflow.models import (
 )
 
 WINDOW = timedelta(hours=1)
+RECENT_RUNS = 10
 
 
 @dataclass
@@ -49,22 +53,36 @@ def _flow(flows: dict[str, FlowStats], name: str) -> FlowStats:
 
 
 def flow_stats(
-    session: Session, *, window: timedelta = WINDOW, now: datetime | None = None
+    session: Session,
+    *,
+    window: timedelta = WINDOW,
+    now: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[FlowStats]:
-    """Per flow, what finished and what failed (by reason) in the last ``window``."""
-    since = (now or utcnow()) - window
+    """Per flow, what finished and what failed (by reason) in the last ``window``.
+
+    With ``until``, the window is ``[until - window, until)`` instead (the sampler's minutes).
+    """
+    end = until or now or utcnow()
+    since = end - window
     flows: dict[str, FlowStats] = {}
     for channel in ("email", "sms"):
         _flow(flows, f"invitations:{channel}")
     _flow(flows, "crm-events")
     _flow(flows, "provider-events")
 
-    sent = select(Invitation.channel, func.count()).where(Invitation.sent_at >= since)
+    sent = select(Invitation.channel, func.count()).where(
+        Invitation.sent_at >= since, *_before(Invitation.sent_at, until)
+    )
     for channel, count in session.execute(sent.group_by(Invitation.channel)):
         _flow(flows, f"invitations:{channel}").done += count
     failed = (
         select(Invitation.channel, Invitation.failure_code, func.count())
-        .where(Invitation.status == InvitationStatus.FAILED, Invitation.updated_at >= since)
+        .where(
+            Invitation.status == InvitationStatus.FAILED,
+            Invitation.updated_at >= since,
+            *_before(Invitation.updated_at, until),
+        )
         .group_by(Invitation.channel, Invitation.failure_code)
     )
     for channel, code, count in session.execute(failed):
@@ -75,7 +93,7 @@ def flow_stats(
 
     crm = (
         select(CrmEvent.status, CrmEvent.result_code, func.count())
-        .where(CrmEvent.processed_at >= since)
+        .where(CrmEvent.processed_at >= since, *_before(CrmEvent.processed_at, until))
         .group_by(CrmEvent.status, CrmEvent.result_code)
     )
     for status, code, count in session.execute(crm):
@@ -89,7 +107,7 @@ def flow_stats(
 
     provider = (
         select(ProviderEvent.status, func.count())
-        .where(ProviderEvent.processed_at >= since)
+        .where(ProviderEvent.processed_at >= since, *_before(ProviderEvent.processed_at, until))
         .group_by(ProviderEvent.status)
     )
     for status, count in session.execute(provider):
@@ -102,6 +120,83 @@ def flow_stats(
         else:
             stats.done += count
     return list(flows.values())
+
+
+def _before(column: Any, until: datetime | None) -> tuple[Any, ...]:
+    return () if until is None else (column < until,)
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """A bulk run's totals, and its pace while it runs."""
+
+    id: int
+    org_id: int
+    action: str
+    status: str
+    requested: int
+    queued: int
+    sent: int
+    failed: int
+    created_at: datetime
+    finished_at: datetime | None
+    per_minute: float | None  # decided (sent or failed) per minute since it started
+    eta_seconds: float | None  # at that pace, until every requested record is decided
+
+    @property
+    def decided(self) -> int:
+        return self.sent + self.failed
+
+    def percent(self, part: int) -> float:
+        """``part`` as a percentage of ``requested`` (for the progress bar's segments)."""
+        return 100.0 * part / self.requested if self.requested else 0.0
+
+
+def _progress(run: BulkRun, now: datetime) -> RunProgress:
+    decided = run.sent + run.failed
+    per_minute = eta = None
+    elapsed = ((run.finished_at or now) - run.created_at).total_seconds()
+    if elapsed > 0 and decided:
+        per_minute = decided * 60 / elapsed
+        if run.finished_at is None:
+            eta = max(run.requested - decided, 0) * 60 / per_minute
+    return RunProgress(
+        run.id,
+        run.org_id,
+        run.action.value,
+        run.status.value,
+        run.requested,
+        run.queued,
+        run.sent,
+        run.failed,
+        run.created_at,
+        run.finished_at,
+        per_minute,
+        eta,
+    )
+
+
+def running_runs(session: Session, now: datetime | None = None) -> list[RunProgress]:
+    """Every bulk run still running, oldest first, with its rate and ETA."""
+    now = now or utcnow()
+    runs = session.scalars(
+        select(BulkRun).where(BulkRun.status == BulkRunStatus.RUNNING).order_by(BulkRun.id)
+    )
+    return [_progress(run, now) for run in runs]
+
+
+def recent_runs(
+    session: Session, limit: int = RECENT_RUNS, now: datetime | None = None
+) -> list[RunProgress]:
+    """The ``limit`` bulk runs finished last, newest first."""
+    now = now or utcnow()
+    runs = session.scalars(
+        select(BulkRun)
+        .where(BulkRun.status == BulkRunStatus.COMPLETED)
+        .order_by(BulkRun.finished_at.desc(), BulkRun.id.desc())
+        .limit(limit)
+    )
+    return [_progress(run, now) for run in runs]
 
 
 def last_job_runs(session: Session) -> list[JobRun]:
