@@ -63,7 +63,10 @@ def transfer(
     summary = {
         "to_user_type_id": to,
         "moved": result.moved,
-        "refused": [{"user_id": uid, "reason": why} for uid, why in result.refused.items()],
+        "refused": [
+            {"user_id": uid, "code": why.code.value, "reason": why.detail}
+            for uid, why in result.refused.items()
+        ],
     }
     if as_json:
         print_json(summary)
@@ -76,9 +79,10 @@ def transfer(
         if result.refused:
             table = Table(title="Not moved")
             table.add_column("user", justify="right")
+            table.add_column("code")
             table.add_column("why", overflow="fold")
             for uid, why in result.refused.items():
-                table.add_row(str(uid), escape(why))
+                table.add_row(str(uid), why.code.value, escape(why.detail))
             console.print(table)
     if result.refused:
         raise typer.Exit(EXIT_ROWS_FAILED)

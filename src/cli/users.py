@@ -147,7 +147,8 @@ def _act(
             f" of {report['requested']} (bulk run {report['id']})."
         )
         for refusal in report["refused_users"]:
-            console.print(f"  user {refusal['portal_user_id']}: {refusal['detail']}")
+            code = f"{refusal['code']}: " if refusal["code"] else ""
+            console.print(f"  user {refusal['portal_user_id']}: {code}{refusal['detail']}")
     if report["failed"]:
         raise typer.Exit(EXIT_ROWS_FAILED)
 

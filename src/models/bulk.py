@@ -68,4 +68,5 @@ class BulkActionRefusal(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     bulk_run_id: Mapped[int] = mapped_column(ForeignKey("bulk_runs.id"), index=True)
     portal_user_id: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str | None] = mapped_column(String(40))  # a RefusalCode; NULL before 0013
     detail: Mapped[str] = mapped_column(Text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from portalflow.models import Refusal, RefusalCode
+
 
 class PortalflowError(ValueError):
     """Base of every error a caller can fix by changing its input."""
@@ -13,3 +15,11 @@ class NotFound(PortalflowError):
 
 class InvalidInput(PortalflowError):
     """A value breaks a rule; nothing was written."""
+
+
+class Refused(InvalidInput):
+    """A rule with a stable code refused the request; ``refusal`` is its code and detail."""
+
+    def __init__(self, code: RefusalCode, detail: str) -> None:
+        super().__init__(detail)
+        self.refusal = Refusal(code, detail)

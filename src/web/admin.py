@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session
 
 from portalflow.events import MAX_CRM_IDS, CrmId, Id, RequestModel, renamed_fields
-from portalflow.models import BulkAction
+from portalflow.models import BulkAction, RefusalCode
 from portalflow.pipelines.errors import PortalflowError
 from portalflow.pipelines.invitations.bulk import StartedRun
 from portalflow.pipelines.ops import failure_reports, reports
@@ -106,6 +106,7 @@ class StartedRunAnswer(BaseModel):
 
 class Refusal(BaseModel):
     user_id: int
+    code: RefusalCode
     reason: str
 
 
@@ -235,7 +236,10 @@ def transfer(
         return TransferAnswer(
             to_user_type_id=body.to_user_type_id,
             moved=result.moved,
-            refused=[Refusal(user_id=uid, reason=why) for uid, why in result.refused.items()],
+            refused=[
+                Refusal(user_id=uid, code=why.code, reason=why.detail)
+                for uid, why in result.refused.items()
+            ],
         )
 
     return _once(request, org_id, key, body, 200, submit.done_at_once(move), answer)

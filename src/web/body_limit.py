@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .problems import ProblemCode, problem_response
+from portalflow.models import ProblemCode
+
+from .problems import problem_response
 
 MAX_BODY_BYTES = 1024 * 1024
 

@@ -24,12 +24,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from portalflow.events import Event
+from portalflow.models import ProblemCode
 from portalflow.pipelines.errors import PortalflowError
 from portalflow.pipelines.tenancy import api_keys
 from portalflow.workers import submit
 from portalflow.workers.address_actors import handle_crm_event
 
-from .problems import ApiProblem, ProblemCode, from_pipeline_error
+from .problems import ApiProblem, from_pipeline_error
 
 router = APIRouter(tags=["events"])
 bearer = HTTPBearer(

@@ -52,12 +52,12 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from portalflow.events import Id
-from portalflow.models import describe_failure
+from portalflow.models import ProblemCode, describe_failure
 from portalflow.pipelines.errors import NotFound
 from portalflow.pipelines.ops import charts, ops_stats, reports, sampler
 from portalflow.workers import queue_stats
 
-from .problems import ApiProblem, ProblemCode
+from .problems import ApiProblem
 from .reports import admin_bearer, check_admin_token
 
 router = APIRouter(tags=["ops"])

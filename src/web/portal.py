@@ -18,13 +18,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from portalflow.events import RequestModel
-from portalflow.models import PortalUser
+from portalflow.models import PortalUser, ProblemCode
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.invitations import acceptance
 from portalflow.pipelines.users.lifecycle import InvalidTransition
 
 from . import portal_links
-from .problems import ProblemCode, problem_response
+from .problems import problem_response
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 

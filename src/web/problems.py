@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-from enum import StrEnum
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from portalflow.models import ProblemCode
 from portalflow.pipelines.errors import NotFound, PortalflowError
 from portalflow.pipelines.tenancy.idempotency import IdempotencyConflict
 
@@ -30,28 +30,6 @@ log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:portalflow:problem:"
-
-
-class ProblemCode(StrEnum):
-    """The codes of the API's errors; a client branches on these, never on the words."""
-
-    BAD_REQUEST = "bad_request"
-    UNAUTHORIZED = "unauthorized"
-    FORBIDDEN = "forbidden"
-    NOT_FOUND = "not_found"
-    METHOD_NOT_ALLOWED = "method_not_allowed"
-    CONFLICT = "conflict"
-    INVALID_TRANSITION = "invalid_transition"  # the user's status does not allow the step
-    INVALID_TOKEN = "invalid_token"  # a link's token; ``problem`` says why (used, expired...)
-    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
-    EVENT_ID_REUSED = "event_id_reused"
-    PAYLOAD_TOO_LARGE = "payload_too_large"
-    INVALID_REQUEST = "invalid_request"  # the request does not match the schema
-    INVALID_INPUT = "invalid_input"  # it matches, but breaks a rule of the pipelines
-    RATE_LIMITED = "rate_limited"
-    UPSTREAM_FAILED = "upstream_failed"
-    UNAVAILABLE = "unavailable"
-    INTERNAL_ERROR = "internal_error"
 
 
 TITLES = {

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from portalflow.events import Id
+from portalflow.models import ProblemCode
 from portalflow.pipelines.ops import failure_reports
 
 from .admin import FailureOptions, failure_report
-from .problems import ApiProblem, ProblemCode
+from .problems import ApiProblem
 
 router = APIRouter(tags=["admin"])
 admin_bearer = HTTPBearer(

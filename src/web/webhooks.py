@@ -26,7 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.request_validator import RequestValidator
 
-from portalflow.models import session_scope
+from portalflow.models import ProblemCode, session_scope
 from portalflow.models.enums import ProviderEventStatus
 from portalflow.pipelines.delivery.provider_events import record_provider_event
 from portalflow.pipelines.delivery.sns import (
@@ -39,7 +39,7 @@ from portalflow.pipelines.delivery.sns import (
     verify_sns_message,
 )
 
-from .problems import STATUS_CODES, ProblemCode, problem_response
+from .problems import STATUS_CODES, problem_response
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from portalflow.models import (
     Invitation,
     PortalUser,
     PortalUserStatus,
+    TokenProblem,
     make_session_factory,
 )
 from portalflow.pipelines.delivery import dispatch, dispatch_config, send_outcomes
@@ -153,10 +154,10 @@ def test_tokens_are_stored_only_as_hashes_and_expire_in_seven_days(
     later = invitation.expires_at
     with pytest.raises(tokens.InvalidToken) as expired:
         tokens.find_valid_invitation(session, token, now=later)
-    assert expired.value.problem == tokens.TokenProblem.EXPIRED
+    assert expired.value.problem == TokenProblem.EXPIRED
     with pytest.raises(tokens.InvalidToken) as unknown:
         tokens.find_valid_invitation(session, token[:-1] + ("A" if token[-1] != "A" else "B"))
-    assert unknown.value.problem == tokens.TokenProblem.UNKNOWN
+    assert unknown.value.problem == TokenProblem.UNKNOWN
 
 
 def test_reinvite_supersedes_the_previous_token(
@@ -179,7 +180,7 @@ def test_reinvite_supersedes_the_previous_token(
     second_token = next(t for t in tokens_sent if t != first_token)
     with pytest.raises(tokens.InvalidToken) as superseded:
         tokens.find_valid_invitation(session, first_token)
-    assert superseded.value.problem == tokens.TokenProblem.SUPERSEDED
+    assert superseded.value.problem == TokenProblem.SUPERSEDED
     assert tokens.find_valid_invitation(session, second_token).id == new_id
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from portalflow.models import OutcomeCode
 from portalflow.pipelines.delivery import email_outcomes, outcomes, sms_outcomes
 from portalflow.pipelines.delivery.email_outcomes import (
     classify_ses_bounce,
@@ -401,13 +402,13 @@ def _every_code() -> set[str]:
     ):
         codes |= {code for _, code in table.values()}
     codes |= {
-        sms_outcomes.AWS_SMS_UNKNOWN,
+        OutcomeCode.AWS_SMS_UNKNOWN,
         "smtp_configuration",
     }
     codes |= {
-        email_outcomes.SES_UNKNOWN,
-        email_outcomes.SES_BOUNCE_UNKNOWN,
-        sms_outcomes.TWILIO_UNKNOWN,
+        OutcomeCode.SES_UNKNOWN,
+        OutcomeCode.BOUNCE_UNKNOWN,
+        OutcomeCode.TWILIO_UNKNOWN,
         outcomes.DELIVERED,
         CONNECTION_ERROR.code,
         "complaint",

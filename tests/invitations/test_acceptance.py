@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from portalflow.cli import app
 from portalflow.config import Settings
 from portalflow.models import (
+    AcceptanceProblem,
     EmailKind,
     Invitation,
     InvitationStatus,
@@ -31,7 +32,7 @@ from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.invitations import acceptance, reinvite, tokens
-from portalflow.pipelines.invitations.acceptance import AcceptanceError, AcceptanceProblem
+from portalflow.pipelines.invitations.acceptance import AcceptanceError
 from portalflow.pipelines.users import lifecycle
 from portalflow.web.app import create_app
 

@@ -56,6 +56,10 @@ CASES: list[tuple[str, dict[str, Any], ReasonCode | None]] = [
     ("blank-email", {"email": "   "}, ReasonCode.INVALID_ADDRESS),
     ("malformed", {"email": "john..doe@example"}, ReasonCode.INVALID_ADDRESS),
     ("two-ats", {"email": "a@b@example.org"}, ReasonCode.INVALID_ADDRESS),
+    # The addresses tests/users/test_address_changes.py changes to: the same codes there.
+    ("space", {"email": "sage weiser@example.org"}, ReasonCode.UNSUPPORTED_CHARACTERS),
+    ("no-domain", {"email": "sage@"}, ReasonCode.INVALID_ADDRESS),
+    ("accent", {"email": "ségolène@example.org"}, ReasonCode.UNSUPPORTED_CHARACTERS),
 ]
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import (
+    AcceptanceProblem,
     EmailKind,
     Invitation,
     InvitationStatus,
@@ -20,7 +21,6 @@ from portalflow.models import (
     make_session_factory,
 )
 from portalflow.pipelines.invitations import acceptance, expiry, tokens
-from portalflow.pipelines.invitations.acceptance import AcceptanceProblem
 from portalflow.workers import lifecycle_actors, runtime
 
 from ..cli_runner import run

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
-from portalflow.models import Channel, Org, Suppression
+from portalflow.models import Channel, Org, OutcomeCode, Suppression
 from portalflow.pipelines.delivery import dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
@@ -155,7 +155,7 @@ def test_one_click_post_suppresses_the_address_as_opted_out_once(
         assert answer.status_code == 200
         assert "no more invitations" in answer.text
 
-    assert suppressions(session) == [("person0@example.org", opt_out.OPTED_OUT)]
+    assert suppressions(session) == [("person0@example.org", OutcomeCode.OPTED_OUT)]
     # Every later invitation checks the list (case-insensitively) and refuses the address.
     org_id = session.scalar(select(Org.id))
     assert org_id is not None

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import (
+    OUTCOME_DESCRIPTIONS,
     EmailKind,
     Invitation,
     InvitationStatus,
@@ -27,7 +28,6 @@ from portalflow.models import (
     describe_failure,
     make_engine,
 )
-from portalflow.pipelines.delivery.outcomes import OUTCOME_DESCRIPTIONS
 from portalflow.pipelines.errors import InvalidInput, NotFound
 from portalflow.pipelines.invitations.bulk import expand_chunk, start_bulk_run
 from portalflow.pipelines.ops.failure_reports import (

@@ -25,16 +25,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portalflow.models import CrmEvent, CrmEventKind, CrmEventStatus, CrmRecord, utcnow
+from portalflow.models import (
+    CrmEvent,
+    CrmEventCode,
+    CrmEventKind,
+    CrmEventStatus,
+    CrmRecord,
+    utcnow,
+)
 from portalflow.pipelines.errors import InvalidInput, PortalflowError
 from portalflow.pipelines.invitations import bulk
 from portalflow.pipelines.users import address_changes
 
 from . import crm_events, records
-
-INVALID_PAYLOAD = "invalid_payload"
-RECORD_MISSING = "record_missing"
-REFUSED = "refused"
 
 
 def _open(session: Session, event_id: int, kind: CrmEventKind) -> CrmEvent | None:
@@ -72,14 +75,14 @@ def handle_record_upserted(
             raise InvalidInput("record_id must be a CRM id")
         change = address_changes.check_upserted(session, event, crm_id)
     except PortalflowError as exc:
-        return _failed(session, event, INVALID_PAYLOAD, str(exc), now)
+        return _failed(session, event, CrmEventCode.INVALID_PAYLOAD, str(exc), now)
     except address_changes.AddressChangeRefused as refused:
         return _failed(session, event, refused.code, refused.detail, now)
     for field in change.fields if change is not None else ():
         row.pop(field)  # stored by the address-change flow (a phone normalised to E.164)
     report = records.import_records(session, event.org_id, [(1, {**row, "crm_id": crm_id})])
     if report.errors:
-        return _failed(session, event, INVALID_PAYLOAD, report.errors[0].message, now)
+        return _failed(session, event, CrmEventCode.INVALID_PAYLOAD, report.errors[0].message, now)
     detail = "created" if report.created else "updated"
     ids: list[int] = []
     if change is not None:
@@ -126,12 +129,16 @@ def _set_deleted(
         return []
     crm_id = _record_id(dict(_payload(event)))
     if crm_id is None:
-        return _failed(session, event, INVALID_PAYLOAD, "record_id must be a CRM id", now)
+        return _failed(
+            session, event, CrmEventCode.INVALID_PAYLOAD, "record_id must be a CRM id", now
+        )
     record = session.scalar(
         select(CrmRecord).where(CrmRecord.org_id == event.org_id, CrmRecord.crm_id == crm_id)
     )
     if record is None:
-        crm_events.mark_failed(event, RECORD_MISSING, f"record {crm_id!r} does not exist", now)
+        crm_events.mark_failed(
+            event, CrmEventCode.RECORD_MISSING, f"record {crm_id!r} does not exist", now
+        )
     else:
         record.deleted = deleted
         crm_events.mark_processed(event, "deleted" if deleted else "restored", now)
@@ -162,7 +169,7 @@ def handle_invitation_requested(
         or not isinstance(inviter_id, int)
     ):
         detail = "needs integer user_type_id and inviter_id and a record_ids list"
-        crm_events.mark_failed(event, INVALID_PAYLOAD, detail, now)
+        crm_events.mark_failed(event, CrmEventCode.INVALID_PAYLOAD, detail, now)
         session.flush()
         return []
     try:
@@ -175,7 +182,7 @@ def handle_invitation_requested(
             language=payload.get("language") or "en",
         )
     except PortalflowError as exc:
-        crm_events.mark_failed(event, REFUSED, str(exc), now)
+        crm_events.mark_failed(event, CrmEventCode.REFUSED, str(exc), now)
         session.flush()
         return []
     crm_events.mark_processed(event, f"bulk_run={started.run_id}", now)

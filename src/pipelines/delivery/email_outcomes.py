@@ -16,9 +16,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from portalflow.models import OutcomeClass
+from portalflow.models import OutcomeClass, OutcomeCode
 
-from .outcomes import DELIVERED, Outcome
+from .outcomes import Outcome
 
 # --- SES API errors (sesv2) ---------------------------------------------------------------
 
@@ -47,12 +47,11 @@ SES_ERRORS: dict[str, tuple[OutcomeClass, str]] = {
     "SignatureDoesNotMatch": (OutcomeClass.CONFIGURATION, "ses_configuration"),
     "MissingAuthenticationToken": (OutcomeClass.CONFIGURATION, "ses_configuration"),
 }
-SES_UNKNOWN = "ses_unknown"
 
 
 def classify_ses_error(code: str) -> Outcome:
     """Classify an SES API error code; a code not in `SES_ERRORS` is unknown."""
-    outcome_class, our_code = SES_ERRORS.get(code, (OutcomeClass.UNKNOWN, SES_UNKNOWN))
+    outcome_class, our_code = SES_ERRORS.get(code, (OutcomeClass.UNKNOWN, OutcomeCode.SES_UNKNOWN))
     return Outcome(outcome_class, our_code, code)
 
 
@@ -81,7 +80,6 @@ SES_BOUNCE_TYPES: dict[str, tuple[OutcomeClass, str]] = {
     "Transient": (OutcomeClass.TEMPORARY, "bounce_transient"),
     "Undetermined": (OutcomeClass.TEMPORARY, "bounce_undetermined"),
 }
-SES_BOUNCE_UNKNOWN = "bounce_unknown"
 SES_EVENT_TYPES = ("Bounce", "Complaint", "Delivery")
 
 
@@ -89,7 +87,7 @@ def classify_ses_bounce(bounce_type: str, bounce_subtype: str) -> Outcome:
     """Classify one SES bounce by its type and subtype."""
     outcome_class, code = SES_BOUNCES.get(
         (bounce_type, bounce_subtype),
-        SES_BOUNCE_TYPES.get(bounce_type, (OutcomeClass.UNKNOWN, SES_BOUNCE_UNKNOWN)),
+        SES_BOUNCE_TYPES.get(bounce_type, (OutcomeClass.UNKNOWN, OutcomeCode.BOUNCE_UNKNOWN)),
     )
     return Outcome(outcome_class, code, f"{bounce_type}/{bounce_subtype}")
 
@@ -127,7 +125,7 @@ def classify_ses_event(message: Mapping[str, Any]) -> list[tuple[str, Outcome]]:
         recipients = [r.get("emailAddress", "") for r in complaint.get("complainedRecipients", [])]
     elif event_type == "Delivery":
         delivery = message.get("delivery") or {}
-        outcome = Outcome(OutcomeClass.DELIVERED, DELIVERED, "Delivery")
+        outcome = Outcome(OutcomeClass.OutcomeCode.DELIVERED, OutcomeCode.DELIVERED, "Delivery")
         recipients = list(delivery.get("recipients", []))
     else:
         raise ValueError(

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from portalflow.models import OutcomeClass
+from portalflow.models import OUTCOME_DESCRIPTIONS, OutcomeClass, OutcomeCode
 
 from .email_outcomes import (
     SES_BOUNCE_TYPES,
     SES_BOUNCES,
     SES_ERRORS,
-    SES_UNKNOWN,
     SMTP_RECIPIENT_STATUSES,
     SMTP_REPLIES,
     SMTP_REPLY_CODES,
     SMTP_SENDER_STATUSES,
     SMTP_STATUS_SUBJECTS,
 )
-from .outcomes import CONNECTION_ERROR_CODE, DELIVERED, OUTCOME_DESCRIPTIONS, describe
+from .outcomes import describe
 from .sms_outcomes import (
     AWS_SMS_ERRORS,
     AWS_SMS_REASONS,
-    AWS_SMS_UNKNOWN,
     TWILIO_ERRORS,
     TWILIO_HTTP_STATUSES,
-    TWILIO_UNKNOWN,
 )
 
 Row = tuple[str, str, str, str]
@@ -42,13 +39,13 @@ def _ses_rows() -> list[Row]:
     rows: list[Row] = [
         ("SES API", code, cls.value, ours) for code, (cls, ours) in SES_ERRORS.items()
     ]
-    rows.append(("SES API", "any other error", OutcomeClass.UNKNOWN.value, SES_UNKNOWN))
+    rows.append(("SES API", "any other error", OutcomeClass.UNKNOWN.value, OutcomeCode.SES_UNKNOWN))
     rows.append(
         (
             "SES / SMTP / Twilio / AWS",
             "connection error or timeout",
             "temporary",
-            CONNECTION_ERROR_CODE,
+            OutcomeCode.CONNECTION_ERROR,
         )
     )
     rows += [
@@ -61,7 +58,7 @@ def _ses_rows() -> list[Row]:
         if kind != "Undetermined"
     ]
     rows.append(("SES event", "Complaint", OutcomeClass.COMPLAINED.value, "complaint"))
-    rows.append(("SES event", "Delivery", OutcomeClass.DELIVERED.value, DELIVERED))
+    rows.append(("SES event", "Delivery", OutcomeClass.DELIVERED.value, OutcomeCode.DELIVERED))
     return rows
 
 
@@ -69,12 +66,16 @@ def _twilio_rows() -> list[Row]:
     rows: list[Row] = [
         ("Twilio", f"error {code}", cls.value, ours) for code, (cls, ours) in TWILIO_ERRORS.items()
     ]
-    rows.append(("Twilio", "any other error code", OutcomeClass.UNKNOWN.value, TWILIO_UNKNOWN))
+    rows.append(
+        ("Twilio", "any other error code", OutcomeClass.UNKNOWN.value, OutcomeCode.TWILIO_UNKNOWN)
+    )
     rows += [
         ("Twilio", f"HTTP {status}, unlisted code", cls.value, ours)
         for status, (cls, ours) in TWILIO_HTTP_STATUSES.items()
     ]
-    rows.append(("Twilio callback", "delivered", OutcomeClass.DELIVERED.value, DELIVERED))
+    rows.append(
+        ("Twilio callback", "delivered", OutcomeClass.DELIVERED.value, OutcomeCode.DELIVERED)
+    )
     return rows
 
 
@@ -84,7 +85,9 @@ def _aws_sms_rows() -> list[Row]:
         for reason, (cls, ours) in AWS_SMS_REASONS.items()
     ]
     rows += [("AWS SMS", code, cls.value, ours) for code, (cls, ours) in AWS_SMS_ERRORS.items()]
-    rows.append(("AWS SMS", "any other error", OutcomeClass.UNKNOWN.value, AWS_SMS_UNKNOWN))
+    rows.append(
+        ("AWS SMS", "any other error", OutcomeClass.UNKNOWN.value, OutcomeCode.AWS_SMS_UNKNOWN)
+    )
     return rows
 
 

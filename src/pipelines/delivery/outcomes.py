@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from portalflow.models import OutcomeClass
+from portalflow.models import OUTCOME_DESCRIPTIONS, OutcomeClass, OutcomeCode
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Outcome:
     """One classified provider answer."""
 
     outcome_class: OutcomeClass
-    code: str  # stable snake_case identifier, stored on the row; see OUTCOME_DESCRIPTIONS
+    code: str  # stable snake_case identifier, stored on the row; see models.codes.outcomes
     raw: str  # the provider's own code or type, for the detail column
 
     @property
@@ -39,84 +39,6 @@ class Outcome:
         return self.outcome_class is OutcomeClass.COMPLAINED or self.code in SUPPRESSING_CODES
 
 
-# --- Outcome codes and their meaning for admins ------------------------------------------
-
-DELIVERED = "delivered"
-CONNECTION_ERROR_CODE = "connection_error"  # same string as channels.base.CONNECTION_ERROR
-
-OUTCOME_DESCRIPTIONS: dict[str, str] = {
-    DELIVERED: "The provider reports the message was delivered.",
-    CONNECTION_ERROR_CODE: "The provider could not be reached, or did not answer in time.",
-    # SES API errors
-    "ses_throttled": "SES refused the request for now: the sending rate was exceeded.",
-    "ses_quota_exceeded": "SES refused the request: the account's sending quota is used up "
-    "for now (it resets within 24 hours).",
-    "ses_rejected": "SES rejected the message (its content, or an unverified sender).",
-    "mail_from_domain_not_verified": "The custom MAIL FROM domain is not verified in SES.",
-    "account_suspended": "The SES account is suspended from sending.",
-    "sending_paused": "Sending is paused for the SES account or configuration set.",
-    "ses_unknown": "SES answered with an error we do not know.",
-    "ses_configuration": "SES refused our credentials, permissions or configuration set.",
-    "ses_unavailable": "SES had an internal failure; try again later.",
-    # SES bounce events
-    "bounce_general": "The receiving server refused the address for good.",
-    "bounce_no_email": "The address does not exist.",
-    "bounce_suppressed": "SES did not send: the address is on SES's global suppression list.",
-    "bounce_on_account_suppression_list": (
-        "SES did not send: the address is on the account's suppression list."
-    ),
-    "bounce_permanent": "The address was refused for good (an unlisted permanent bounce).",
-    "bounce_transient_general": "The receiving server refused the message for now.",
-    "bounce_mailbox_full": "The recipient's mailbox is full.",
-    "bounce_message_too_large": "The message was too large for the receiving server.",
-    "bounce_content_rejected": "The receiving server refused the message's content.",
-    "bounce_attachment_rejected": "The receiving server refused the message's attachment.",
-    "bounce_transient": "The message was refused for now (an unlisted transient bounce).",
-    "bounce_undetermined": "The message bounced for a reason SES could not determine.",
-    "bounce_unknown": "The message bounced with a bounce type we do not know.",
-    # SES complaint events
-    "complaint": "The recipient marked the message as spam; the address is suppressed.",
-    # Twilio errors
-    "invalid_to_number": "The 'To' phone number is invalid.",
-    "not_mobile_number": "The 'To' number is not a valid mobile number.",
-    "landline_number": "The 'To' number is a landline and cannot receive SMS.",
-    "unknown_destination": "The destination handset is unknown to the carrier.",
-    "landline_or_unreachable": "The number is a landline or its carrier is unreachable.",
-    "message_blocked": "The carrier blocked the message to this number.",
-    "opted_out": "The recipient opted out (replied STOP); the number is suppressed.",
-    "region_not_enabled": "The Twilio account may not send SMS to this country or region.",
-    "carrier_filtered": (
-        "The carrier filtered the message (e.g. DLT template or sender registration)."
-    ),
-    "toll_free_not_verified": "The toll-free sender has not been verified.",
-    "trial_unverified_number": "A Twilio trial account may only send to verified numbers.",
-    "twilio_throttled": "Twilio refused the request for now: too many requests.",
-    "queue_overflow": "Twilio's queue for the sender overflowed; try again later.",
-    "unreachable_handset": "The handset is unreachable (switched off or out of coverage).",
-    "twilio_unknown": "Twilio reported an unknown error, or an error code we do not know.",
-    "twilio_configuration": "Twilio refused our account, sender or service configuration.",
-    "twilio_rejected": "Twilio refused the message itself (empty or too long).",
-    # AWS End User Messaging SMS
-    "aws_sms_throttled": "AWS SMS refused the request for now: over the sending rate.",
-    "aws_sms_rejected": "AWS SMS refused the message (number, DLT ids or body).",
-    "aws_sms_configuration": "The AWS SMS account, sender id or country setup is incomplete.",
-    "aws_sms_unavailable": "AWS SMS had an internal failure; try again later.",
-    "aws_sms_unknown": "AWS SMS answered with an error we do not know.",
-    # SMTP
-    "smtp_rejected": "The SMTP server refused the message for good (a 5xx reply).",
-    "smtp_temporary": "The SMTP server refused the message for now (a 4xx reply).",
-    "smtp_configuration": "Our SMTP login, STARTTLS or certificate setup was refused.",
-    "smtp_no_such_user": "The receiving server says the mailbox does not exist; suppressed.",
-    "smtp_no_such_domain": "The address's domain does not exist or takes no mail; suppressed.",
-    "smtp_bad_address": "The receiving server says the address is malformed; suppressed.",
-    "smtp_mailbox_moved": "The mailbox has moved and gives no forwarding address; suppressed.",
-    "smtp_null_mx": "The address's domain publishes a null MX: it takes no mail; suppressed.",
-    "smtp_mailbox_disabled": "The mailbox is disabled and takes no mail; suppressed.",
-    "smtp_policy_rejected": "The SMTP server refused us or our message by policy (5.7.x: "
-    "relaying, SPF/DMARC, spam filter ...); the address itself is not suppressed.",
-}
-
-
 def describe(code: str) -> str:
     """The admin-facing meaning of an outcome code."""
     return OUTCOME_DESCRIPTIONS.get(code, "The provider reported an outcome we do not know.")
@@ -127,7 +49,7 @@ def describe(code: str) -> str:
 THROTTLED_CODES = frozenset({"ses_throttled", "twilio_throttled", "aws_sms_throttled"})
 
 # Connection refused or reset, connect or read timeout (any provider).
-CONNECTION_ERROR = Outcome(OutcomeClass.TEMPORARY, CONNECTION_ERROR_CODE, "connection_error")
+CONNECTION_ERROR = Outcome(OutcomeClass.TEMPORARY, OutcomeCode.CONNECTION_ERROR, "connection_error")
 
 
 # --- Suppression and precedence ------------------------------------------------------------

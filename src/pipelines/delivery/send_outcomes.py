@@ -27,7 +27,7 @@ from .claims import Claim, ClaimedRow
 from .dispatch_config import DispatchConfig
 from .outcomes import THROTTLED_CODES
 from .retry import backoff_delay, throttled_delay
-from .sender import CHANNEL_PAUSED, SendOutcome
+from .sender import SendOutcome
 from .settlement import bump_run_totals, release_failed_users, write_transition
 
 
@@ -238,7 +238,10 @@ def give_back(
 
 def _act_on_failure(session: Session, row: ClaimedRow, failure: SendFailure) -> None:
     """Pause a misconfigured channel; suppress an address the provider refused for good."""
-    if failure.outcome_class == OutcomeClass.CONFIGURATION and failure.code != CHANNEL_PAUSED:
+    if (
+        failure.outcome_class == OutcomeClass.CONFIGURATION
+        and failure.code != SendFailureCode.CHANNEL_PAUSED
+    ):
         pauses.pause(session, row.org_id, row.channel, failure.code, failure.detail)
     if failure.suppress and row.address:
         suppressions.suppress(

@@ -43,8 +43,6 @@ from portalflow.pipelines.ops import latency
 from . import credits
 from .dispatch_config import DispatchConfig, short_link_domain
 
-CHANNEL_PAUSED = "channel_paused"
-
 K = TypeVar("K")
 
 
@@ -127,7 +125,7 @@ class Sender:
         org = _cached(self.orgs, row.org_id, lambda key: self.session.get_one(Org, key))
         if (row.org_id, row.channel) in self.misconfigured:
             raise SendFailure(
-                CHANNEL_PAUSED,
+                SendFailureCode.CHANNEL_PAUSED,
                 f"the {row.channel.value} channel failed with a configuration error",
                 temporary=False,
                 outcome_class=OutcomeClass.CONFIGURATION,

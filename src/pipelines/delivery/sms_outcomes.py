@@ -10,9 +10,9 @@ by line against the provider's documentation:
 
 from __future__ import annotations
 
-from portalflow.models import OutcomeClass
+from portalflow.models import OutcomeClass, OutcomeCode
 
-from .outcomes import DELIVERED, Outcome
+from .outcomes import Outcome
 
 # --- Twilio --------------------------------------------------------------------------------
 
@@ -47,7 +47,6 @@ TWILIO_HTTP_STATUSES: dict[int, tuple[OutcomeClass, str]] = {
     403: (OutcomeClass.CONFIGURATION, "twilio_configuration"),
     429: (OutcomeClass.TEMPORARY, "twilio_throttled"),
 }
-TWILIO_UNKNOWN = "twilio_unknown"
 
 # Message status (status callback ``MessageStatus``) -> whether it is final.
 TWILIO_STATUSES: dict[str, bool] = {
@@ -77,7 +76,7 @@ def classify_twilio_error(code: int | str | None) -> Outcome:
     number = _as_code(code)
     raw = "" if code is None else str(code).strip()
     if number is None or number not in TWILIO_ERRORS:
-        return Outcome(OutcomeClass.UNKNOWN, TWILIO_UNKNOWN, raw)
+        return Outcome(OutcomeClass.UNKNOWN, OutcomeCode.TWILIO_UNKNOWN, raw)
     outcome_class, our_code = TWILIO_ERRORS[number]
     return Outcome(outcome_class, our_code, raw)
 
@@ -108,9 +107,9 @@ def classify_twilio_status(status: str, error_code: int | str | None) -> Outcome
     if not TWILIO_STATUSES[status]:
         return None
     if status == "delivered":
-        return Outcome(OutcomeClass.DELIVERED, DELIVERED, status)
+        return Outcome(OutcomeClass.OutcomeCode.DELIVERED, OutcomeCode.DELIVERED, status)
     if error_code is None or str(error_code).strip() == "":
-        return Outcome(OutcomeClass.UNKNOWN, TWILIO_UNKNOWN, status)
+        return Outcome(OutcomeClass.UNKNOWN, OutcomeCode.TWILIO_UNKNOWN, status)
     return classify_twilio_error(error_code)
 
 
@@ -141,7 +140,6 @@ AWS_SMS_REASONS: dict[str, tuple[OutcomeClass, str]] = {
     "SENDER_ID_REQUIRES_REGISTRATION": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
     "COUNTRY_NOT_ENABLED": (OutcomeClass.CONFIGURATION, "aws_sms_configuration"),
 }
-AWS_SMS_UNKNOWN = "aws_sms_unknown"
 
 
 def classify_aws_sms_error(code: str, reason: str = "") -> Outcome:
@@ -150,4 +148,4 @@ def classify_aws_sms_error(code: str, reason: str = "") -> Outcome:
         if key and key in table:
             outcome_class, our_code = table[key]
             return Outcome(outcome_class, our_code, key)
-    return Outcome(OutcomeClass.UNKNOWN, AWS_SMS_UNKNOWN, reason or code)
+    return Outcome(OutcomeClass.UNKNOWN, OutcomeCode.AWS_SMS_UNKNOWN, reason or code)

@@ -30,7 +30,6 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import available_timezones
 
@@ -40,6 +39,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
+    AcceptanceProblem,
     CrmRecord,
     CrmUser,
     EmailKind,
@@ -47,6 +47,7 @@ from portalflow.models import (
     InvitationStatus,
     Org,
     PortalUser,
+    TokenProblem,
     utcnow,
 )
 from portalflow.pipelines.errors import InvalidInput, PortalflowError
@@ -79,15 +80,6 @@ TIME_FORMATS = ("12h", "24h")
 DEFAULT_TIME_FORMAT = "12h"
 
 
-class AcceptanceProblem(StrEnum):
-    UNKNOWN = "unknown"
-    USED = "used"
-    EXPIRED = "expired"
-    SUPERSEDED = "superseded"
-    NOT_SENT = "not_sent"
-    WRONG_KIND = "wrong_kind"
-
-
 MESSAGES: dict[AcceptanceProblem, str] = {
     AcceptanceProblem.UNKNOWN: "this link is not valid: no invitation has this token",
     AcceptanceProblem.USED: "this link was already used; sign in to the portal instead",
@@ -111,11 +103,11 @@ class AcceptanceError(PortalflowError):
 
 
 _FROM_TOKEN_PROBLEM = {
-    tokens.TokenProblem.UNKNOWN: AcceptanceProblem.UNKNOWN,
-    tokens.TokenProblem.USED: AcceptanceProblem.USED,
-    tokens.TokenProblem.EXPIRED: AcceptanceProblem.EXPIRED,
-    tokens.TokenProblem.SUPERSEDED: AcceptanceProblem.SUPERSEDED,
-    tokens.TokenProblem.NOT_SENT: AcceptanceProblem.NOT_SENT,
+    TokenProblem.UNKNOWN: AcceptanceProblem.UNKNOWN,
+    TokenProblem.USED: AcceptanceProblem.USED,
+    TokenProblem.EXPIRED: AcceptanceProblem.EXPIRED,
+    TokenProblem.SUPERSEDED: AcceptanceProblem.SUPERSEDED,
+    TokenProblem.NOT_SENT: AcceptanceProblem.NOT_SENT,
 }
 
 _WRONG_KIND_DETAIL = {

@@ -200,18 +200,9 @@ def _decide_address(
             ReasonCode.INVALID_ADDRESS,
             f"the {user_type.invitation_field} field is empty",
         )
-    if not addresses.has_only_allowed_characters(address):
-        return Decision(
-            crm_id,
-            record,
-            address,
-            ReasonCode.UNSUPPORTED_CHARACTERS,
-            "only A-Z a-z 0-9 and @ . - _ + are allowed",
-        )
-    if not addresses.is_well_formed(address):
-        return Decision(
-            crm_id, record, address, ReasonCode.INVALID_ADDRESS, "not a valid email address"
-        )
+    problem = addresses.email_problem(address)
+    if problem is not None:
+        return Decision(crm_id, record, address, *problem)
     domain = addresses.domain_of(address)
     if addresses.is_within(domain, [org.company_domain]):
         return Decision(

@@ -14,11 +14,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from portalflow.models import Channel, EmailKind, Invitation, Org, utcnow
+from portalflow.models import AcceptanceProblem, Channel, EmailKind, Invitation, Org, utcnow
 from portalflow.pipelines.delivery.outgoing_email import invitation_link
 
 from . import tokens
-from .acceptance import AcceptanceError, AcceptanceProblem, LocaleDefaults, locale_defaults
+from .acceptance import AcceptanceError, LocaleDefaults, locale_defaults
 from .acceptance import usable_invitation as _usable_invitation
 
 # Longer than any token we issue (43 characters) or SMS code: not worth a lookup.

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from portalflow.models import Channel, Invitation, Org
+from portalflow.models import Channel, Invitation, Org, OutcomeCode
 
 from . import suppressions
 
-OPTED_OUT = "opted_out"
 _SIGNATURE_BYTES = 16
 _PURPOSE = b"portalflow opt-out v1:"
 
@@ -83,7 +82,7 @@ def opt_out(session: Session, key: bytes, token: str) -> OptOutTarget | None:
         target.org_id,
         target.channel,
         target.address,
-        OPTED_OUT,
+        OutcomeCode.OPTED_OUT,
         invitation_id=invitation_id,
     )
     return target

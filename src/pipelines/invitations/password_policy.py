@@ -13,23 +13,15 @@ org's and portal's names) count as guessable. The 128 cap keeps zxcvbn and scryp
 from __future__ import annotations
 
 from collections.abc import Iterable
-from enum import StrEnum
 
 from zxcvbn import zxcvbn
 
+from portalflow.models import PasswordProblem
 from portalflow.pipelines.errors import InvalidInput
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 128
 MIN_STRENGTH_SCORE = 3  # zxcvbn's 0..4 scale
-
-
-class PasswordProblem(StrEnum):
-    TOO_SHORT = "too_short"
-    TOO_LONG = "too_long"
-    BLANK = "blank"
-    TOO_WEAK = "too_weak"
-    MISMATCH = "mismatch"
 
 
 class PasswordRejected(InvalidInput):

@@ -7,24 +7,15 @@ import hmac
 import secrets
 import string
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portalflow.models import Invitation, InvitationStatus, utcnow
+from portalflow.models import Invitation, InvitationStatus, TokenProblem, utcnow
 
 TOKEN_BYTES = 32
 BASE62 = string.digits + string.ascii_letters
 INVITATION_LIFETIME = timedelta(days=7)
-
-
-class TokenProblem(StrEnum):
-    UNKNOWN = "unknown"
-    SUPERSEDED = "superseded"
-    USED = "used"
-    EXPIRED = "expired"
-    NOT_SENT = "not_sent"
 
 
 class InvalidToken(Exception):

@@ -45,6 +45,7 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, not_, or_, selec
 from sqlalchemy.orm import Session, aliased
 
 from portalflow.models import (
+    OUTCOME_DESCRIPTIONS,
     BulkRun,
     Invitation,
     InvitationStatus,
@@ -56,7 +57,6 @@ from portalflow.models import (
     SendFailureCode,
     describe_failure,
 )
-from portalflow.pipelines.delivery.outcomes import OUTCOME_DESCRIPTIONS
 from portalflow.pipelines.errors import InvalidInput, NotFound
 from portalflow.pipelines.tenancy import orgs
 

@@ -57,7 +57,7 @@ def bulk_run_report(
         .limit(limit)
     ).all()
     refused = session.execute(
-        select(BulkActionRefusal.portal_user_id, BulkActionRefusal.detail)
+        select(BulkActionRefusal.portal_user_id, BulkActionRefusal.code, BulkActionRefusal.detail)
         .where(BulkActionRefusal.bulk_run_id == run_id)
         .order_by(BulkActionRefusal.id)
         .limit(limit)
@@ -79,7 +79,8 @@ def bulk_run_report(
             for crm_id, address, code, detail in failed
         ],
         "refused_users": [
-            {"portal_user_id": user_id, "detail": detail} for user_id, detail in refused
+            {"portal_user_id": user_id, "code": code, "detail": detail}
+            for user_id, code, detail in refused
         ],
         "created_at": run.created_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,

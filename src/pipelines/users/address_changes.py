@@ -39,6 +39,7 @@ from portalflow.models import (
     BulkRun,
     Channel,
     CrmEvent,
+    CrmEventCode,
     CrmEventKind,
     CrmEventStatus,
     CrmRecord,
@@ -62,7 +63,6 @@ from . import addresses, phones
 from .lifecycle import Action, transition
 
 S = PortalUserStatus
-INVALID_PAYLOAD = "invalid_payload"
 # Open invitations an address change kills: not sent yet (queued), or sent and live.
 _SUPERSEDABLE = (InvitationStatus.QUEUED, InvitationStatus.SENT)
 
@@ -280,15 +280,10 @@ def _apply_phone(
 
 
 def _check_email(email: str) -> None:
-    if not addresses.has_only_allowed_characters(email):
-        raise AddressChangeRefused(
-            ReasonCode.INVALID_ADDRESS.value,
-            f"{email!r} has characters other than A-Z a-z 0-9 and @ . - _ +",
-        )
-    if not addresses.is_well_formed(email):
-        raise AddressChangeRefused(
-            ReasonCode.INVALID_ADDRESS.value, f"{email!r} is not a valid address"
-        )
+    problem = addresses.email_problem(email)
+    if problem is not None:
+        code, detail = problem
+        raise AddressChangeRefused(code.value, f"{email!r}: {detail}")
 
 
 def _indian_mobile(raw: str) -> str:
@@ -310,7 +305,9 @@ def _given_text(payload: dict[str, Any], name: str) -> str | None:
 def _payload_text(payload: Any, name: str) -> str:
     value = payload.get(name) if isinstance(payload, dict) else None
     if not isinstance(value, str) or not value.strip():
-        raise AddressChangeRefused(INVALID_PAYLOAD, f"the event payload needs a non-empty {name!r}")
+        raise AddressChangeRefused(
+            CrmEventCode.INVALID_PAYLOAD, f"the event payload needs a non-empty {name!r}"
+        )
     return value.strip()
 
 

@@ -9,6 +9,7 @@ from functools import lru_cache
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from email_validator import EmailNotValidError, validate_email
 
+from portalflow.models import ReasonCode
 from portalflow.pipelines.errors import InvalidInput
 
 # The spec allows exactly these characters in an invitation address.
@@ -43,6 +44,15 @@ _PLAIN_LOCAL_PART = re.compile(r"[A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*")
 
 
 @lru_cache(maxsize=8192)
+def email_problem(address: str) -> tuple[ReasonCode, str] | None:
+    """Why an email address cannot be used, with one code whichever flow checks it."""
+    if not has_only_allowed_characters(address):
+        return ReasonCode.UNSUPPORTED_CHARACTERS, "only A-Z a-z 0-9 and @ . - _ + are allowed"
+    if not is_well_formed(address):
+        return ReasonCode.INVALID_ADDRESS, "not a valid email address"
+    return None
+
+
 def _domain_is_valid(domain: str) -> bool:
     return _validates(f"a@{domain}")
 

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
+    CrmEventCode,
     CrmEventKind,
     CrmEventStatus,
     CrmRecord,
@@ -32,19 +33,8 @@ from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.licensing import licences
 from portalflow.pipelines.tenancy import orgs
 
-from .move_rules import LICENSE_LIMIT
-
 LEADS_MODULE = "Leads"
 CONTACTS_MODULE = "Contacts"
-
-# Stable per-lead failure codes of a lead.converted event (and LICENSE_LIMIT, of every move).
-CHOICE_REQUIRED = "user_type_choice_required"
-RECORD_MISSING = "record_missing"
-NOT_A_CONTACT = "record_not_a_contact"
-INVALID_USER_TYPE = "invalid_user_type"
-NO_CANDIDATE = "no_contacts_user_type"
-CONTACT_TAKEN = "contact_already_portal_user"
-INVALID_PAYLOAD = "invalid_payload"
 
 
 def set_conversion_default(session: Session, org_id: int, user_type_id: int) -> PortalUserType:
@@ -143,7 +133,11 @@ def handle_lead_converted(
     failed = result.failed
     if failed:
         codes = [lead.code for lead in failed]
-        code = CHOICE_REQUIRED if CHOICE_REQUIRED in codes else str(codes[0])
+        code = (
+            CrmEventCode.USER_TYPE_CHOICE_REQUIRED
+            if CrmEventCode.USER_TYPE_CHOICE_REQUIRED in codes
+            else str(codes[0])
+        )
         lines = [f"{len(failed)} of {len(result.leads)} lead(s) failed:"]
         lines += [f"lead {lead.lead_id}: {lead.code}: {lead.message}" for lead in failed]
         crm_events.mark_failed(event, code, "\n".join(lines), now)
@@ -167,18 +161,23 @@ def apply_lead_converted(session: Session, event_id: int, now: datetime | None =
 
 def _lead_items(payload: Any) -> list[dict[str, Any]]:
     if not isinstance(payload, dict):
-        raise _LeadFailure(INVALID_PAYLOAD, "the payload must be a JSON object")
+        raise _LeadFailure(CrmEventCode.INVALID_PAYLOAD, "the payload must be a JSON object")
     items = payload.get("leads", [payload] if "lead_id" in payload else None)
     if not isinstance(items, list) or not items:
         raise _LeadFailure(
-            INVALID_PAYLOAD, 'the payload needs "leads": [{"lead_id", "contact_id"}, ...]'
+            CrmEventCode.INVALID_PAYLOAD,
+            'the payload needs "leads": [{"lead_id", "contact_id"}, ...]',
         )
     for item in items:
         if not isinstance(item, dict) or not item.get("lead_id") or not item.get("contact_id"):
-            raise _LeadFailure(INVALID_PAYLOAD, f"each lead needs lead_id and contact_id: {item!r}")
+            raise _LeadFailure(
+                CrmEventCode.INVALID_PAYLOAD, f"each lead needs lead_id and contact_id: {item!r}"
+            )
         chosen = item.get("user_type_id")
         if chosen is not None and (isinstance(chosen, bool) or not isinstance(chosen, int)):
-            raise _LeadFailure(INVALID_PAYLOAD, f"user_type_id must be an integer: {item!r}")
+            raise _LeadFailure(
+                CrmEventCode.INVALID_PAYLOAD, f"user_type_id must be an integer: {item!r}"
+            )
     return items
 
 
@@ -222,17 +221,26 @@ def _convert_one(session: Session, org: Org, item: dict[str, Any], now: datetime
         outcome.message = f"the lead's user type {source.name!r} is for {source.module}"
         return outcome
     if contact is None:
-        raise _LeadFailure(RECORD_MISSING, f"contact {contact_id} does not exist in the org")
+        raise _LeadFailure(
+            CrmEventCode.RECORD_MISSING, f"contact {contact_id} does not exist in the org"
+        )
     if contact.module != CONTACTS_MODULE:
-        raise _LeadFailure(NOT_A_CONTACT, f"record {contact_id} is a {contact.module} record")
+        raise _LeadFailure(
+            CrmEventCode.RECORD_NOT_A_CONTACT, f"record {contact_id} is a {contact.module} record"
+        )
     if _user_of(session, contact) is not None:
-        raise _LeadFailure(CONTACT_TAKEN, f"contact {contact_id} is already a portal user")
+        raise _LeadFailure(
+            CrmEventCode.CONTACT_ALREADY_PORTAL_USER,
+            f"contact {contact_id} is already a portal user",
+        )
     target = _conversion_target(session, org, source, item.get("user_type_id"))
     licences.lock_user_type(session, target.id)
     if user.status not in licences.NON_HOLDING_STATUSES:
         capacity = licences.remaining_capacity(session, org, target)
         if capacity < 1:
-            raise _LeadFailure(LICENSE_LIMIT, f"user type {target.name!r} has no licence left")
+            raise _LeadFailure(
+                CrmEventCode.LICENSE_LIMIT, f"user type {target.name!r} has no licence left"
+            )
     moved_from = user.user_type_id
     user.record_id = contact.id
     user.user_type_id = target.id
@@ -265,13 +273,14 @@ def _conversion_target(
             if candidate.id == chosen:
                 return candidate
         raise _LeadFailure(
-            INVALID_USER_TYPE,
+            CrmEventCode.INVALID_USER_TYPE,
             f"user type {chosen} is not a {CONTACTS_MODULE} user type inviting by {preference}"
             f" in org {org.id}",
         )
     if not candidates:
         raise _LeadFailure(
-            NO_CANDIDATE, f"the org has no {CONTACTS_MODULE} user type inviting by {preference}"
+            CrmEventCode.NO_CONTACTS_USER_TYPE,
+            f"the org has no {CONTACTS_MODULE} user type inviting by {preference}",
         )
     if len(candidates) == 1:
         return candidates[0]
@@ -280,7 +289,7 @@ def _conversion_target(
         return defaults[0]
     names = ", ".join(repr(candidate.name) for candidate in candidates)
     raise _LeadFailure(
-        CHOICE_REQUIRED,
+        CrmEventCode.USER_TYPE_CHOICE_REQUIRED,
         f"choose one of {names} (or set a conversion default with "
         "`portalflow user-types set-conversion-default`)",
     )

@@ -20,8 +20,8 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.orm import Session
 
-from portalflow.models import PortalUser, PortalUserStatus, utcnow
-from portalflow.pipelines.errors import InvalidInput
+from portalflow.models import PortalUser, PortalUserStatus, Refusal, RefusalCode, utcnow
+from portalflow.pipelines.errors import InvalidInput, Refused
 from portalflow.pipelines.licensing import licences
 from portalflow.pipelines.tenancy.orgs import get_user_type
 
@@ -61,15 +61,16 @@ TRANSITIONS: dict[tuple[PortalUserStatus, Action], PortalUserStatus] = {
 }
 
 
-class InvalidTransition(InvalidInput):
+class InvalidTransition(Refused):
     """The action is not allowed from the user's status; nothing was changed."""
 
     def __init__(self, user_id: int | None, status: PortalUserStatus, action: Action) -> None:
         allowed = sorted(a.value for (s, a) in TRANSITIONS if s == status)
         who = f"portal user {user_id}" if user_id is not None else "a portal user"
         super().__init__(
+            RefusalCode.INVALID_TRANSITION,
             f"cannot {action.value} {who}: it is {status.value}"
-            f" (allowed: {', '.join(allowed) or 'nothing'})"
+            f" (allowed: {', '.join(allowed) or 'nothing'})",
         )
         self.status = status
         self.action = action
@@ -98,12 +99,19 @@ def transition(
     return target
 
 
+def unknown_user(user_id: int, org_id: int) -> Refusal:
+    """The refusal of an id that names no portal user of the org."""
+    return Refusal(
+        RefusalCode.UNKNOWN_USER, f"portal user {user_id} does not exist in org {org_id}"
+    )
+
+
 @dataclass
 class BulkTransition:
     """The outcome of one action over many users."""
 
     moved: list[int] = field(default_factory=list)
-    refused: dict[int, str] = field(default_factory=dict)  # user id -> why
+    refused: dict[int, Refusal] = field(default_factory=dict)  # user id -> why
 
 
 def transition_many(
@@ -128,9 +136,9 @@ def transition_many(
     for user_id in user_ids:
         status = found.get(user_id)
         if status is None:
-            result.refused[user_id] = f"portal user {user_id} does not exist in org {org_id}"
+            result.refused[user_id] = unknown_user(user_id, org_id)
         elif (status, action) not in TRANSITIONS:
-            result.refused[user_id] = str(InvalidTransition(user_id, status, action))
+            result.refused[user_id] = InvalidTransition(user_id, status, action).refusal
         else:
             target = TRANSITIONS[(status, action)]
             by_target.setdefault(target, []).append(user_id)

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from portalflow.models import Org, PortalUserType
-from portalflow.pipelines.errors import InvalidInput
+from portalflow.models import Org, PortalUserType, RefusalCode
+from portalflow.pipelines.errors import InvalidInput, Refused
 from portalflow.pipelines.licensing import licences
-
-LICENSE_LIMIT = "license_limit"
 
 
 def check_compatible(source: PortalUserType, target: PortalUserType) -> None:
@@ -39,7 +37,8 @@ def check_capacity(session: Session, org: Org, target: PortalUserType, holders: 
         return
     capacity = licences.remaining_capacity(session, org, target)
     if holders > capacity:
-        raise InvalidInput(
-            f"{LICENSE_LIMIT}: user type {target.name!r} has {capacity} licence(s) left and "
-            f"{holders} of the users to move hold one; nobody was moved"
+        raise Refused(
+            RefusalCode.LICENSE_LIMIT,
+            f"user type {target.name!r} has {capacity} licence(s) left and "
+            f"{holders} of the users to move hold one; nobody was moved",
         )

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from portalflow.models import PortalUser, PortalUserType, utcnow
+from portalflow.models import PortalUser, PortalUserType, Refusal, RefusalCode, utcnow
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.licensing import licences
 from portalflow.pipelines.tenancy import orgs
@@ -40,7 +40,7 @@ class TransferResult:
     """Who moved, and who did not and why (the others moved)."""
 
     moved: list[int] = field(default_factory=list)
-    refused: dict[int, str] = field(default_factory=dict)  # portal user id -> why
+    refused: dict[int, Refusal] = field(default_factory=dict)  # portal user id -> why
 
 
 def transfer_users(
@@ -100,7 +100,7 @@ def _sort_requested(
     target: PortalUserType,
     wanted: Sequence[int],
     found: dict[int, Any],
-    refused: dict[int, str],
+    refused: dict[int, Refusal],
 ) -> tuple[list[int], int]:
     """The users that may move and how many of them hold a licence; the others in refused."""
     allowed: list[int] = []
@@ -108,11 +108,14 @@ def _sort_requested(
     for user_id in wanted:
         row = found.get(user_id)
         if row is None:
-            refused[user_id] = f"portal user {user_id} does not exist in org {org_id}"
+            refused[user_id] = lifecycle.unknown_user(user_id, org_id)
         elif row.user_type_id == target.id:
-            refused[user_id] = f"portal user {user_id} is already of user type {target.name!r}"
+            refused[user_id] = Refusal(
+                RefusalCode.ALREADY_OF_USER_TYPE,
+                f"portal user {user_id} is already of user type {target.name!r}",
+            )
         elif (row.status, Action.TRANSFER) not in lifecycle.TRANSITIONS:
-            refused[user_id] = str(InvalidTransition(user_id, row.status, Action.TRANSFER))
+            refused[user_id] = InvalidTransition(user_id, row.status, Action.TRANSFER).refusal
         else:
             allowed.append(user_id)
             holders += row.status not in licences.NON_HOLDING_STATUSES

@@ -25,10 +25,11 @@ from portalflow.models import (
     PortalUser,
     PortalUserStatus,
     PortalUserType,
-    ReasonCode,
+    Refusal,
+    RefusalCode,
     utcnow,
 )
-from portalflow.pipelines.errors import InvalidInput, NotFound
+from portalflow.pipelines.errors import InvalidInput, NotFound, Refused
 from portalflow.pipelines.invitations import bulk, reinvite
 from portalflow.pipelines.invitations.bulk import StartedRun
 from portalflow.pipelines.invitations.invitation_states import Transition, has_status, move
@@ -108,8 +109,13 @@ def run_chunk(session: Session, chunk_id: int, now: datetime | None = None) -> l
         session.execute(
             insert(BulkActionRefusal),
             [
-                {"bulk_run_id": run.id, "portal_user_id": user_id, "detail": detail}
-                for user_id, detail in refused.items()
+                {
+                    "bulk_run_id": run.id,
+                    "portal_user_id": user_id,
+                    "code": refusal.code,
+                    "detail": refusal.detail,
+                }
+                for user_id, refusal in refused.items()
             ],
         )
     session.execute(
@@ -126,7 +132,7 @@ def run_chunk(session: Session, chunk_id: int, now: datetime | None = None) -> l
 
 def _transition(
     session: Session, run: BulkRun, user_ids: Sequence[int], now: datetime
-) -> tuple[list[int], dict[int, str], list[int]]:
+) -> tuple[list[int], dict[int, Refusal], list[int]]:
     user_ids, refused = _of_the_type(session, run, user_ids)
     if run.action == BulkAction.ACTIVATE:
         user_ids, over_limit = _within_licences(session, run, user_ids)
@@ -147,7 +153,7 @@ def _transition(
 
 def _of_the_type(
     session: Session, run: BulkRun, user_ids: Sequence[int]
-) -> tuple[list[int], dict[int, str]]:
+) -> tuple[list[int], dict[int, Refusal]]:
     """A run acts on its own user type's users; anyone else is refused by name."""
     theirs = set(
         session.scalars(
@@ -157,7 +163,10 @@ def _of_the_type(
         )
     )
     refused = {
-        user_id: f"portal user {user_id} is not a user of user type {run.user_type_id}"
+        user_id: Refusal(
+            RefusalCode.OTHER_USER_TYPE,
+            f"portal user {user_id} is not a user of user type {run.user_type_id}",
+        )
         for user_id in user_ids
         if user_id not in theirs
     }
@@ -166,7 +175,7 @@ def _of_the_type(
 
 def _within_licences(
     session: Session, run: BulkRun, user_ids: Sequence[int]
-) -> tuple[list[int], dict[int, str]]:
+) -> tuple[list[int], dict[int, Refusal]]:
     """Activated users hold a licence again: only as many as the type has left."""
     licences.lock_user_type(session, run.user_type_id)
     user_type = session.get_one(PortalUserType, run.user_type_id)
@@ -180,8 +189,8 @@ def _within_licences(
         )
     )
     allowed: list[int] = []
-    refused: dict[int, str] = {}
-    why = ""
+    refused: dict[int, Refusal] = {}
+    why: Refusal | None = None
     for user_id in user_ids:
         if user_id in returning:
             if left <= 0:
@@ -193,12 +202,13 @@ def _within_licences(
     return allowed, refused
 
 
-def _no_seat_left(session: Session, org_id: int, user_type_id: int, name: str) -> str:
+def _no_seat_left(session: Session, org_id: int, user_type_id: int, name: str) -> Refusal:
     """Why a deactivated user cannot come back: who holds the seats, by status."""
     [seats] = [t for t in seat_usage.seat_usage(session, org_id) if t.user_type_id == user_type_id]
-    return (
-        f"{ReasonCode.LICENSE_LIMIT.value}: {name} has no licence left ({seats.summary()}; "
-        f"see portalflow licenses usage --org {org_id})"
+    return Refusal(
+        RefusalCode.LICENSE_LIMIT,
+        f"{name} has no licence left ({seats.summary()}; "
+        f"see portalflow licenses usage --org {org_id})",
     )
 
 
@@ -216,10 +226,10 @@ def _revoke_live_tokens(session: Session, user_ids: Sequence[int], now: datetime
 
 def _reinvite(
     session: Session, run: BulkRun, user_ids: Sequence[int]
-) -> tuple[list[int], dict[int, str], list[int]]:
+) -> tuple[list[int], dict[int, Refusal], list[int]]:
     """Not-accepted users get the accept email again; login-suspended ones the confirm email."""
     done: list[int] = []
-    refused: dict[int, str] = {}
+    refused: dict[int, Refusal] = {}
     invitations: list[int] = []
     for user_id in user_ids:
         try:
@@ -227,8 +237,14 @@ def _reinvite(
                 invitation_id = reinvite.reinvite(
                     session, run.org_id, user_id, inviter_id=run.inviter_id, language=run.language
                 )
-        except (InvalidInput, NotFound) as refusal:
-            refused[user_id] = str(refusal)
+        except Refused as refusal:
+            refused[user_id] = refusal.refusal
+            continue
+        except NotFound as missing:
+            refused[user_id] = Refusal(RefusalCode.UNKNOWN_USER, str(missing))
+            continue
+        except InvalidInput as refusal:
+            refused[user_id] = Refusal(RefusalCode.REFUSED, str(refusal))
             continue
         done.append(user_id)
         invitations.append(invitation_id)

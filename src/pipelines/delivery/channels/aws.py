@@ -16,9 +16,9 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from portalflow.models import OutcomeClass
+from portalflow.models import OutcomeClass, OutcomeCode
 
-from .base import CONNECTION_ERROR, SendFailure
+from .base import SendFailure
 
 # What a client signs with: a change (a test, a rotated key in the environment) gets a new one.
 _CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -68,7 +68,7 @@ def call(
         raise classify(exc) from exc
     except (BotoConnectionError, HTTPClientError) as exc:
         # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError and friends.
-        raise SendFailure(CONNECTION_ERROR, str(exc), temporary=True) from exc
+        raise SendFailure(OutcomeCode.CONNECTION_ERROR, str(exc), temporary=True) from exc
     except (NoCredentialsError, PartialCredentialsError) as exc:
         raise SendFailure(
             configuration_code,

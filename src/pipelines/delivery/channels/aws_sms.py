@@ -10,13 +10,12 @@ from botocore.exceptions import (
     ClientError,
 )
 
+from portalflow.models import OutcomeCode
 from portalflow.pipelines.delivery.sms_outcomes import classify_aws_sms_error
 
 from . import aws
 from .base import SendFailure
 from .sms_base import LookupUnavailable, OutgoingSms
-
-AWS_SMS_CONFIGURATION = "aws_sms_configuration"
 
 
 class AwsSmsChannel:
@@ -54,7 +53,7 @@ class AwsSmsChannel:
             self.client.send_text_message,
             request,
             classify=classify_client_error,
-            configuration_code=AWS_SMS_CONFIGURATION,
+            configuration_code=OutcomeCode.AWS_SMS_CONFIGURATION,
         )
         return str(response["MessageId"])
 

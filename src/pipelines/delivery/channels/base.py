@@ -10,7 +10,6 @@ from portalflow.models import OutcomeClass
 from portalflow.pipelines.delivery.outcomes import Outcome
 
 # Failure codes shared by several channels; each channel module adds its own.
-CONNECTION_ERROR = "connection_error"
 
 
 def describe_error(exc: BaseException) -> str:

@@ -7,9 +7,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from .base import OutgoingEmail, SendFailure
+from portalflow.models import SendFailureCode
 
-OUTBOX_WRITE_FAILED = "outbox_write_failed"
+from .base import OutgoingEmail, SendFailure
 
 
 class OutboxChannel:
@@ -57,4 +57,6 @@ def write_atomically(target: Path, data: bytes) -> None:
             raise
     except OSError as exc:
         # A full disk or a missing permission heals once someone fixes the folder.
-        raise SendFailure(OUTBOX_WRITE_FAILED, f"{target}: {exc}", temporary=True) from exc
+        raise SendFailure(
+            SendFailureCode.OUTBOX_WRITE_FAILED, f"{target}: {exc}", temporary=True
+        ) from exc

@@ -36,8 +36,9 @@ from typing import Generic, Protocol, TypeVar
 import redis
 
 from portalflow.config import Settings
+from portalflow.models import OutcomeCode
 
-from .base import CONNECTION_ERROR, SendFailure
+from .base import SendFailure
 from .sms_base import LookupUnavailable
 
 KEY_PREFIX = "portalflow:send-rate"
@@ -233,7 +234,9 @@ class Paced(Generic[M]):
             self.limiter.acquire()
         except redis.RedisError as exc:
             raise SendFailure(
-                CONNECTION_ERROR, f"send-rate limiter: {type(exc).__name__}: {exc}", temporary=True
+                OutcomeCode.CONNECTION_ERROR,
+                f"send-rate limiter: {type(exc).__name__}: {exc}",
+                temporary=True,
             ) from exc
         return self.channel.send(message)
 

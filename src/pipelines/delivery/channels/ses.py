@@ -8,12 +8,11 @@ from botocore.exceptions import (
     ClientError,
 )
 
+from portalflow.models import OutcomeCode
 from portalflow.pipelines.delivery.email_outcomes import classify_ses_error
 
 from . import aws
 from .base import OutgoingEmail, SendFailure
-
-SES_CONFIGURATION = "ses_configuration"
 
 
 # SES error code (``error["Code"]``) -> (our code, temporary). Checked against the SESv2
@@ -52,7 +51,7 @@ class SesChannel:
             self.client.send_email,
             request,
             classify=classify_client_error,
-            configuration_code=SES_CONFIGURATION,
+            configuration_code=OutcomeCode.SES_CONFIGURATION,
         )
         return str(response["MessageId"])
 

@@ -8,13 +8,11 @@ import smtplib
 import ssl
 from typing import Literal
 
-from portalflow.models import OutcomeClass
+from portalflow.models import OutcomeClass, OutcomeCode
 from portalflow.pipelines.delivery.email_outcomes import classify_smtp_reply
 
-from .base import CONNECTION_ERROR, OutgoingEmail, SendFailure, describe_error
+from .base import OutgoingEmail, SendFailure, describe_error
 
-SMTP_CONFIGURATION = "smtp_configuration"  # our side is wrong: login, STARTTLS, certificate
-SMTP_REJECTED = "smtp_rejected"
 CONFIGURATION = OutcomeClass.CONFIGURATION
 
 TlsMode = Literal["none", "starttls", "ssl"]
@@ -132,7 +130,9 @@ class SmtpChannel:
                 # could deliver it twice, so the caller's retry policy decides instead.
                 if attempt == 2 or connection.data_started:
                     raise SendFailure(
-                        CONNECTION_ERROR, f"SMTP server disconnected: {exc}", temporary=True
+                        OutcomeCode.CONNECTION_ERROR,
+                        f"SMTP server disconnected: {exc}",
+                        temporary=True,
                     ) from exc
                 continue
             except smtplib.SMTPRecipientsRefused as exc:
@@ -140,7 +140,10 @@ class SmtpChannel:
                 raise _reply_failure(code, reply) from exc
             except smtplib.SMTPNotSupportedError as exc:
                 raise SendFailure(
-                    SMTP_CONFIGURATION, str(exc), temporary=False, outcome_class=CONFIGURATION
+                    OutcomeCode.SMTP_CONFIGURATION,
+                    str(exc),
+                    temporary=False,
+                    outcome_class=CONFIGURATION,
                 ) from exc
             except smtplib.SMTPResponseException as exc:
                 if connection.sock is None:  # smtplib hangs up itself after a 421
@@ -153,11 +156,13 @@ class SmtpChannel:
             except UnicodeEncodeError as exc:
                 self._discard()  # a command may be half sent; start afresh next time
                 raise SendFailure(
-                    SMTP_REJECTED, f"address is not ASCII: {exc}", temporary=False
+                    OutcomeCode.SMTP_REJECTED, f"address is not ASCII: {exc}", temporary=False
                 ) from exc
             except (OSError, smtplib.SMTPException) as exc:
                 self._discard()
-                raise SendFailure(CONNECTION_ERROR, describe_error(exc), temporary=True) from exc
+                raise SendFailure(
+                    OutcomeCode.CONNECTION_ERROR, describe_error(exc), temporary=True
+                ) from exc
             return email.message_id
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -199,7 +204,7 @@ class SmtpChannel:
         except (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError) as exc:
             connection.close()
             raise SendFailure(
-                SMTP_CONFIGURATION,
+                OutcomeCode.SMTP_CONFIGURATION,
                 describe_error(exc),
                 temporary=False,
                 outcome_class=CONFIGURATION,
@@ -208,7 +213,7 @@ class SmtpChannel:
             connection.close()
             if 500 <= exc.smtp_code <= 599:  # e.g. 535 bad credentials, 554 at greeting
                 raise SendFailure(
-                    SMTP_CONFIGURATION,
+                    OutcomeCode.SMTP_CONFIGURATION,
                     _reply_text(exc.smtp_code, exc.smtp_error),
                     temporary=False,
                     outcome_class=CONFIGURATION,
@@ -217,7 +222,9 @@ class SmtpChannel:
         except (OSError, smtplib.SMTPException) as exc:
             connection.close()
             raise SendFailure(
-                CONNECTION_ERROR, f"{self.host}:{self.port}: {describe_error(exc)}", temporary=True
+                OutcomeCode.CONNECTION_ERROR,
+                f"{self.host}:{self.port}: {describe_error(exc)}",
+                temporary=True,
             ) from exc
         return connection
 

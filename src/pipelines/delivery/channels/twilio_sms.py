@@ -18,10 +18,10 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from portalflow.models import OutcomeClass
+from portalflow.models import OutcomeClass, OutcomeCode
 from portalflow.pipelines.delivery.sms_outcomes import classify_twilio_api_error
 
-from .base import CONNECTION_ERROR, SendFailure, describe_error
+from .base import SendFailure, describe_error
 from .sms_base import LookupUnavailable, OutgoingSms
 
 # Messages to one number since a claim that a lookup reads (one request). A number gets a
@@ -90,7 +90,9 @@ class TwilioSmsChannel:
                 ) from exc
             # Refused, reset or timed out. After a read timeout Twilio may have taken the
             # message; whether to risk a second copy is the caller's retry decision.
-            raise SendFailure(CONNECTION_ERROR, describe_error(exc), temporary=True) from exc
+            raise SendFailure(
+                OutcomeCode.CONNECTION_ERROR, describe_error(exc), temporary=True
+            ) from exc
         return str(message.sid)
 
     def find_sent(self, to: str, since: datetime, matches: Callable[[str], bool]) -> str | None:

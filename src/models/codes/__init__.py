@@ -1,0 +1,41 @@
+"""The one registry of portalflow's codes: every code an admin, a CRM or a client reads.
+
+- ``reasons``: why an invitation failed before the send (the spec's reasons, ``ReasonCode``)
+  and at or after it (``SendFailureCode``), with their meanings.
+- ``outcomes``: what a provider said after the send (``OutcomeCode``), with their meanings.
+- ``events``: how a CRM event failed (``CrmEventCode``).
+- ``refusals``: why a bulk action or a transfer refused one user (``Refusal``: code + detail).
+- ``problems``: the HTTP API's error codes, and why a link's token or a password was refused.
+
+A refusal is a value with a code; flows never build codes into their messages, and tests
+assert codes, not words.
+"""
+
+from .events import CrmEventCode
+from .outcomes import OUTCOME_DESCRIPTIONS, OutcomeCode
+from .problems import AcceptanceProblem, PasswordProblem, ProblemCode, TokenProblem
+from .reasons import (
+    REASON_DESCRIPTIONS,
+    SEND_FAILURE_DESCRIPTIONS,
+    ReasonCode,
+    SendFailureCode,
+    describe_failure,
+)
+from .refusals import Refusal, RefusalCode
+
+__all__ = [
+    "OUTCOME_DESCRIPTIONS",
+    "REASON_DESCRIPTIONS",
+    "SEND_FAILURE_DESCRIPTIONS",
+    "AcceptanceProblem",
+    "CrmEventCode",
+    "OutcomeCode",
+    "PasswordProblem",
+    "ProblemCode",
+    "ReasonCode",
+    "Refusal",
+    "RefusalCode",
+    "SendFailureCode",
+    "TokenProblem",
+    "describe_failure",
+]
