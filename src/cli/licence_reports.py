@@ -1,6 +1,6 @@
-"""``portalflow licenses reconcile | report | alerts``: the nightly reconciliation by hand,
+"""``portalflow licences reconcile | report | alerts``: the nightly reconciliation by hand,
 its daily reports, and the alerts it raised. Plain functions; registered on the
-``licenses`` group in :mod:`portalflow.cli.licences`.
+``licences`` group in :mod:`portalflow.cli.licences`.
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def reconcile(day: DateOption = None, org: OrgOption = None) -> None:
 
     Examples:
 
-    - `portalflow licenses reconcile`: catch up every org through today
+    - `portalflow licences reconcile`: catch up every org through today
 
-    - `portalflow licenses reconcile --date 2026-11-23 --org 1`
+    - `portalflow licences reconcile --date 2026-11-23 --org 1`
     """
     org_ids = [org] if org is not None else None
     with open_session() as session:
@@ -83,11 +83,11 @@ def report(
 
     Examples:
 
-    - `portalflow licenses report`: the latest report of every org
+    - `portalflow licences report`: the latest report of every org
 
-    - `portalflow licenses report --org 1 --json`
+    - `portalflow licences report --org 1 --json`
 
-    - `portalflow licenses report --date 2026-11-23 --csv > licences.csv`
+    - `portalflow licences report --date 2026-11-23 --csv > licences.csv`
     """
     if as_json and as_csv:
         fail("choose one of --json and --csv, not both")
@@ -105,10 +105,10 @@ def report(
 def alerts(org: OrgOption = None, as_json: Json = False) -> None:
     """List licence alerts (overage, near the limit, trial ended, deletion scheduled).
 
-    Alerts are raised by `portalflow licenses reconcile` and emailed, once, by the nightly
+    Alerts are raised by `portalflow licences reconcile` and emailed, once, by the nightly
     job to the org's admin address when one is set.
 
-    Example: `portalflow licenses alerts --org 1 --json`
+    Example: `portalflow licences alerts --org 1 --json`
     """
     with open_session() as session:
         found = [alert_summary(alert) for alert in licence_alerts.list_alerts(session, org)]
@@ -208,7 +208,7 @@ def csv_text(reports: list[dict[str, Any]]) -> str:
 
 def _print_reports(reports: list[dict[str, Any]]) -> None:
     if not reports:
-        console.print("No licence reports yet; run `portalflow licenses reconcile`.")
+        console.print("No licence reports yet; run `portalflow licences reconcile`.")
         return
     table = Table(
         "org",

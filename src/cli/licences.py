@@ -1,4 +1,4 @@
-"""``portalflow licenses``: price quotes, licence purchases, their history, alert settings.
+"""``portalflow licences``: price quotes, licence purchases, their history, alert settings.
 
 One function per command; more commands (reconcile, report, alerts) join this group.
 """
@@ -50,7 +50,7 @@ def quote(
 
     Example:
 
-        portalflow licenses quote 12000 --json
+        portalflow licences quote 12000 --json
     """
     slabs = pricing.STANDARD_SLABS
     if org is not None:
@@ -95,7 +95,7 @@ def purchase(
 
     Example:
 
-        portalflow licenses purchase --org 1 --user-type 2 --quantity 1500 \\
+        portalflow licences purchase --org 1 --user-type 2 --quantity 1500 \\
             --effective 2025-07-01 --note "PO 4711"
     """
     day = _parse_day(effective, "--effective")
@@ -123,7 +123,7 @@ def history(
 
     Example:
 
-        portalflow licenses history --org 1 --user-type 2 --json
+        portalflow licences history --org 1 --user-type 2 --json
     """
     with open_session() as session:
         names = _type_names(session, org)
@@ -134,7 +134,7 @@ def history(
         print_json(summaries)
     elif not summaries:
         console.print(
-            f"no licence purchases in org {org} yet; record one with `portalflow licenses purchase`"
+            f"no licence purchases in org {org} yet; record one with `portalflow licences purchase`"
         )
     else:
         _print_purchases(summaries, title=f"Licence purchases of org {org}")
@@ -159,7 +159,7 @@ def settings(
 
     Example:
 
-        portalflow licenses settings --org 1 --admin-email admin@zylker.com \\
+        portalflow licences settings --org 1 --admin-email admin@zylker.com \\
             --near-limit-percent 90
     """
     with open_session() as session:
@@ -190,7 +190,7 @@ def usage(org: OrgId, json_output: Json = False) -> None:
     Deactivated and removed users hold no seat. An invitee whose invitation expired keeps
     its seat until removed (`invitation_expired` below): remove it to free the seat.
 
-    Example: `portalflow licenses usage --org 1`
+    Example: `portalflow licences usage --org 1`
     """
     with open_session() as session:
         types = seat_usage.seat_usage(session, org)

@@ -199,7 +199,7 @@ def add_user_type(
                 session, org, invitation_preference=preference, **options
             )
         else:
-            user_type = purchases.add_licensed_user_type(
+            user_type = purchases.add_user_type_with_licences(
                 session, org, invitation_preference=preference, licences=licences, **options
             )
         summary = _user_type_summary(user_type)

@@ -72,7 +72,7 @@ def seed_sms(
         sms_templates.map_template(session, org.id, kind, dlt_id)
         sms_templates.set_verification(session, org.id, kind, VerificationStatus.APPROVED)
 
-    agents_type = purchases.add_licensed_user_type(
+    agents_type = purchases.add_user_type_with_licences(
         session,
         org.id,
         name="Field agents (SMS)",
@@ -101,7 +101,7 @@ def seed_sms(
         country="IN",
         data_centre="in",
     )
-    riders = purchases.add_licensed_user_type(
+    riders = purchases.add_user_type_with_licences(
         session,
         unready.id,
         name="Riders",

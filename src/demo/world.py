@@ -68,7 +68,7 @@ def seed(
         reply_to="help@zylker-support.com",
     )
     client_portal = next(t for t in zylker.user_types if t.is_client_portal)
-    partners = purchases.add_licensed_user_type(
+    partners = purchases.add_user_type_with_licences(
         session, zylker.id, name="Partners", module="Contacts", licences=25
     )
     rep = orgs.add_crm_user(

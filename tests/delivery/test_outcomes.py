@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from portalflow.models import OutcomeCode
+from portalflow.models import OUTCOME_DESCRIPTIONS, OutcomeCode
 from portalflow.pipelines.delivery import email_outcomes, outcomes, sms_outcomes
 from portalflow.pipelines.delivery.email_outcomes import (
     classify_ses_bounce,
@@ -409,7 +409,7 @@ def _every_code() -> set[str]:
         OutcomeCode.SES_UNKNOWN,
         OutcomeCode.BOUNCE_UNKNOWN,
         OutcomeCode.TWILIO_UNKNOWN,
-        outcomes.DELIVERED,
+        OutcomeCode.DELIVERED,
         CONNECTION_ERROR.code,
         "complaint",
     }
@@ -418,15 +418,15 @@ def _every_code() -> set[str]:
 
 def test_every_code_has_a_meaning() -> None:
     codes = _every_code()
-    assert codes <= set(outcomes.OUTCOME_DESCRIPTIONS)
+    assert codes <= set(OUTCOME_DESCRIPTIONS)
     for code in codes:
-        assert describe(code) == outcomes.OUTCOME_DESCRIPTIONS[code]
+        assert describe(code) == OUTCOME_DESCRIPTIONS[code]
         assert code.isidentifier() and code == code.lower(), code
     assert describe("no_such_code")
 
 
 def test_no_description_without_a_code() -> None:
-    assert set(outcomes.OUTCOME_DESCRIPTIONS) == _every_code()
+    assert set(OUTCOME_DESCRIPTIONS) == _every_code()
 
 
 # --- AWS SMS and SMTP ----------------------------------------------------------------------

@@ -45,7 +45,7 @@ def sms_world(session: Session, *, approve: tuple[SmsTemplateKind, ...] = tuple(
     org = make_sms_org(session)
     for kind in approve:
         approve_sms_template(session, org, kind)
-    agents = purchases.add_licensed_user_type(
+    agents = purchases.add_user_type_with_licences(
         session,
         org.id,
         name="Agents",

@@ -70,7 +70,7 @@ def seed(database_url: str, records: int) -> World:
                 approve_sms_template(session, org, kind)
             orgs.configure_sms(session, org.id, sender_id=SENDER_ID)
             credits.add(session, org.id, CREDITS)
-            agents = purchases.add_licensed_user_type(
+            agents = purchases.add_user_type_with_licences(
                 session,
                 org.id,
                 name="Agents",

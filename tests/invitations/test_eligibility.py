@@ -133,7 +133,7 @@ def test_trial_cap_counts_every_holder_but_not_deactivated(session: Session) -> 
     session.flush()
     # 8 holders (one of the 9 is deactivated) leave 2 of the trial's 10.
     reasons = [d.reason for d in decide(session, org, inviter, [f"new{n}" for n in range(4)])]
-    assert reasons == [None, None, ReasonCode.LICENSE_LIMIT, ReasonCode.LICENSE_LIMIT]
+    assert reasons == [None, None, ReasonCode.LICENCE_LIMIT, ReasonCode.LICENCE_LIMIT]
 
 
 def test_refused_records_do_not_spend_licences(session: Session) -> None:
@@ -143,7 +143,7 @@ def test_refused_records_do_not_spend_licences(session: Session) -> None:
         make_record(session, org, f"r{n}", review_locked=(n % 2 == 0))
     reasons = [d.reason for d in decide(session, org, inviter, [f"r{n}" for n in range(12)])]
     assert reasons.count(None) == 6
-    assert ReasonCode.LICENSE_LIMIT not in reasons
+    assert ReasonCode.LICENCE_LIMIT not in reasons
 
 
 @pytest.mark.parametrize("size", [10, 200])

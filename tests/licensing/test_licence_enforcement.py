@@ -14,6 +14,7 @@ from portalflow.models import (
     InvitationStatus,
     PortalUser,
     PortalUserStatus,
+    RefusalCode,
     make_session_factory,
     utcnow,
 )
@@ -34,7 +35,7 @@ def paid_world(session: Session, licences: int | None, records: int) -> dict[str
     if licences is None:
         vendors = orgs.add_user_type(session, org.id, name="Vendors", module="Vendors")
     else:
-        vendors = purchases.add_licensed_user_type(
+        vendors = purchases.add_user_type_with_licences(
             session, org.id, name="Vendors", module="Vendors", licences=licences
         )
     for n in range(records):
@@ -53,13 +54,13 @@ def invite(session: Session, world: dict[str, Any], crm_ids: list[str]) -> dict[
 def test_a_paid_type_without_licences_invites_nobody(session: Session) -> None:
     world = paid_world(session, licences=None, records=2)
     report = invite(session, world, ["v0", "v1"])
-    assert report["failed_by_reason"] == {"license_limit": 2}
+    assert report["failed_by_reason"] == {"licence_limit": 2}
 
 
 def test_invites_stop_at_the_licences_in_force(session: Session) -> None:
     world = paid_world(session, licences=3, records=5)
     report = invite(session, world, [f"v{n}" for n in range(5)])
-    assert (report["queued"], report["failed_by_reason"]) == (3, {"license_limit": 2})
+    assert (report["queued"], report["failed_by_reason"]) == (3, {"licence_limit": 2})
 
 
 def test_a_reduced_purchase_stops_new_invites_and_deactivated_users_free_licences(
@@ -71,7 +72,7 @@ def test_a_reduced_purchase_stops_new_invites_and_deactivated_users_free_licence
     purchases.record_purchase(session, world["org"].id, world["type"].id, 2, tomorrow)
     session.commit()
     # Today the three licences still hold; the reduction counts from tomorrow.
-    assert invite(session, world, ["v3"])["failed_by_reason"] == {"license_limit": 1}
+    assert invite(session, world, ["v3"])["failed_by_reason"] == {"licence_limit": 1}
     user = session.scalars(select(PortalUser).order_by(PortalUser.id)).first()
     assert user is not None
     user.status = PortalUserStatus.DEACTIVATED
@@ -100,7 +101,7 @@ def test_activation_cannot_exceed_the_licences(session: Session) -> None:
     session.commit()
     report = reports.bulk_run_report(session, started.run_id)
     assert (report["sent"], report["failed"]) == (1, 1)
-    assert "license_limit" in report["refused_users"][0]["detail"]
+    assert report["refused_users"][0]["code"] == RefusalCode.LICENCE_LIMIT
 
 
 def test_concurrent_bulk_runs_never_overshoot_on_postgres(pg_engine: Engine) -> None:
@@ -142,6 +143,6 @@ def test_concurrent_bulk_runs_never_overshoot_on_postgres(pg_engine: Engine) -> 
             select(func.count()).where(Invitation.status == InvitationStatus.QUEUED)
         )
         refused = session.scalar(
-            select(func.count()).where(Invitation.failure_code == "license_limit")
+            select(func.count()).where(Invitation.failure_code == "licence_limit")
         )
         assert (queued, refused) == (10, 6)

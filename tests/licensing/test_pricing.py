@@ -1,4 +1,4 @@
-"""Slab pricing: exact cents at every boundary, price lists as data, `licenses quote`."""
+"""Slab pricing: exact cents at every boundary, price lists as data, `licences quote`."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ def test_quote_validates_slabs_given_in_code() -> None:
 
 
 def test_cli_quote_json_has_the_exact_shape(cli_env: Path) -> None:
-    result = invoke("licenses", "quote", "12000", "--json")
+    result = invoke("licences", "quote", "12000", "--json")
     assert result.exit_code == 0, result.output
     assert '"monthly_price_usd": 23000.00,' in result.stdout  # written from Decimal, 2 places
     document = json.loads(result.stdout, parse_float=Decimal)
@@ -141,7 +141,7 @@ def test_cli_quote_json_has_the_exact_shape(cli_env: Path) -> None:
     assert document["slabs"] == quote(12_000).slabs
 
     for users, usd in [("500", "1500.00"), ("5000", "11000.00"), ("0", "0.00")]:
-        result = invoke("licenses", "quote", users, "--json")
+        result = invoke("licences", "quote", users, "--json")
         assert result.exit_code == 0, result.output
         parsed = json.loads(result.stdout, parse_float=Decimal)
         assert parsed["monthly_price_usd"] == Decimal(usd)
@@ -149,14 +149,14 @@ def test_cli_quote_json_has_the_exact_shape(cli_env: Path) -> None:
 
 
 def test_cli_quote_table(cli_env: Path) -> None:
-    code, out = run("licenses", "quote", "12000")
+    code, out = run("licences", "quote", "12000")
     assert code == 0, out
     for text in ["1 - 1,000", "1,001 - 10,000", "10,001 +", "$18,000.00", "total", "$23,000.00"]:
         assert text in out
 
 
 def test_cli_quote_refuses_negative_users(cli_env: Path) -> None:
-    result = invoke("licenses", "quote", "--", "-5")
+    result = invoke("licences", "quote", "--", "-5")
     assert result.exit_code == 2
     assert "users -5 must be a whole number >= 0" in result.stderr
 
@@ -172,12 +172,12 @@ def test_cli_quote_with_an_orgs_own_slabs(cli_env: Path) -> None:
             assert org is not None
             org.price_slabs = [{"up_to": 10, "cents": 1000}, {"up_to": None, "cents": 150}]
             session.commit()
-        result = invoke("licenses", "quote", "12", "--org", "1", "--json")
+        result = invoke("licences", "quote", "12", "--org", "1", "--json")
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout, parse_float=Decimal)["monthly_price_usd"] == Decimal(
             "103.00"
         )
-        code, out = run("licenses", "quote", "12", "--org", "1")
+        code, out = run("licences", "quote", "12", "--org", "1")
         assert code == 0 and "$10.00" in out and "$103.00" in out
 
         with make_session_factory(engine)() as session:
@@ -185,11 +185,21 @@ def test_cli_quote_with_an_orgs_own_slabs(cli_env: Path) -> None:
             assert org is not None
             org.price_slabs = [{"up_to": 10, "cents": 1000}]
             session.commit()
-        result = invoke("licenses", "quote", "12", "--org", "1")
+        result = invoke("licences", "quote", "12", "--org", "1")
         assert result.exit_code == 2
         assert "last slab must be unbounded" in result.stderr
     finally:
         engine.dispose()
 
-    result = invoke("licenses", "quote", "12", "--org", "99")
+    result = invoke("licences", "quote", "12", "--org", "99")
     assert result.exit_code == 2 and "org 99 does not exist" in result.stderr
+
+
+def test_the_old_spelling_of_the_group_still_works_but_is_not_listed(cli_env: Path) -> None:
+    old = invoke("licenses", "quote", "12000", "--json")
+    assert old.exit_code == 0, old.output
+    assert json.loads(old.output) == json.loads(
+        invoke("licences", "quote", "12000", "--json").output
+    )
+    listing = invoke("--help").output
+    assert "licences" in listing and "licenses" not in listing

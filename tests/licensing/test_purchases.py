@@ -183,34 +183,34 @@ def test_cli_purchase_history_and_settings(cli_env: Path) -> None:
     code, out = run("user-types", "add", "--org", "1", "--name", "Vendors", "--module", "Vendors")
     assert code == 0, out
 
-    bought = _json("licenses", "purchase", "--org", "1", "--user-type", "2", "--quantity",
+    bought = _json("licences", "purchase", "--org", "1", "--user-type", "2", "--quantity",
                    "1500", "--effective", "2025-07-01", "--note", "PO 4711")  # fmt: skip
     assert bought["quantity"] == 1500 and bought["user_type"] == "Vendors"
     assert bought["effective_from"] == "2025-07-01" and bought["in_force_today"] == 1500
-    code, out = run("licenses", "purchase", "--org", "1", "--user-type", "2", "--quantity", "800",
+    code, out = run("licences", "purchase", "--org", "1", "--user-type", "2", "--quantity", "800",
                     "--effective", "2025-09-01")  # fmt: skip
     assert code == 0 and "Licence purchase recorded" in out
 
-    rows = _json("licenses", "history", "--org", "1", "--user-type", "2")
+    rows = _json("licences", "history", "--org", "1", "--user-type", "2")
     assert [(row["quantity"], row["effective_from"]) for row in rows] == [
         (800, "2025-09-01"),
         (1500, "2025-07-01"),
     ]
-    code, out = run("licenses", "history", "--org", "1")
+    code, out = run("licences", "history", "--org", "1")
     assert code == 0 and "PO 4711" in out and "1,500" in out
 
-    result = invoke("licenses", "purchase", "--org", "1", "--user-type", "1", "--quantity", "5",
+    result = invoke("licences", "purchase", "--org", "1", "--user-type", "1", "--quantity", "5",
                     "--effective", "2025-07-01")  # fmt: skip
     assert result.exit_code == 2 and "Client Portal" in result.stderr
-    result = invoke("licenses", "purchase", "--org", "1", "--user-type", "2", "--quantity", "5",
+    result = invoke("licences", "purchase", "--org", "1", "--user-type", "2", "--quantity", "5",
                     "--effective", "July 1st")  # fmt: skip
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.stderr
 
-    settings = _json("licenses", "settings", "--org", "1", "--admin-email", "admin@acme.com",
+    settings = _json("licences", "settings", "--org", "1", "--admin-email", "admin@acme.com",
                      "--near-limit-percent", "75")  # fmt: skip
     assert (settings["admin_email"], settings["near_limit_percent"]) == ("admin@acme.com", 75)
-    assert _json("licenses", "settings", "--org", "1")["near_limit_percent"] == 75
-    result = invoke("licenses", "settings", "--org", "1", "--near-limit-percent", "0")
+    assert _json("licences", "settings", "--org", "1")["near_limit_percent"] == 75
+    result = invoke("licences", "settings", "--org", "1", "--near-limit-percent", "0")
     assert result.exit_code == 2 and "1 to 100" in result.stderr
-    code, out = run("licenses", "settings", "--org", "1")
+    code, out = run("licences", "settings", "--org", "1")
     assert code == 0 and "admin@acme.com" in out and "75%" in out

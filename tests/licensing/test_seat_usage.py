@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
-from portalflow.models import BulkAction, BulkActionRefusal, PortalUser, utcnow
+from portalflow.models import BulkAction, BulkActionRefusal, PortalUser, RefusalCode, utcnow
 from portalflow.pipelines.delivery import dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
@@ -68,18 +68,19 @@ def test_a_full_trial_says_who_holds_its_seats(session: Session, tmp_path: Path)
     session.commit()
     user_actions.run_chunk(session, started.chunk_ids[0])
     session.commit()
-    [refusal] = session.scalars(select(BulkActionRefusal.detail))
-    assert refusal.startswith("license_limit: Client Portal has no licence left")
-    assert "10 of 10 held: 10 invitation_expired" in refusal
-    assert "portalflow licenses usage" in refusal
+    [(code, detail)] = session.execute(select(BulkActionRefusal.code, BulkActionRefusal.detail))
+    assert code == RefusalCode.LICENCE_LIMIT
+    assert detail.startswith("Client Portal has no licence left")
+    assert "10 of 10 held: 10 invitation_expired" in detail
+    assert "portalflow licences usage" in detail
 
 
 @pytest.mark.usefixtures("cli_env")
-def test_licenses_usage_prints_the_seats() -> None:
+def test_licences_usage_prints_the_seats() -> None:
     assert run("db", "upgrade")[0] == 0
     code, out = run("orgs", "create", "--name", "Acme", "--domain", "acme.com",
                     "--country", "US")  # fmt: skip
     assert code == 0, out
-    code, out = run("licenses", "usage", "--org", "1", "--json")
+    code, out = run("licences", "usage", "--org", "1", "--json")
     assert code == 0, out
     assert '"user_type": "Client Portal"' in out and '"limit": 10000' in out

@@ -63,5 +63,5 @@ def test_no_module_defines_a_registered_code_of_its_own() -> None:
 
 
 def test_a_refusal_is_a_value_whose_text_is_its_detail() -> None:
-    refusal = codes.Refusal(codes.RefusalCode.LICENSE_LIMIT, "Vendors has no licence left")
-    assert (refusal.code, str(refusal)) == ("license_limit", "Vendors has no licence left")
+    refusal = codes.Refusal(codes.RefusalCode.LICENCE_LIMIT, "Vendors has no licence left")
+    assert (refusal.code, str(refusal)) == ("licence_limit", "Vendors has no licence left")

@@ -396,7 +396,7 @@ def test_a_change_waits_while_an_invitation_is_being_sent(session: Session) -> N
 
 def phone_world(session: Session, status: PortalUserStatus) -> tuple[Org, PortalUser]:
     org = make_org(session, country="IN", data_centre="in")
-    agents = purchases.add_licensed_user_type(
+    agents = purchases.add_user_type_with_licences(
         session,
         org.id,
         name="Agents",

@@ -19,6 +19,7 @@ from portalflow.models import (
     InvitationStatus,
     PortalUser,
     PortalUserStatus,
+    RefusalCode,
 )
 from portalflow.pipelines.invitations import tokens
 from portalflow.pipelines.users import lifecycle, user_actions
@@ -122,8 +123,9 @@ def test_transition_many_moves_the_allowed_and_names_the_refused(session: Sessio
     )
     assert sorted(result.moved) == sorted([ids["conf"], ids["susp"]])
     assert set(result.refused) == {ids["inv"], 999}
-    assert "it is invited" in result.refused[ids["inv"]]
-    assert "does not exist" in result.refused[999]
+    assert result.refused[ids["inv"]].code == RefusalCode.INVALID_TRANSITION
+    assert result.refused[999].code == RefusalCode.UNKNOWN_USER
+    assert "it is invited" in result.refused[ids["inv"]].detail
 
 
 def act(session: Session, world: dict[str, Any], action: BulkAction, **kw: Any) -> dict:

@@ -30,12 +30,13 @@ from portalflow.models import (
     PortalUser,
     PortalUserStatus,
     PortalUserType,
+    RefusalCode,
     make_engine,
     make_session_factory,
     utcnow,
 )
 from portalflow.pipelines.crm import crm_events
-from portalflow.pipelines.errors import InvalidInput
+from portalflow.pipelines.errors import InvalidInput, Refused
 from portalflow.pipelines.licensing import licences, purchases
 from portalflow.pipelines.tenancy import orgs
 from portalflow.pipelines.users import lead_conversion, transfer_and_delete, transfers
@@ -92,7 +93,7 @@ def org(session: Session) -> Org:
 
 def contacts_type(session: Session, org: Org, name: str, **options: Any) -> PortalUserType:
     options.setdefault("licences", 100)
-    return purchases.add_licensed_user_type(
+    return purchases.add_user_type_with_licences(
         session, org.id, name=name, module="Contacts", **options
     )
 
@@ -138,10 +139,13 @@ def test_transfer_refuses_invited_and_removed_users_one_by_one(session: Session,
 
     assert result.moved == [ok.id]
     assert set(result.refused) == {invited.id, removed.id, 9999}
-    assert "cannot transfer" in result.refused[invited.id]
-    assert "it is invited" in result.refused[invited.id]
-    assert "it is removed" in result.refused[removed.id]
-    assert "does not exist" in result.refused[9999]
+    codes = {user_id: refusal.code for user_id, refusal in result.refused.items()}
+    assert codes == {
+        invited.id: RefusalCode.INVALID_TRANSITION,
+        removed.id: RefusalCode.INVALID_TRANSITION,
+        9999: RefusalCode.UNKNOWN_USER,
+    }
+    assert "it is removed" in result.refused[removed.id].detail
     after = snapshot(session, [invited.id, removed.id])
     assert {row[0] for row in after.values()} == {customers.id}
 
@@ -186,8 +190,9 @@ def test_transfer_over_the_targets_licence_limit_is_refused(
     deactivated = add_user(session, org, customers, "C-4", S.DEACTIVATED)
     session.commit()
 
-    with pytest.raises(InvalidInput, match=r"license_limit: .*2 licence\(s\) left.*3 of the"):
+    with pytest.raises(Refused, match=r"2 licence\(s\) left.*3 of the") as refused:
         transfers.transfer_users(session, org.id, [u.id for u in holders], portal.id)
+    assert refused.value.refusal.code == RefusalCode.LICENCE_LIMIT
     session.rollback()
     assert {row[0] for row in snapshot(session, [u.id for u in holders]).values()} == {customers.id}
 

@@ -140,7 +140,7 @@ def test_sms_invitations_through_redis_worker(
         org = make_sms_org(session)
         for kind in SmsTemplateKind:
             approve_sms_template(session, org, kind)
-        agents = purchases.add_licensed_user_type(
+        agents = purchases.add_user_type_with_licences(
             session,
             org.id,
             name="Agents",

@@ -16,4 +16,4 @@ class CrmEventCode(StrEnum):
     INVALID_USER_TYPE = "invalid_user_type"  # the chosen type cannot take the converted user
     NO_CONTACTS_USER_TYPE = "no_contacts_user_type"
     CONTACT_ALREADY_PORTAL_USER = "contact_already_portal_user"
-    LICENSE_LIMIT = "license_limit"  # the target type has no licence left
+    LICENCE_LIMIT = "licence_limit"  # the target type has no licence left

@@ -14,7 +14,7 @@ class ReasonCode(StrEnum):
     NO_CONSENT = "no_consent"
     UNSUPPORTED_CHARACTERS = "unsupported_characters"
     ANONYMOUS_DOMAIN = "anonymous_domain"
-    LICENSE_LIMIT = "license_limit"
+    LICENCE_LIMIT = "licence_limit"
     ALREADY_PORTAL_USER = "already_portal_user"
     RECORD_MISSING = "record_missing"
     NO_MODULE_PERMISSION = "no_module_permission"
@@ -36,7 +36,7 @@ REASON_DESCRIPTIONS: dict[ReasonCode, str] = {
         "The email has characters other than A-Z a-z 0-9 and @ . - _ +."
     ),
     ReasonCode.ANONYMOUS_DOMAIN: "The email domain is anonymous, disposable or spam.",
-    ReasonCode.LICENSE_LIMIT: "The user type has no portal user licence left.",
+    ReasonCode.LICENCE_LIMIT: "The user type has no portal user licence left.",
     ReasonCode.ALREADY_PORTAL_USER: "The record is already a portal user (of any user type).",
     ReasonCode.RECORD_MISSING: "The record no longer exists (or is not of the type's module).",
     ReasonCode.NO_MODULE_PERMISSION: "The inviting CRM user has no permission for the module.",

@@ -13,7 +13,7 @@ class RefusalCode(StrEnum):
     OTHER_USER_TYPE = "other_user_type"  # the user is not of the run's user type
     ALREADY_OF_USER_TYPE = "already_of_user_type"  # a move to the type the user has
     INVALID_TRANSITION = "invalid_transition"  # the user's status does not allow the action
-    LICENSE_LIMIT = "license_limit"  # the user type has no licence left for the user
+    LICENCE_LIMIT = "licence_limit"  # the user type has no licence left for the user
     REFUSED = "refused"  # another rule of the action; the detail says which
 
 

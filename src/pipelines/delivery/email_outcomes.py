@@ -125,7 +125,7 @@ def classify_ses_event(message: Mapping[str, Any]) -> list[tuple[str, Outcome]]:
         recipients = [r.get("emailAddress", "") for r in complaint.get("complainedRecipients", [])]
     elif event_type == "Delivery":
         delivery = message.get("delivery") or {}
-        outcome = Outcome(OutcomeClass.OutcomeCode.DELIVERED, OutcomeCode.DELIVERED, "Delivery")
+        outcome = Outcome(OutcomeClass.DELIVERED, OutcomeCode.DELIVERED, "Delivery")
         recipients = list(delivery.get("recipients", []))
     else:
         raise ValueError(

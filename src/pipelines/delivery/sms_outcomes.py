@@ -107,7 +107,7 @@ def classify_twilio_status(status: str, error_code: int | str | None) -> Outcome
     if not TWILIO_STATUSES[status]:
         return None
     if status == "delivered":
-        return Outcome(OutcomeClass.OutcomeCode.DELIVERED, OutcomeCode.DELIVERED, status)
+        return Outcome(OutcomeClass.DELIVERED, OutcomeCode.DELIVERED, status)
     if error_code is None or str(error_code).strip() == "":
         return Outcome(OutcomeClass.UNKNOWN, OutcomeCode.TWILIO_UNKNOWN, status)
     return classify_twilio_error(error_code)

@@ -258,8 +258,8 @@ def _apply_licence_limit(
                     decision.crm_id,
                     decision.record,
                     decision.address,
-                    ReasonCode.LICENSE_LIMIT,
-                    f"{user_type.name} has no licence left (see portalflow licenses purchase)",
+                    ReasonCode.LICENCE_LIMIT,
+                    f"{user_type.name} has no licence left (see portalflow licences purchase)",
                 )
             else:
                 remaining -= 1

@@ -111,7 +111,7 @@ def alert_email(alert: LicenceAlert, org_name: str, recipient: str) -> OutgoingE
     text = (
         f"{org_name}: {alert.detail}\n\n"
         f"Alert {alert.id}, {alert.kind}, {alert.day.isoformat()}.\n"
-        "List every alert with: portalflow licenses alerts --org "
+        "List every alert with: portalflow licences alerts --org "
         f"{alert.org_id}\n"
     )
     body = (

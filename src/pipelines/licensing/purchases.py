@@ -30,7 +30,7 @@ MIN_NEAR_LIMIT_PERCENT = 1
 MAX_NEAR_LIMIT_PERCENT = 100
 
 
-def add_licensed_user_type(
+def add_user_type_with_licences(
     session: Session,
     org_id: int,
     *,

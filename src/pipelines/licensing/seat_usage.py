@@ -5,7 +5,7 @@ expired keeps its seat** until it is removed (or accepts a new invitation, or is
 deactivated after accepting). The seat was given to that person when they were invited,
 and an admin who reinvites them must not find it taken by someone else meanwhile. Such a
 user shows as ``invitation_expired`` (its stored status stays ``invited``, so it is still
-under the Unconfirmed filter), and ``licenses usage`` counts them apart so an admin sees
+under the Unconfirmed filter), and ``licences usage`` counts them apart so an admin sees
 why a seat is taken and can free it (``portalflow users remove``).
 """
 

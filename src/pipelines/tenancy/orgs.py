@@ -134,7 +134,7 @@ def add_user_type(
 ) -> PortalUserType:
     """Add a (paid) user type; at most five per org, none on a trial.
 
-    To buy its licences at once, use ``licensing.purchases.add_licensed_user_type``.
+    To buy its licences at once, use ``licensing.purchases.add_user_type_with_licences``.
     """
     org = get_org(session, org_id)
     preference = _enum_value(InvitationPreference, invitation_preference, "invitation preference")

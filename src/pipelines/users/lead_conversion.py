@@ -3,7 +3,7 @@
 Rule (PORTALS.md, "Moving users between user types"): a converted lead who is a portal user
 of a Leads type moves to a Contacts type of the same invitation preference and now points
 at the contact record, keeping its status; the move never pushes the target over its
-licence limit (``license_limit``). Each lead of a ``lead.converted`` event succeeds or fails
+licence limit (``licence_limit``). Each lead of a ``lead.converted`` event succeeds or fails
 on its own, with a stable code.
 """
 
@@ -239,7 +239,7 @@ def _convert_one(session: Session, org: Org, item: dict[str, Any], now: datetime
         capacity = licences.remaining_capacity(session, org, target)
         if capacity < 1:
             raise _LeadFailure(
-                CrmEventCode.LICENSE_LIMIT, f"user type {target.name!r} has no licence left"
+                CrmEventCode.LICENCE_LIMIT, f"user type {target.name!r} has no licence left"
             )
     moved_from = user.user_type_id
     user.record_id = contact.id

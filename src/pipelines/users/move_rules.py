@@ -3,7 +3,7 @@
 Rules (PORTALS.md, "Moving users between user types"): users move only between types of the
 same invitation preference (and the same module: a Vendors record does not belong in a
 Contacts type); otherwise nobody moves. A move never pushes the target over its licence
-limit (``license_limit``).
+limit (``licence_limit``).
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ def check_compatible(source: PortalUserType, target: PortalUserType) -> None:
 
 
 def check_capacity(session: Session, org: Org, target: PortalUserType, holders: int) -> None:
-    """Refuse (``license_limit``) when ``holders`` more licence holders do not fit."""
+    """Refuse (``licence_limit``) when ``holders`` more licence holders do not fit."""
     if holders == 0:
         return
     capacity = licences.remaining_capacity(session, org, target)
     if holders > capacity:
         raise Refused(
-            RefusalCode.LICENSE_LIMIT,
+            RefusalCode.LICENCE_LIMIT,
             f"user type {target.name!r} has {capacity} licence(s) left and "
             f"{holders} of the users to move hold one; nobody was moved",
         )

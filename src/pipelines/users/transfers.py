@@ -6,7 +6,7 @@ Rules (PORTALS.md, "Moving users between user types"):
   Vendors record does not belong in a Contacts type); otherwise nobody moves;
 - a transfer keeps each user's status and confirmation; the state machine says who may be
   transferred (confirmed, login suspended, deactivated);
-- a transfer never pushes the target over its licence limit (``license_limit``).
+- a transfer never pushes the target over its licence limit (``licence_limit``).
 
 The first and last rules are those of every move between types (:mod:`.move_rules`);
 deleting a type moves its users by :mod:`.transfer_and_delete`, and a converted lead's user
@@ -54,7 +54,7 @@ def transfer_users(
 
     Refused as a whole (InvalidInput, nobody moved) when a user's type has another
     invitation preference or module than the target, when the target is being deleted, or
-    when the users who hold a licence would not fit in the target (``license_limit``).
+    when the users who hold a licence would not fit in the target (``licence_limit``).
     Refused per user: unknown ids, users already of the target, and statuses the state
     machine does not transfer (invited, removed).
     """

@@ -206,9 +206,9 @@ def _no_seat_left(session: Session, org_id: int, user_type_id: int, name: str) -
     """Why a deactivated user cannot come back: who holds the seats, by status."""
     [seats] = [t for t in seat_usage.seat_usage(session, org_id) if t.user_type_id == user_type_id]
     return Refusal(
-        RefusalCode.LICENSE_LIMIT,
+        RefusalCode.LICENCE_LIMIT,
         f"{name} has no licence left ({seats.summary()}; "
-        f"see portalflow licenses usage --org {org_id})",
+        f"see portalflow licences usage --org {org_id})",
     )
 
 
