@@ -5,8 +5,10 @@ from .base import Base
 from .bulk import BulkActionRefusal, BulkChunk, BulkRun
 from .delivery import ChannelPause, ProviderEvent, Suppression
 from .enums import (
+    EMAIL_TEMPLATE_KINDS,
     OPEN_INVITATION_STATUSES,
     REASON_DESCRIPTIONS,
+    SIGN_IN_REFUSAL_DESCRIPTIONS,
     BulkAction,
     BulkRunStatus,
     Channel,
@@ -25,6 +27,9 @@ from .enums import (
     ReasonCode,
     RecordAccess,
     SendFailureCode,
+    SessionEndReason,
+    SignInMethod,
+    SignInRefusal,
     SmsEncoding,
     SmsTemplateKind,
     VerificationStatus,
@@ -38,6 +43,7 @@ from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal,
 from .portal_users import PortalUser
 from .records import CONSENT_BASIS, RECORD_VALUE_COLUMNS, CrmRecord, RecordValues
 from .session import make_engine, make_session_factory, session_scope
+from .signin import PortalSession
 from .sms import DltTemplate, SmsTemplate, SmsTemplateMapping
 from .templates import EmailTemplate
 from .types import utcnow
@@ -46,9 +52,11 @@ __all__ = [
     "CLIENT_PORTAL_MODULE",
     "CLIENT_PORTAL_NAME",
     "CONSENT_BASIS",
+    "EMAIL_TEMPLATE_KINDS",
     "OPEN_INVITATION_STATUSES",
     "REASON_DESCRIPTIONS",
     "RECORD_VALUE_COLUMNS",
+    "SIGN_IN_REFUSAL_DESCRIPTIONS",
     "ApiKey",
     "Base",
     "BulkAction",
@@ -80,6 +88,7 @@ __all__ = [
     "Org",
     "OutcomeClass",
     "Portal",
+    "PortalSession",
     "PortalUser",
     "PortalUserStatus",
     "PortalUserType",
@@ -91,6 +100,9 @@ __all__ = [
     "ScheduledRun",
     "SendFailureCode",
     "SendReceipt",
+    "SessionEndReason",
+    "SignInMethod",
+    "SignInRefusal",
     "SmsEncoding",
     "SmsTemplate",
     "SmsTemplateKind",
