@@ -32,6 +32,7 @@ from portalflow.models import (
     CrmRecord,
     CrmUser,
     DataCentre,
+    EmailKind,
     Invitation,
     InvitationStatus,
     Org,
@@ -167,7 +168,9 @@ def claim_queued(
     ]
     hashes = []
     for claimed in claim.rows:
-        claimed.token, digest = tokens_by_org.issue(claimed.org_id, claimed.channel)
+        claimed.token, digest = tokens_by_org.issue(
+            claimed.org_id, claimed.channel, claimed.kind, claimed.id
+        )
         hashes.append({"id": claimed.id, "token_hash": digest})
     bulk_sql.update_rows(session, _INVITATIONS, hashes, key="id")
     session.commit()
@@ -228,15 +231,24 @@ def _record_values(session: Session, record_ids: Sequence[int]) -> dict[int, Rec
 
 class TokenIssuer:
     """Fresh tokens for claimed rows: 256-bit for email links, the longest short-link code
-    that fits a DLT variable (30 characters by default) for SMS links."""
+    that fits a DLT variable (30 characters by default) for SMS links, 6 digits for a
+    sign-in code (hashed with its row id)."""
 
     def __init__(self, session: Session, config: DispatchConfig) -> None:
         self.session = session
         self.config = config
         self.code_lengths: dict[int, int] = {}
 
-    def issue(self, org_id: int, channel: Channel) -> tuple[str, str]:
+    def issue(
+        self,
+        org_id: int,
+        channel: Channel,
+        kind: EmailKind = EmailKind.ACCEPT_INVITATION,
+        row_id: int = 0,
+    ) -> tuple[str, str]:
         """(plain token, SHA-256 hash to store)."""
+        if kind == EmailKind.SIGN_IN_CODE:
+            return tokens.new_sign_in_code(row_id)
         if channel != Channel.SMS:
             return tokens.new_token()
         if org_id not in self.code_lengths:
@@ -380,7 +392,8 @@ class _Sender:
                 org.id,
                 lambda key: short_link_domain(self.session, key, self.config),
             )
-            prepared = self.texts.build(row, row.record, org, short_link(domain, row.token))
+            link = short_link(domain, row.token)
+            prepared = self.texts.build(row, row.record, org, link, code=row.token)
         outcome.sms = prepared.checked
         outcome.dlt_template_id = prepared.sms.dlt_template_id
         return prepared
@@ -567,7 +580,7 @@ def _sort(
                 "id": row.id,
                 "provider_message_id": outcome.message_id,
                 "sent_at": outcome.sent_at,
-                "expires_at": outcome.sent_at + tokens.INVITATION_LIFETIME,
+                "expires_at": outcome.sent_at + tokens.lifetime(row.kind),
             }
         )
         batch.count(row, "sent")
@@ -698,19 +711,19 @@ def complete_from_receipts(session: Session, rows: Sequence[Any], at: datetime) 
     Returns the ids completed.
     """
     ids = [row.id for row in rows]
-    runs = dict(
-        session.execute(
-            select(Invitation.id, Invitation.bulk_run_id).where(
-                Invitation.id.in_(ids), has_status(InvitationStatus.SENDING)
-            )
-        ).all()
-    )
+    found = session.execute(
+        select(Invitation.id, Invitation.bulk_run_id, Invitation.kind).where(
+            Invitation.id.in_(ids), has_status(InvitationStatus.SENDING)
+        )
+    ).all()
+    runs = {found_row.id: found_row.bulk_run_id for found_row in found}
+    kinds = {found_row.id: found_row.kind for found_row in found}
     values = [
         {
             "id": row.id,
             "provider_message_id": row.message_id,
             "sent_at": row.sent_at,
-            "expires_at": row.sent_at + tokens.INVITATION_LIFETIME,
+            "expires_at": row.sent_at + tokens.lifetime(kinds[row.id]),
         }
         for row in rows
         if row.id in runs

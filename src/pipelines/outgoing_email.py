@@ -17,8 +17,16 @@ from .rendering import CompiledEmailTemplate, load_email_template, render_contex
 DEFAULT_FROM = "no-reply@portalflow.invalid"
 
 
+# The recipient page each kind's link opens (``web.portal_links``, ``web.portal_signin``).
+LINK_ACTIONS: dict[EmailKind, str] = {
+    EmailKind.ACCEPT_INVITATION: "accept",
+    EmailKind.CONFIRM_EMAIL: "confirm-email",
+    EmailKind.RESET_PASSWORD: "reset-password",
+}
+
+
 def invitation_link(base_url: str, portal_slug: str, kind: EmailKind, token: str) -> str:
-    action = "accept" if kind == EmailKind.ACCEPT_INVITATION else "confirm-email"
+    action = LINK_ACTIONS.get(kind, "accept")
     return f"{base_url.rstrip('/')}/{portal_slug}/{action}?token={token}"
 
 
@@ -51,7 +59,7 @@ class EmailBuilder:
             inviter_name=inviter.name if inviter else None,
             link=link,
             kind=invitation.kind,
-            expires_at=utcnow() + tokens.INVITATION_LIFETIME,
+            expires_at=utcnow() + tokens.lifetime(invitation.kind),
             language=invitation.language,
         )
         headers = {"X-Portalflow-Invitation": str(invitation.id)}
