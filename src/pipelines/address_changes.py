@@ -50,6 +50,7 @@ from portalflow.models import (
     PortalUserStatus,
     PortalUserType,
     ReasonCode,
+    SessionEndReason,
     utcnow,
 )
 
@@ -58,6 +59,7 @@ from .errors import InvalidInput, NotFound
 from .invitation_states import Transition, initial_status, move_ids
 from .lifecycle import Action, transition
 from .rendering import FALLBACK_LANGUAGE, SUPPORTED_LANGUAGES
+from .signin import sessions
 
 S = PortalUserStatus
 INVALID_PAYLOAD = "invalid_payload"
@@ -267,6 +269,8 @@ def _apply_phone(
     _refuse_if_sending(session, user)
     record.phone = phone
     user.phone = phone
+    # Only the new number signs in now: sessions opened with the old one end.
+    sessions.end_for_users(session, [user.id], SessionEndReason.ADDRESS_CHANGED, now)
     if user.status == S.DEACTIVATED:
         _supersede(session, user, None, now)
         return [], f"portal user {user.id} is deactivated; {phone} is its login when activated"

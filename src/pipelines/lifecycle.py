@@ -6,6 +6,9 @@
     invited / login_suspended ──reinvite──▶ (same status, a new invitation)
     confirmed / login_suspended / deactivated ──transfer──▶ (same status, another type)
 
+Suspend login, deactivate, remove and transfer end the user's portal sessions
+(:data:`ENDS_SESSIONS`), in the same statement batch as the status write.
+
 The spec's filters (All, Active, Confirmed, Unconfirmed: not accepted / login suspended,
 Deactivated) are queries over the status.
 """
@@ -20,10 +23,11 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.orm import Session
 
-from portalflow.models import PortalUser, PortalUserStatus, utcnow
+from portalflow.models import PortalUser, PortalUserStatus, SessionEndReason, utcnow
 
 from . import licences
 from .errors import InvalidInput
+from .signin import sessions as portal_sessions
 
 S = PortalUserStatus
 
@@ -61,6 +65,23 @@ TRANSITIONS: dict[tuple[PortalUserStatus, Action], PortalUserStatus] = {
 }
 
 
+# The actions that end the user's portal sessions (sign-in needs a confirmed user).
+ENDS_SESSIONS: dict[Action, SessionEndReason] = {
+    Action.SUSPEND_LOGIN: SessionEndReason.LOGIN_SUSPENDED,
+    Action.DEACTIVATE: SessionEndReason.DEACTIVATED,
+    Action.REMOVE: SessionEndReason.REMOVED,
+    Action.TRANSFER: SessionEndReason.TRANSFERRED,
+}
+
+
+def end_sessions(
+    session: Session, user_ids: Sequence[int], action: Action, now: datetime | None = None
+) -> None:
+    """End the sessions of users ``action`` moved, when it is one that revokes access."""
+    if action in ENDS_SESSIONS and user_ids:
+        portal_sessions.end_for_users(session, user_ids, ENDS_SESSIONS[action], now)
+
+
 class InvalidTransition(InvalidInput):
     """The action is not allowed from the user's status; nothing was changed."""
 
@@ -93,6 +114,7 @@ def transition(
         user.status = target
         user.status_changed_at = now or utcnow()
     session.flush()
+    end_sessions(session, [user.id], action, now)
     if crossed:
         licences.sync_holders(session, [user.user_type_id])
     return target
@@ -145,6 +167,7 @@ def transition_many(
             .execution_options(synchronize_session="evaluate")
         )
         result.moved.extend(ids)
+    end_sessions(session, result.moved, action, now)
     licences.sync_holders(session, crossing)
     return result
 
@@ -172,6 +195,7 @@ def transition_from(
         .returning(PortalUser.id, PortalUser.user_type_id)
         .execution_options(synchronize_session=False)
     ).all()
+    end_sessions(session, [row.id for row in moved], action, now)
     if licences.is_holding(status) != licences.is_holding(target):
         licences.sync_holders(session, {row.user_type_id for row in moved})
     return [row.id for row in moved]

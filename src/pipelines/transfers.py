@@ -135,6 +135,7 @@ def transfer_users(
         )
     result.moved.extend(allowed)
     session.flush()
+    lifecycle.end_sessions(session, allowed, Action.TRANSFER, now)
     moved_from = {found[user_id].user_type_id for user_id in allowed}
     licences.sync_holders(session, moved_from | ({target.id} if allowed else set()))
     return result
@@ -280,6 +281,7 @@ def _next_batch(session: Session, source_id: int, batch_size: int, now: datetime
             .values(user_type_id=target_id, updated_at=now)
             .execution_options(synchronize_session="evaluate")
         )
+        lifecycle.end_sessions(session, ids, Action.TRANSFER, now)
         licences.sync_holders(session, [source_id, target_id])
         return False
     for table, column in _other_references():
