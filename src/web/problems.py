@@ -43,6 +43,7 @@ class ProblemCode(StrEnum):
     CONFLICT = "conflict"
     INVALID_TRANSITION = "invalid_transition"  # the user's status does not allow the step
     INVALID_TOKEN = "invalid_token"  # a link's token; ``problem`` says why (used, expired...)
+    SIGN_IN_REFUSED = "sign_in_refused"  # ``problem`` is the SignInRefusal (locked_out...)
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     EVENT_ID_REUSED = "event_id_reused"
     PAYLOAD_TOO_LARGE = "payload_too_large"
@@ -63,6 +64,7 @@ TITLES = {
     ProblemCode.CONFLICT: "Conflict",
     ProblemCode.INVALID_TRANSITION: "Not allowed in the user's current status",
     ProblemCode.INVALID_TOKEN: "The link's token cannot be used",
+    ProblemCode.SIGN_IN_REFUSED: "Sign-in refused",
     ProblemCode.IDEMPOTENCY_KEY_REUSED: "Idempotency key reused for another request",
     ProblemCode.EVENT_ID_REUSED: "Event id reused for another event",
     ProblemCode.PAYLOAD_TOO_LARGE: "Request body too large",

@@ -33,6 +33,7 @@ from portalflow.models import (
     Invitation,
     InvitationPreference,
     InvitationStatus,
+    Org,
     Portal,
     PortalUser,
     PortalUserStatus,
@@ -96,6 +97,25 @@ class MessageRequest:
 def dummy_hash() -> str:
     """An Argon2id hash of nothing anyone knows: checked when there is no user to check."""
     return hash_password(tokens.new_token()[0])
+
+
+@dataclass(frozen=True)
+class PortalView:
+    """What the sign-in pages show of a portal."""
+
+    org_id: int
+    org_name: str
+    portal_name: str
+
+
+def portal_view(session: Session, portal_slug: str) -> PortalView | None:
+    """The portal ``portal_slug`` and its org's name, or None when there is none."""
+    row = session.execute(
+        select(Portal.org_id, Org.name, Portal.name)
+        .join(Org, Org.id == Portal.org_id)
+        .where(Portal.slug == portal_slug.strip())
+    ).first()
+    return PortalView(*row) if row is not None else None
 
 
 def portal_org(session: Session, portal_slug: str) -> int:
@@ -190,6 +210,68 @@ def sign_in_with_password(
     )
 
 
+@dataclass(frozen=True)
+class MessageAdmission:
+    """A code or reset request past the rate limits (refusal None), with its login resolved.
+
+    The first half of a request, answered at once; the second half (who gets a message) may
+    run after the answer was sent, so the answer's timing tells nothing about the account.
+    """
+
+    refusal: SignInRefusal | None
+    org_id: int = 0
+    preference: InvitationPreference = InvitationPreference.EMAIL
+    login: str = ""
+    retry_after: int | None = None
+
+    def refused(self) -> MessageRequest | None:
+        """The request's answer when it was refused, else None."""
+        if self.refusal is None:
+            return None
+        return MessageRequest(self.refusal, retry_after=self.retry_after)
+
+
+def admit_message_request(
+    session: Session,
+    guard: SignInGuard,
+    *,
+    portal_slug: str,
+    login: str,
+    client_ip: str,
+    phone_only: bool = False,
+) -> MessageAdmission:
+    """Count a code or reset request against the client's and the account's limits.
+
+    NotFound for an unknown portal, InvalidInput for a login that is neither an email nor
+    an Indian mobile number (or not a number when ``phone_only``).
+    """
+    if (wait := guard.admit_client(client_ip)) is not None:
+        return MessageAdmission(SignInRefusal.RATE_LIMITED, retry_after=wait)
+    org_id = portal_org(session, portal_slug)
+    if phone_only:
+        preference, normalised = InvitationPreference.PHONE, _phone(login)
+    else:
+        preference, normalised = normalise_login(login)
+    if (wait := guard.admit_message(account_key(portal_slug, normalised))) is not None:
+        return MessageAdmission(SignInRefusal.RATE_LIMITED, retry_after=wait)
+    return MessageAdmission(None, org_id, preference, normalised)
+
+
+def send_sign_in_code(
+    session: Session, admission: MessageAdmission, now: datetime | None = None
+) -> MessageRequest:
+    """Queue a verification SMS with a fresh code for the confirmed user of the number."""
+    if (refused := admission.refused()) is not None:
+        return refused
+    user = find_user(
+        session, admission.org_id, InvitationPreference.PHONE, admission.login, confirmed_only=True
+    )
+    if user is None:
+        return MessageRequest(None)
+    message_id = queue_message(session, user, EmailKind.SIGN_IN_CODE, Channel.SMS, now or utcnow())
+    return MessageRequest(None, [message_id] if message_id is not None else [])
+
+
 def request_sign_in_code(
     session: Session,
     guard: SignInGuard,
@@ -200,18 +282,10 @@ def request_sign_in_code(
     now: datetime | None = None,
 ) -> MessageRequest:
     """Send a one-time code by the verification SMS to the confirmed user of ``phone``."""
-    now = now or utcnow()
-    if (wait := guard.admit_client(client_ip)) is not None:
-        return MessageRequest(SignInRefusal.RATE_LIMITED, retry_after=wait)
-    org_id = portal_org(session, portal_slug)
-    number = _phone(phone)
-    if (wait := guard.admit_message(account_key(portal_slug, number))) is not None:
-        return MessageRequest(SignInRefusal.RATE_LIMITED, retry_after=wait)
-    user = find_user(session, org_id, InvitationPreference.PHONE, number, confirmed_only=True)
-    if user is None:
-        return MessageRequest(None)
-    message_id = queue_message(session, user, EmailKind.SIGN_IN_CODE, Channel.SMS, now)
-    return MessageRequest(None, [message_id] if message_id is not None else [])
+    admission = admit_message_request(
+        session, guard, portal_slug=portal_slug, login=phone, client_ip=client_ip, phone_only=True
+    )
+    return send_sign_in_code(session, admission, now)
 
 
 def sign_in_with_code(

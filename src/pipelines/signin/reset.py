@@ -38,8 +38,14 @@ from ..acceptance import (
 from ..invitation_states import Transition, move
 from ..password_policy import check_password
 from . import sessions
-from .credentials import STATUS_REFUSALS, MessageRequest, find_user, normalise_login, portal_org
-from .guard import SignInGuard, account_key
+from .credentials import (
+    STATUS_REFUSALS,
+    MessageAdmission,
+    MessageRequest,
+    admit_message_request,
+    find_user,
+)
+from .guard import SignInGuard
 from .messages import queue_message
 
 
@@ -63,6 +69,23 @@ class ResetAnswer:
         return SIGN_IN_REFUSAL_DESCRIPTIONS[self.refusal]
 
 
+def send_reset(
+    session: Session, admission: MessageAdmission, now: datetime | None = None
+) -> MessageRequest:
+    """Queue a reset message for the confirmed user of the admitted login, by its channel."""
+    if (refused := admission.refused()) is not None:
+        return refused
+    user = find_user(
+        session, admission.org_id, admission.preference, admission.login, confirmed_only=True
+    )
+    if user is None:
+        return MessageRequest(None)
+    by_sms = admission.preference == InvitationPreference.PHONE
+    channel = Channel.SMS if by_sms else Channel.EMAIL
+    message_id = queue_message(session, user, EmailKind.RESET_PASSWORD, channel, now or utcnow())
+    return MessageRequest(None, [message_id] if message_id is not None else [])
+
+
 def request_reset(
     session: Session,
     guard: SignInGuard,
@@ -73,19 +96,10 @@ def request_reset(
     now: datetime | None = None,
 ) -> MessageRequest:
     """Send a reset link to the confirmed user of ``login`` (an email, or a number)."""
-    now = now or utcnow()
-    if (wait := guard.admit_client(client_ip)) is not None:
-        return MessageRequest(SignInRefusal.RATE_LIMITED, retry_after=wait)
-    org_id = portal_org(session, portal_slug)
-    preference, normalised = normalise_login(login)
-    if (wait := guard.admit_message(account_key(portal_slug, normalised))) is not None:
-        return MessageRequest(SignInRefusal.RATE_LIMITED, retry_after=wait)
-    user = find_user(session, org_id, preference, normalised, confirmed_only=True)
-    if user is None:
-        return MessageRequest(None)
-    channel = Channel.SMS if preference == InvitationPreference.PHONE else Channel.EMAIL
-    message_id = queue_message(session, user, EmailKind.RESET_PASSWORD, channel, now)
-    return MessageRequest(None, [message_id] if message_id is not None else [])
+    admission = admit_message_request(
+        session, guard, portal_slug=portal_slug, login=login, client_ip=client_ip
+    )
+    return send_reset(session, admission, now)
 
 
 def reset_password(

@@ -26,6 +26,7 @@ from portalflow.models import (
     PortalSession,
     PortalUser,
     PortalUserStatus,
+    PortalUserType,
     SessionEndReason,
     SignInMethod,
     SignInRefusal,
@@ -197,3 +198,38 @@ def sessions_of(
     if not include_ended:
         query = query.where(PortalSession.ended_at.is_(None))
     return list(session.scalars(query.order_by(PortalSession.id.desc())))
+
+
+@dataclass(frozen=True)
+class SignedInUser:
+    """What a signed-in portal user may read about themself."""
+
+    portal_user_id: int
+    org_id: int
+    user_type_id: int
+    user_type: str
+    status: PortalUserStatus
+    email: str | None
+    phone: str | None
+    language: str | None
+    time_zone: str | None
+
+
+def signed_in_user(session: Session, portal_user_id: int) -> SignedInUser:
+    """The portal user a live session signs in, as plain values."""
+    user, type_name = session.execute(
+        select(PortalUser, PortalUserType.name)
+        .join(PortalUserType, PortalUserType.id == PortalUser.user_type_id)
+        .where(PortalUser.id == portal_user_id)
+    ).one()
+    return SignedInUser(
+        portal_user_id=user.id,
+        org_id=user.org_id,
+        user_type_id=user.user_type_id,
+        user_type=type_name,
+        status=user.status,
+        email=user.email,
+        phone=user.phone,
+        language=user.language,
+        time_zone=user.time_zone,
+    )
