@@ -30,6 +30,7 @@ from . import (
     records,
     scheduler,
     serve,
+    sessions,
     setup,
     sms_templates,
     templates,
@@ -92,6 +93,7 @@ app.add_typer(delivery.channels_app, name="channels")
 app.add_typer(events.app, name="events")
 app.add_typer(licences.app, name="licenses")
 app.add_typer(api_keys.app, name="api-keys")
+app.add_typer(sessions.app, name="sessions")
 app.command("invite")(invite.invite)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)

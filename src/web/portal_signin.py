@@ -9,7 +9,8 @@ JSON (problem+json errors; a session refused has code ``sign_in_refused`` and it
   ``locked_out`` / ``rate_limited`` with ``Retry-After``.
 - ``POST /portal/login/code`` ``{"portal", "phone"}``: 202, a code is sent by the
   verification SMS if the number is a confirmed user's.
-- ``POST /portal/logout``: 204, the session ends (none at all is fine too).
+- ``POST /portal/logout``: 200 ``{"ended": true|false}``, the session ends (none at all is
+  fine too).
 - ``GET /portal/me``: who the session is (401 without a live one).
 - ``POST /portal/password/forgot`` ``{"portal", "email" | "phone"}``: 202, a reset link by
   email or SMS if the login is a confirmed user's.
@@ -182,6 +183,10 @@ class MeAnswer(BaseModel):
     session_expires_at: datetime
 
 
+class LogoutAnswer(BaseModel):
+    ended: bool = Field(description="Whether a live session was ended.")
+
+
 class ResetAnswer(BaseModel):
     portal_user_id: int
     sessions_ended: int
@@ -227,7 +232,7 @@ def _admit(request: Request, portal: str, login: str, phone_only: bool) -> Messa
         )
 
 
-router = APIRouter(prefix="/portal", tags=["portal sign-in"])
+router = APIRouter(prefix="/portal", tags=["portal"])
 
 
 @router.post("/login", response_model=SessionAnswer)
@@ -276,17 +281,17 @@ def request_code(request: Request, body: CodeRequest, background: BackgroundTask
     return AcceptedAnswer(detail=MessageRequest(None).detail)
 
 
-@router.post("/logout", status_code=204)
-def logout(request: Request) -> Response:
+@router.post("/logout", response_model=LogoutAnswer)
+def logout(request: Request, response: Response) -> Any:
     """End the request's session; signing out without one is fine too."""
     token = portal_auth.session_token(request)
+    ended = False
     if token:
         with request.app.state.session_factory() as session:
-            sessions.end_session(session, token)
+            ended = sessions.end_session(session, token)
             session.commit()
-    response = Response(status_code=204)
     portal_auth.clear_session_cookie(response, request)
-    return response
+    return LogoutAnswer(ended=ended)
 
 
 @router.get("/me", response_model=MeAnswer)
