@@ -50,6 +50,7 @@ from portalflow.pipelines.password_policy import PasswordRejected
 from portalflow.pipelines.signin import credentials, reset, sessions
 from portalflow.pipelines.signin.guard import SignInGuard, SignInRules
 
+from .factories import start_and_expand
 from .smtp_server import SmtpServer
 from .test_acceptance import PASSWORD, invite, make_world, only
 from .test_address_changes import phone_event
@@ -62,6 +63,12 @@ IP = "203.0.113.9"
 NEW_PASSWORD = "velvet-harbour-quince-9"
 RESET_LINK = re.compile(r"https://p/zylker/reset-password\?token=([A-Za-z0-9_\-]+)")
 E164 = "+919812345678"
+
+
+def invite_ids(session: Session, world: dict[str, Any], crm_ids: list[str]) -> list[int]:
+    """Queued-and-claimed invitation rows for ``crm_ids``, not sent yet."""
+    _run, ids = start_and_expand(session, world["org"], world["inviter"], crm_ids)
+    return ids
 
 
 def guard() -> SignInGuard:
@@ -473,3 +480,21 @@ def test_a_failed_reset_email_is_in_the_failure_report_and_suppresses_the_addres
     ).one()
     assert (refused.kind, refused.status) == (EmailKind.RESET_PASSWORD, InvitationStatus.FAILED)
     assert suppressions.active(session, world["org"].id)
+
+
+def test_a_reset_email_carries_no_opt_out_link(
+    session: Session, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    world, user = confirmed_email_user(session, tmp_path)
+    signed = dispatch.DispatchConfig(portal_base_url="https://p", link_key=b"k" * 32)
+    [message_id] = request_reset(session, guard(), user.email)
+    dispatch.dispatch(session, [message_id], channels=smtp_channels(smtp_server), config=signed)
+    session.commit()
+    message = email.message_from_bytes(smtp_server.messages[-1].content, policy=default_policy)
+    assert message["List-Unsubscribe"] is None  # one click on it would block the next reset
+    # An invitation sent the same way still carries one.
+    [invitation_id] = invite_ids(session, world, ["c1"])
+    dispatch.dispatch(session, [invitation_id], channels=smtp_channels(smtp_server), config=signed)
+    session.commit()
+    invited = email.message_from_bytes(smtp_server.messages[-1].content, policy=default_policy)
+    assert invited["List-Unsubscribe"] is not None

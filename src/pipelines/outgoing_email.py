@@ -17,6 +17,9 @@ from .rendering import CompiledEmailTemplate, load_email_template, render_contex
 DEFAULT_FROM = "no-reply@portalflow.invalid"
 
 
+# The kinds an admin sends that a recipient may stop; a reset email the user asked for
+# carries no opt-out (one click on it would block the next reset).
+OPT_OUT_KINDS = frozenset({EmailKind.ACCEPT_INVITATION, EmailKind.CONFIRM_EMAIL})
 # The recipient page each kind's link opens (``web.portal_links``, ``web.portal_signin``).
 LINK_ACTIONS: dict[EmailKind, str] = {
     EmailKind.ACCEPT_INVITATION: "accept",
@@ -64,7 +67,7 @@ class EmailBuilder:
         )
         headers = {"X-Portalflow-Invitation": str(invitation.id)}
         opt_out_url = ""
-        if self.link_key is not None:
+        if self.link_key is not None and invitation.kind in OPT_OUT_KINDS:
             token = opt_out.opt_out_token(self.link_key, invitation.id)
             opt_out_url = opt_out.opt_out_link(self.portal_base_url, token)
             # RFC 8058: mailbox providers show an unsubscribe button that POSTs here.

@@ -94,6 +94,7 @@ class SignInContext:
     @classmethod
     def from_settings(cls, settings: Settings) -> SignInContext:
         """Counters in the configured Redis (else memory), the deployment's link key."""
+        credentials.dummy_hash()  # made now, so the first unknown login costs no more
         return cls(
             guard=SignInGuard.from_url(settings.send_rate_redis_url),
             csrf_key=csrf.csrf_key(link_key(settings)),

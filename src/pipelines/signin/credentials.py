@@ -309,7 +309,8 @@ def sign_in_with_code(
     if (wait := guard.locked_out(account)) is not None:
         return SignInAnswer(SignInRefusal.LOCKED_OUT, retry_after=wait)
     user = find_user(session, org_id, InvitationPreference.PHONE, number)
-    row = _live_code(session, user.id, now) if user is not None else None
+    # The same lookup with or without a user: the answer's timing tells nothing either.
+    row = _live_code(session, user.id if user is not None else 0, now)
     given = tokens.sign_in_code_hash(row.id if row else 0, code.strip()[:MAX_SECRET_LENGTH])
     right = row is not None and hmac.compare_digest(row.token_hash or "", given)
     if right and row is not None:
