@@ -39,6 +39,7 @@ from portalflow.pipelines import (
     failure_reports,
     lifecycle,
     orgs,
+    recovery,
     suppressions,
     transfers,
 )
@@ -498,3 +499,21 @@ def test_a_reset_email_carries_no_opt_out_link(
     session.commit()
     invited = email.message_from_bytes(smtp_server.messages[-1].content, policy=default_policy)
     assert invited["List-Unsubscribe"] is not None
+
+
+def test_recovery_recognises_a_verification_sms_it_finds_at_the_provider(
+    session: Session, tmp_path: Path
+) -> None:
+    _org, _user = confirmed_agent(session, tmp_path)
+    [message_id] = request_code(session, guard(), MOBILE)
+    dispatch.dispatch(session, [message_id], channels=sms_channels(tmp_path), config=CONFIG)
+    session.commit()
+    [body] = sms_bodies(tmp_path, message_id)
+    row = session.get_one(Invitation, message_id)
+    session.refresh(row)
+    assert row.token_hash is not None
+    # A lapsed claim's SMS found at the provider completes the row instead of a second send.
+    assert recovery.carries_token(row.token_hash, row.id)(body)
+    assert not recovery.carries_token(row.token_hash, row.id + 1)(body)
+    other = "000000" if body[:6] != "000000" else "111111"
+    assert not recovery.carries_token(row.token_hash, row.id)(other + body[6:])
