@@ -320,6 +320,14 @@ SIGN_IN_REFUSAL_DESCRIPTIONS: dict[SignInRefusal, str] = {
 }
 
 
+class SessionState(StrEnum):
+    """Where a portal session stands, as an admin reads it."""
+
+    LIVE = "live"
+    EXPIRED = "expired"
+    ENDED = "ended"
+
+
 class SessionEndReason(StrEnum):
     """Why a portal session ended before it expired."""
 

@@ -9,14 +9,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portalflow.models import PortalSession, PortalUser, SessionEndReason, utcnow
+from portalflow.models import PortalSession, PortalUser, SessionEndReason, SessionState, utcnow
 
 from ..errors import NotFound
 from . import sessions
-
-LIVE = "live"
-EXPIRED = "expired"
-ENDED = "ended"
 
 
 def list_sessions(
@@ -73,11 +69,14 @@ def _check_user(session: Session, org_id: int, portal_user_id: int) -> None:
 
 
 def _summary(row: PortalSession, now: datetime) -> dict[str, Any]:
-    state = ENDED if row.ended_at else (EXPIRED if row.expires_at <= now else LIVE)
+    if row.ended_at is not None:
+        state = SessionState.ENDED
+    else:
+        state = SessionState.EXPIRED if row.expires_at <= now else SessionState.LIVE
     return {
         "id": row.id,
         "portal_user_id": row.portal_user_id,
-        "state": state,
+        "state": state.value,
         "method": row.method.value,
         "client_ip": row.client_ip,
         "user_agent": row.user_agent,
