@@ -1,5 +1,7 @@
 """Sign-in, forgot password and reset in headless Chromium, on the real app under uvicorn.
 
+``PORTALFLOW_UPDATE_SCREENSHOTS=1`` also saves the sign-in page as ``docs/sign-in-page.png``.
+
 The app runs on PostgreSQL; the messages it queues (the reset email, the verification SMS)
 are sent by the real dispatch pipeline into the file outboxes, and Chromium follows the
 link or types the code found there, as the portal user would.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import email
 import json
+import os
 import re
 from collections.abc import Iterator
 from email.policy import default as default_policy
@@ -40,6 +43,7 @@ from .test_sms_dispatch import invite as sms_invite
 pytestmark = [pytest.mark.postgres]
 
 NEW_PASSWORD = "velvet-harbour-quince-9"
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "sign-in-page.png"
 TOKEN_LINK = re.compile(r"https?://\S+?/(?:accept|reset-password)\?token=[A-Za-z0-9_\-]+")
 
 
@@ -127,8 +131,11 @@ def test_forgot_reset_sign_in_and_sign_out_in_the_browser(
     assert address
     portal = f"{served['base_url']}/portal/zylker"
 
+    chromium.set_window_size(900, 1000)
     chromium.get(f"{portal}/sign-in")
     assert chromium.find_element(By.TAG_NAME, "h1").text == "Sign in to Zylker"
+    if os.environ.get("PORTALFLOW_UPDATE_SCREENSHOTS") == "1":
+        chromium.save_screenshot(str(SCREENSHOT))
     fill(chromium, login=address, password="not my password at all")
     click_and_wait(chromium, "submit", "signin")
     assert "not right" in chromium.find_element(By.ID, "error").text
