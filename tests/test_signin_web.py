@@ -206,3 +206,20 @@ def test_the_sign_in_page_needs_its_csrf_token_and_opens_the_account_page(
     assert client.get("/nope/sign-in").status_code == 404
     client.cookies.clear()
     assert client.get("/zylker/account", follow_redirects=False).status_code == 303
+
+
+def test_a_reset_link_that_does_not_work_says_so_without_naming_anyone(
+    session: Session, tmp_path: Path, client: TestClient
+) -> None:
+    confirmed_email_user(session, tmp_path)
+    page = client.get("/zylker/reset-password?token=no-such-token")
+    assert page.status_code == 404
+    assert "This link does not work" in page.text and "Zylker" not in page.text
+    forgot = client.get("/zylker/forgot-password")
+    assert forgot.status_code == 200 and "Reset your password" in forgot.text
+    csrf_token = CSRF_FIELD.search(forgot.text)
+    assert csrf_token
+    bad = client.post(
+        "/zylker/forgot-password", data={"login": "not a login", "csrf_token": csrf_token.group(1)}
+    )
+    assert bad.status_code == 422 and "Indian mobile number" in bad.text

@@ -21,7 +21,8 @@ Pages, under the path of ``PORTALFLOW_PORTAL_BASE_URL`` beside the accept page:
 ``<slug>/sign-in`` (password, or a code by SMS), ``<slug>/forgot-password``,
 ``<slug>/reset-password?token=...`` (the link the reset email and SMS carry) and
 ``<slug>/account`` (who is signed in, sign out). GET only reads; each POST carries a
-signed double-submit CSRF token (:mod:`.csrf`).
+signed double-submit CSRF token (:mod:`.csrf`). Opening a reset link counts against the
+link rate limits (:mod:`.link_rate_rules`), as the accept page does.
 
 The code and reset requests are answered before anyone is looked up: which account gets a
 message is decided after the answer went out, so neither its words nor its timing tell
@@ -57,7 +58,7 @@ from portalflow.pipelines.signin import credentials, reset, sessions
 from portalflow.pipelines.signin.credentials import MessageAdmission, MessageRequest
 from portalflow.pipelines.signin.guard import SignInGuard
 
-from . import csrf, portal_auth
+from . import csrf, portal_auth, portal_links
 from .client_ip import client_ip
 from .portal_auth import PortalPrincipal, current_portal_user
 from .portal_pages import message, page_language, texts
@@ -382,6 +383,9 @@ def build_pages(settings: Settings) -> APIRouter:
     @pages.get(prefix + "/{portal_slug}/reset-password", response_class=HTMLResponse)
     def reset_page(request: Request, portal_slug: str, token: str = "") -> Response:
         """The new-password form, or the page saying why this link cannot be used."""
+        if (wait := portal_links.retry_after(request, token)) is not None:
+            return _message(request, "limited", 429, headers={"Retry-After": str(wait)},
+                            minutes=math.ceil(wait / 60))  # fmt: skip
         return _reset_form(request, portal_slug, token, None, 200)
 
     @pages.post(prefix + "/{portal_slug}/reset-password", response_class=HTMLResponse)
