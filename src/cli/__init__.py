@@ -30,6 +30,7 @@ from . import (
     records,
     scheduler,
     serve,
+    sessions,
     setup,
     sms_templates,
     templates,
@@ -94,6 +95,7 @@ app.add_typer(licences.app, name="licences")
 # The group's old spelling, kept working (hidden) for one release.
 app.add_typer(licences.app, name="licenses", hidden=True)
 app.add_typer(api_keys.app, name="api-keys")
+app.add_typer(sessions.app, name="sessions")
 app.command("invite")(invite.invite)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)

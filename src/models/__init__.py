@@ -7,6 +7,7 @@ from .codes import (
     OUTCOME_DESCRIPTIONS,
     REASON_DESCRIPTIONS,
     SEND_FAILURE_DESCRIPTIONS,
+    SIGN_IN_REFUSAL_DESCRIPTIONS,
     AcceptanceProblem,
     CrmEventCode,
     OutcomeCode,
@@ -16,11 +17,13 @@ from .codes import (
     Refusal,
     RefusalCode,
     SendFailureCode,
+    SignInRefusal,
     TokenProblem,
     describe_failure,
 )
 from .delivery import ChannelPause, ProviderEvent, Suppression
 from .enums import (
+    EMAIL_TEMPLATE_KINDS,
     OPEN_INVITATION_STATUSES,
     BulkAction,
     BulkRunStatus,
@@ -38,6 +41,9 @@ from .enums import (
     PortalUserStatus,
     ProviderEventStatus,
     RecordAccess,
+    SessionEndReason,
+    SessionState,
+    SignInMethod,
     SmsEncoding,
     SmsTemplateKind,
     VerificationStatus,
@@ -51,6 +57,7 @@ from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal,
 from .portal_users import PortalUser
 from .records import CONSENT_BASIS, RECORD_VALUE_COLUMNS, CrmRecord, RecordValues
 from .session import make_engine, make_session_factory, session_scope
+from .signin import PortalSession
 from .sms import DltTemplate, SmsTemplate, SmsTemplateMapping
 from .templates import EmailTemplate
 from .types import utcnow
@@ -59,11 +66,13 @@ __all__ = [
     "CLIENT_PORTAL_MODULE",
     "CLIENT_PORTAL_NAME",
     "CONSENT_BASIS",
+    "EMAIL_TEMPLATE_KINDS",
     "OPEN_INVITATION_STATUSES",
     "OUTCOME_DESCRIPTIONS",
     "REASON_DESCRIPTIONS",
     "RECORD_VALUE_COLUMNS",
     "SEND_FAILURE_DESCRIPTIONS",
+    "SIGN_IN_REFUSAL_DESCRIPTIONS",
     "AcceptanceProblem",
     "ApiKey",
     "Base",
@@ -100,6 +109,7 @@ __all__ = [
     "OutcomeCode",
     "PasswordProblem",
     "Portal",
+    "PortalSession",
     "PortalUser",
     "PortalUserStatus",
     "PortalUserType",
@@ -114,6 +124,10 @@ __all__ = [
     "ScheduledRun",
     "SendFailureCode",
     "SendReceipt",
+    "SessionEndReason",
+    "SessionState",
+    "SignInMethod",
+    "SignInRefusal",
     "SmsEncoding",
     "SmsTemplate",
     "SmsTemplateKind",

@@ -52,8 +52,20 @@ class PortalUserStatus(StrEnum):
 
 
 class EmailKind(StrEnum):
+    """What a message on the invitations table is for (the column predates the SMS kinds)."""
+
     ACCEPT_INVITATION = "accept_invitation"
     CONFIRM_EMAIL = "confirm_email"
+    RESET_PASSWORD = "reset_password"  # forgot password: by email, or the forgot-password SMS
+    SIGN_IN_CODE = "sign_in_code"  # a one-time sign-in code: the verification SMS only
+
+
+# The kinds that have email templates (per user type and language); the rest are SMS only.
+EMAIL_TEMPLATE_KINDS: tuple[EmailKind, ...] = (
+    EmailKind.ACCEPT_INVITATION,
+    EmailKind.CONFIRM_EMAIL,
+    EmailKind.RESET_PASSWORD,
+)
 
 
 class Channel(StrEnum):
@@ -157,3 +169,31 @@ class VerificationStatus(StrEnum):
 class SmsEncoding(StrEnum):
     GSM7 = "gsm7"
     UCS2 = "ucs2"
+
+
+class SignInMethod(StrEnum):
+    """How a portal session was opened."""
+
+    PASSWORD = "password"  # email-preference user types: email and password
+    SMS_CODE = "sms_code"  # phone-preference user types: the number and a one-time code
+
+
+class SessionState(StrEnum):
+    """Where a portal session stands, as an admin reads it."""
+
+    LIVE = "live"
+    EXPIRED = "expired"
+    ENDED = "ended"
+
+
+class SessionEndReason(StrEnum):
+    """Why a portal session ended before it expired."""
+
+    LOGOUT = "logout"
+    DEACTIVATED = "deactivated"
+    REMOVED = "removed"
+    TRANSFERRED = "transferred"  # moved to another user type
+    LOGIN_SUSPENDED = "login_suspended"  # the email changed
+    ADDRESS_CHANGED = "address_changed"  # the phone number changed
+    PASSWORD_RESET = "password_reset"
+    ENDED_BY_ADMIN = "ended_by_admin"

@@ -7,7 +7,8 @@
 - ``licensing``: licences, purchases, slab pricing, nightly reconciliation, alerts.
 - ``crm``: what the CRM tells us: events, intake over HTTP, record import.
 - ``tenancy``: orgs, portals, user types, CRM users, API keys, idempotency keys.
-- ``ops``: recovery, retention, the scheduled-run log, admin reports.
+- ``ops``: recovery, retention, the scheduled-run log, admin reports, the ops page's samples.
+- ``signin``: portal sign-in: sessions, passwords and one-time codes, resets, lockout.
 
 ``errors`` (the bad-input error every step raises) and ``bulk_sql`` (set-based writes of
 any row count) are shared by all of them.

@@ -26,9 +26,21 @@ from fastapi import FastAPI
 from portalflow.config import Settings
 from portalflow.models import make_engine, make_session_factory
 from portalflow.pipelines.delivery.sns import CachedCertificateLoader
+from portalflow.workers import enqueue
 from portalflow.workers.actors import process_provider_event
 
-from . import admin, api_schema, events, ops, portal, portal_links, problems, reports, unsubscribe
+from . import (
+    admin,
+    api_schema,
+    events,
+    ops,
+    portal,
+    portal_links,
+    portal_signin,
+    problems,
+    reports,
+    unsubscribe,
+)
 from .body_limit import BodyLimit
 from .webhooks import WebhookContext, router
 
@@ -41,6 +53,11 @@ SNS_TEST_CERTIFICATE_ENV = "PORTALFLOW_SNS_TEST_CERTIFICATE"
 def enqueue_provider_event(event_id: int) -> None:
     """Send the ``process_provider_event`` actor message for a committed event."""
     process_provider_event.send(event_id)
+
+
+def enqueue_dispatch(invitation_ids: list[int]) -> None:
+    """Send the ``dispatch_invitation`` messages of committed message rows (sign-in)."""
+    enqueue.enqueue_dispatch(invitation_ids)
 
 
 def create_app(
@@ -114,6 +131,11 @@ def create_app(
     app.include_router(unsubscribe.build_router(settings))
     app.state.link_pages = portal_links.LinkPages.from_settings(settings)
     app.include_router(portal_links.build_router(settings))
+    app.state.signin = portal_signin.SignInContext.from_settings(settings)
+    # Tests (or an embedding app) may replace it: a callable taking message ids.
+    app.state.enqueue_dispatch = enqueue_dispatch
+    app.include_router(portal_signin.router)
+    app.include_router(portal_signin.build_pages(settings))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

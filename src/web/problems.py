@@ -41,6 +41,7 @@ TITLES = {
     ProblemCode.CONFLICT: "Conflict",
     ProblemCode.INVALID_TRANSITION: "Not allowed in the user's current status",
     ProblemCode.INVALID_TOKEN: "The link's token cannot be used",
+    ProblemCode.SIGN_IN_REFUSED: "Sign-in refused",
     ProblemCode.IDEMPOTENCY_KEY_REUSED: "Idempotency key reused for another request",
     ProblemCode.EVENT_ID_REUSED: "Event id reused for another event",
     ProblemCode.PAYLOAD_TOO_LARGE: "Request body too large",

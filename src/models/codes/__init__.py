@@ -6,6 +6,7 @@
 - ``events``: how a CRM event failed (``CrmEventCode``).
 - ``refusals``: why a bulk action or a transfer refused one user (``Refusal``: code + detail).
 - ``problems``: the HTTP API's error codes, and why a link's token or a password was refused.
+- ``signin``: why a portal user's sign-in was refused (``SignInRefusal``).
 
 A refusal is a value with a code; flows never build codes into their messages, and tests
 assert codes, not words.
@@ -22,11 +23,13 @@ from .reasons import (
     describe_failure,
 )
 from .refusals import Refusal, RefusalCode
+from .signin import SIGN_IN_REFUSAL_DESCRIPTIONS, SignInRefusal
 
 __all__ = [
     "OUTCOME_DESCRIPTIONS",
     "REASON_DESCRIPTIONS",
     "SEND_FAILURE_DESCRIPTIONS",
+    "SIGN_IN_REFUSAL_DESCRIPTIONS",
     "AcceptanceProblem",
     "CrmEventCode",
     "OutcomeCode",
@@ -36,6 +39,7 @@ __all__ = [
     "Refusal",
     "RefusalCode",
     "SendFailureCode",
+    "SignInRefusal",
     "TokenProblem",
     "describe_failure",
 ]

@@ -16,6 +16,7 @@ class ProblemCode(StrEnum):
     CONFLICT = "conflict"
     INVALID_TRANSITION = "invalid_transition"  # the user's status does not allow the step
     INVALID_TOKEN = "invalid_token"  # a link's token; ``problem`` says why (used, expired...)
+    SIGN_IN_REFUSED = "sign_in_refused"  # ``problem`` is the SignInRefusal (locked_out...)
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     EVENT_ID_REUSED = "event_id_reused"
     PAYLOAD_TOO_LARGE = "payload_too_large"

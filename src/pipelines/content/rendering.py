@@ -26,7 +26,14 @@ from jinja2 import ChainableUndefined, Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portalflow.models import EmailKind, EmailTemplate, Org, Portal, PortalUserType
+from portalflow.models import (
+    EMAIL_TEMPLATE_KINDS,
+    EmailKind,
+    EmailTemplate,
+    Org,
+    Portal,
+    PortalUserType,
+)
 from portalflow.pipelines.errors import InvalidInput
 
 from .render_limits import budget, check_time
@@ -37,6 +44,7 @@ FALLBACK_LANGUAGE = "en"
 LINK_VARIABLE: dict[EmailKind, str] = {
     EmailKind.ACCEPT_INVITATION: "invite_url",
     EmailKind.CONFIRM_EMAIL: "confirm_url",
+    EmailKind.RESET_PASSWORD: "reset_url",
 }
 # Top-level names every template may use, besides its kind's link variable.
 CONTEXT_NAMES: frozenset[str] = frozenset(
@@ -158,11 +166,16 @@ def resolve_language(language: str) -> str:
 
 
 def email_kind(kind: EmailKind | str) -> EmailKind:
+    """``kind`` as an email kind that has templates, or InvalidInput naming those kinds."""
     try:
-        return EmailKind(kind)
+        found = EmailKind(kind)
     except ValueError:
-        allowed = ", ".join(member.value for member in EmailKind)
-        raise InvalidInput(f"email kind {kind!r} is not one of: {allowed}") from None
+        found = None
+    if found not in EMAIL_TEMPLATE_KINDS:
+        allowed = ", ".join(member.value for member in EMAIL_TEMPLATE_KINDS)
+        raise InvalidInput(f"email kind {kind!r} is not one of: {allowed}")
+    assert found is not None
+    return found
 
 
 def render_context(

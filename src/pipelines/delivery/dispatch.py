@@ -29,6 +29,7 @@ from portalflow.models import (
     RECORD_VALUE_COLUMNS,
     Channel,
     CrmRecord,
+    EmailKind,
     Invitation,
     RecordValues,
     utcnow,
@@ -110,7 +111,9 @@ def claim_queued(
     ]
     hashes = []
     for claimed in claim.rows:
-        claimed.token, digest = tokens_by_org.issue(claimed.org_id, claimed.channel)
+        claimed.token, digest = tokens_by_org.issue(
+            claimed.org_id, claimed.channel, claimed.kind, claimed.id
+        )
         hashes.append({"id": claimed.id, "token_hash": digest})
     bulk_sql.update_rows(session, _INVITATIONS, hashes, key="id")
     session.commit()
@@ -173,15 +176,24 @@ def _record_values(session: Session, record_ids: Sequence[int]) -> dict[int, Rec
 
 class TokenIssuer:
     """Fresh tokens for claimed rows: 256-bit for email links, the longest short-link code
-    that fits a DLT variable (30 characters by default) for SMS links."""
+    that fits a DLT variable (30 characters by default) for SMS links, 6 digits for a
+    sign-in code (hashed with its row id)."""
 
     def __init__(self, session: Session, config: DispatchConfig) -> None:
         self.session = session
         self.config = config
         self.code_lengths: dict[int, int] = {}
 
-    def issue(self, org_id: int, channel: Channel) -> tuple[str, str]:
+    def issue(
+        self,
+        org_id: int,
+        channel: Channel,
+        kind: EmailKind = EmailKind.ACCEPT_INVITATION,
+        row_id: int = 0,
+    ) -> tuple[str, str]:
         """(plain token, SHA-256 hash to store)."""
+        if kind == EmailKind.SIGN_IN_CODE:
+            return tokens.new_sign_in_code(row_id)
         if channel != Channel.SMS:
             return tokens.new_token()
         if org_id not in self.code_lengths:

@@ -21,8 +21,19 @@ from .channels.base import OutgoingEmail
 DEFAULT_FROM = "no-reply@portalflow.invalid"
 
 
+# The kinds an admin sends that a recipient may stop; a reset email the user asked for
+# carries no opt-out (one click on it would block the next reset).
+OPT_OUT_KINDS = frozenset({EmailKind.ACCEPT_INVITATION, EmailKind.CONFIRM_EMAIL})
+# The recipient page each kind's link opens (``web.portal_links``, ``web.portal_signin``).
+LINK_ACTIONS: dict[EmailKind, str] = {
+    EmailKind.ACCEPT_INVITATION: "accept",
+    EmailKind.CONFIRM_EMAIL: "confirm-email",
+    EmailKind.RESET_PASSWORD: "reset-password",
+}
+
+
 def invitation_link(base_url: str, portal_slug: str, kind: EmailKind, token: str) -> str:
-    action = "accept" if kind == EmailKind.ACCEPT_INVITATION else "confirm-email"
+    action = LINK_ACTIONS.get(kind, "accept")
     return f"{base_url.rstrip('/')}/{portal_slug}/{action}?token={token}"
 
 
@@ -55,12 +66,12 @@ class EmailBuilder:
             inviter_name=inviter.name if inviter else None,
             link=link,
             kind=invitation.kind,
-            expires_at=utcnow() + tokens.INVITATION_LIFETIME,
+            expires_at=utcnow() + tokens.lifetime(invitation.kind),
             language=invitation.language,
         )
         headers = {"X-Portalflow-Invitation": str(invitation.id)}
         opt_out_url = ""
-        if self.link_key is not None:
+        if self.link_key is not None and invitation.kind in OPT_OUT_KINDS:
             token = opt_out.opt_out_token(self.link_key, invitation.id)
             opt_out_url = opt_out.opt_out_link(self.portal_base_url, token)
             # RFC 8058: mailbox providers show an unsubscribe button that POSTs here.

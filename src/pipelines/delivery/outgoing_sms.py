@@ -7,14 +7,28 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from portalflow.models import CrmRecord, Invitation, Org, SendFailureCode, SmsTemplateKind
+from portalflow.models import (
+    CrmRecord,
+    EmailKind,
+    Invitation,
+    Org,
+    SendFailureCode,
+    SmsTemplateKind,
+)
 from portalflow.pipelines.content.sms_templates import ApprovedSms, approved_templates
 from portalflow.pipelines.content.sms_text import CheckedSms, DltMismatch, render_checked
+from portalflow.pipelines.invitations import tokens
 
 from .channels.base import SendFailure
 from .channels.sms_base import OutgoingSms
 
 SCHEME = "https://"
+# The org-wide SMS template each kind of message is sent with.
+SMS_TEMPLATE_OF_KIND: dict[EmailKind, SmsTemplateKind] = {
+    EmailKind.ACCEPT_INVITATION: SmsTemplateKind.INVITATION,
+    EmailKind.SIGN_IN_CODE: SmsTemplateKind.VERIFICATION,
+    EmailKind.RESET_PASSWORD: SmsTemplateKind.FORGOT_PASSWORD,
+}
 
 
 def short_link(domain: str, code: str) -> str:
@@ -41,22 +55,35 @@ class SmsBuilder:
     variable_limits: Mapping[str, int]
     approved: dict[int, dict[SmsTemplateKind, ApprovedSms]] = field(default_factory=dict)
 
-    def build(self, invitation: Invitation, record: CrmRecord, org: Org, link: str) -> PreparedSms:
-        """The checked SMS; SendFailure (permanent) when it cannot be sent as approved."""
+    def build(
+        self, invitation: Invitation, record: CrmRecord, org: Org, link: str, code: str = ""
+    ) -> PreparedSms:
+        """The checked SMS; SendFailure (permanent) when it cannot be sent as approved.
+
+        ``link`` is the short link of the message's token; ``code`` the token itself (a
+        verification SMS carries the one-time code, no link).
+        """
         assert org.portal is not None and invitation.address
-        template = self._approved(org.id).get(SmsTemplateKind.INVITATION)
+        kind = SMS_TEMPLATE_OF_KIND.get(invitation.kind, SmsTemplateKind.INVITATION)
+        template = self._approved(org.id).get(kind)
         if template is None:
             raise SendFailure(
                 "sms_templates_not_approved",
-                "the invitation SMS template has no approved DLT mapping",
+                f"the {kind.value} SMS template has no approved DLT mapping",
                 temporary=False,
             )
-        values = {
+        values: dict[str, object] = {
             "record": record.merge_fields(),
             "portal": {"name": org.portal.name},
             "org": {"name": org.name},
-            "invite_url": link,
         }
+        if kind == SmsTemplateKind.VERIFICATION:
+            values["code"] = code
+        elif kind == SmsTemplateKind.FORGOT_PASSWORD:
+            hours = tokens.lifetime(invitation.kind).total_seconds() / 3600
+            values |= {"reset_url": link, "expiry_hours": max(1, round(hours))}
+        else:
+            values["invite_url"] = link
         try:
             checked = render_checked(
                 template.body,

@@ -18,15 +18,15 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import Invitation, InvitationStatus, OutcomeClass, SendFailureCode
 from portalflow.pipelines import bulk_sql
+from portalflow.pipelines.delivery.channels.base import SendFailure
+from portalflow.pipelines.delivery.claims import Claim, ClaimedRow
+from portalflow.pipelines.delivery.outcomes import THROTTLED_CODES
+from portalflow.pipelines.delivery.retry import backoff_delay, throttled_delay
 from portalflow.pipelines.invitations import bulk, suppressions, tokens
 from portalflow.pipelines.invitations.invitation_states import Transition, has_status, move_ids
 
 from . import credits, pauses, receipts
-from .channels.base import SendFailure
-from .claims import Claim, ClaimedRow
 from .dispatch_config import DispatchConfig
-from .outcomes import THROTTLED_CODES
-from .retry import backoff_delay, throttled_delay
 from .sender import SendOutcome
 from .settlement import bump_run_totals, release_failed_users, write_transition
 
@@ -169,7 +169,7 @@ def _sort_sent(outcome: SendOutcome, batch: _Batch, result: DispatchResult) -> N
             "id": row.id,
             "provider_message_id": outcome.message_id,
             "sent_at": outcome.sent_at,
-            "expires_at": outcome.sent_at + tokens.INVITATION_LIFETIME,
+            "expires_at": outcome.sent_at + tokens.lifetime(row.kind),
         }
     )
     batch.count(row, "sent")

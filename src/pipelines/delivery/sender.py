@@ -163,7 +163,8 @@ class Sender:
                 org.id,
                 lambda key: short_link_domain(self.session, key, self.config),
             )
-            prepared = self.texts.build(row, row.record, org, short_link(domain, row.token))
+            link = short_link(domain, row.token)
+            prepared = self.texts.build(row, row.record, org, link, code=row.token)
         outcome.sms = prepared.checked
         outcome.dlt_template_id = prepared.sms.dlt_template_id
         return prepared

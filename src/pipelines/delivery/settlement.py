@@ -89,19 +89,19 @@ def complete_from_receipts(session: Session, rows: Sequence[Any], at: datetime) 
     Returns the ids completed.
     """
     ids = [row.id for row in rows]
-    runs = dict(
-        session.execute(
-            select(Invitation.id, Invitation.bulk_run_id).where(
-                Invitation.id.in_(ids), has_status(InvitationStatus.SENDING)
-            )
-        ).all()
-    )
+    found = session.execute(
+        select(Invitation.id, Invitation.bulk_run_id, Invitation.kind).where(
+            Invitation.id.in_(ids), has_status(InvitationStatus.SENDING)
+        )
+    ).all()
+    runs = {found_row.id: found_row.bulk_run_id for found_row in found}
+    kinds = {found_row.id: found_row.kind for found_row in found}
     values = [
         {
             "id": row.id,
             "provider_message_id": row.message_id,
             "sent_at": row.sent_at,
-            "expires_at": row.sent_at + tokens.INVITATION_LIFETIME,
+            "expires_at": row.sent_at + tokens.lifetime(kinds[row.id]),
         }
         for row in rows
         if row.id in runs

@@ -117,6 +117,8 @@ _WRONG_KIND_DETAIL = {
     EmailKind.CONFIRM_EMAIL: (
         "this link confirms an email address; it cannot accept an invitation"
     ),
+    EmailKind.RESET_PASSWORD: "this link resets a password; it cannot be used for this step",
+    EmailKind.SIGN_IN_CODE: "this is a sign-in code; it cannot be used for this step",
 }
 
 

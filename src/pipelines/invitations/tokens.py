@@ -11,11 +11,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portalflow.models import Invitation, InvitationStatus, TokenProblem, utcnow
+from portalflow.models import EmailKind, Invitation, InvitationStatus, TokenProblem, utcnow
 
 TOKEN_BYTES = 32
 BASE62 = string.digits + string.ascii_letters
 INVITATION_LIFETIME = timedelta(days=7)
+RESET_LIFETIME = timedelta(hours=1)
+SIGN_IN_CODE_LIFETIME = timedelta(minutes=10)
+SIGN_IN_CODE_DIGITS = 6
+# How long a sent message's secret stays usable, by kind; the rest live 7 days.
+LIFETIMES: dict[EmailKind, timedelta] = {
+    EmailKind.RESET_PASSWORD: RESET_LIFETIME,
+    EmailKind.SIGN_IN_CODE: SIGN_IN_CODE_LIFETIME,
+}
 
 
 class InvalidToken(Exception):
@@ -36,6 +44,24 @@ def new_short_code(length: int) -> tuple[str, str]:
     """A random base-62 code of ``length`` characters (for SMS links), and its hash."""
     code = "".join(secrets.choice(BASE62) for _ in range(length))
     return code, hash_token(code)
+
+
+def lifetime(kind: EmailKind) -> timedelta:
+    """How long after its send a message of ``kind`` can be used."""
+    return LIFETIMES.get(kind, INVITATION_LIFETIME)
+
+
+def new_sign_in_code(invitation_id: int) -> tuple[str, str]:
+    """A random 6-digit one-time code for a verification SMS, and the hash to store.
+
+    The hash covers the row id too: codes this short repeat across rows, hashes must not.
+    """
+    code = "".join(secrets.choice(string.digits) for _ in range(SIGN_IN_CODE_DIGITS))
+    return code, sign_in_code_hash(invitation_id, code)
+
+
+def sign_in_code_hash(invitation_id: int, code: str) -> str:
+    return hash_token(f"{invitation_id}:{code}")
 
 
 def hash_token(token: str) -> str:

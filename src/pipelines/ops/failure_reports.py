@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session, aliased
 from portalflow.models import (
     OUTCOME_DESCRIPTIONS,
     BulkRun,
+    EmailKind,
     Invitation,
     InvitationStatus,
     OutcomeClass,
@@ -248,6 +249,9 @@ def rows_for_csv(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+_INVITATION_KINDS = (EmailKind.ACCEPT_INVITATION, EmailKind.CONFIRM_EMAIL)
+
+
 def _is_failure(invitation: Any) -> ColumnElement[bool]:
     """Whether an invitation (``Invitation`` or an alias) is a failed invitee."""
     return or_(
@@ -269,8 +273,14 @@ def _resolution() -> ColumnElement[Any]:
         later.crm_id == Invitation.crm_id,
         later.id > Invitation.id,
         not_(_is_failure(later)),
+        # A sign-in message (code, reset) is resolved only by a later one of its own kind.
+        or_(
+            and_(later.kind.in_(_INVITATION_KINDS), Invitation.kind.in_(_INVITATION_KINDS)),
+            later.kind == Invitation.kind,
+        ),
     )
     confirmed = exists().where(
+        Invitation.kind.in_(_INVITATION_KINDS),  # a confirmed user's failed reset still stands
         PortalUser.org_id == Invitation.org_id,
         PortalUser.record_id == Invitation.record_id,
         PortalUser.status == PortalUserStatus.CONFIRMED,
@@ -308,6 +318,7 @@ def _invitees(
         select(
             Invitation.id,
             Invitation.crm_id,
+            Invitation.kind,
             Invitation.address,
             Invitation.user_type_id,
             Invitation.bulk_run_id,
@@ -335,6 +346,7 @@ def _invitees(
             {
                 "invitation_id": row.id,
                 "crm_id": row.crm_id,
+                "kind": row.kind.value,  # an invitation, or a sign-in code or reset message
                 "address": row.address,
                 "user_type_id": row.user_type_id,
                 "user_type": type_names.get(row.user_type_id),

@@ -53,6 +53,7 @@ LOOKUP_BUDGET_SECONDS = 60.0
 LOOKUP_FAILURES_IN_A_ROW = 3
 
 _LINK_CODE = re.compile(re.escape(SCHEME) + r"[^\s/?#]+/([0-9A-Za-z]+)")
+_SIGN_IN_CODE = re.compile(rf"(?<![0-9])([0-9]{{{tokens.SIGN_IN_CODE_DIGITS}}})(?![0-9])")
 
 
 @dataclass
@@ -208,13 +209,19 @@ def _requeue(session: Session, tried: list[int], untried: set[int], now: datetim
         )
 
 
-def carries_token(token_hash: str) -> Callable[[str], bool]:
-    """A matcher: does a message body hold a short link whose code hashes to ``token_hash``?"""
+def carries_token(token_hash: str, invitation_id: int | None = None) -> Callable[[str], bool]:
+    """A matcher: does a message body hold a short link whose code hashes to ``token_hash``,
+    or (a verification SMS of row ``invitation_id``) a sign-in code that does?"""
 
     def matches(body: str) -> bool:
-        return any(
+        if any(
             hmac.compare_digest(tokens.hash_token(code), token_hash)
             for code in _LINK_CODE.findall(body)
+        ):
+            return True
+        return invitation_id is not None and any(
+            hmac.compare_digest(tokens.sign_in_code_hash(invitation_id, code), token_hash)
+            for code in _SIGN_IN_CODE.findall(body)
         )
 
     return matches
@@ -251,7 +258,7 @@ def _ask_provider(rows: Sequence[_Lapsed], lookup: SmsLookup) -> tuple[dict[int,
         assert row.address and row.token_hash and row.claimed_at is not None
         try:
             message_id = lookup(
-                row.address, row.claimed_at - LOOKUP_SLACK, carries_token(row.token_hash)
+                row.address, row.claimed_at - LOOKUP_SLACK, carries_token(row.token_hash, row.id)
             )
         except Exception as exc:
             in_a_row += 1

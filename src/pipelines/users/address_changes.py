@@ -51,6 +51,7 @@ from portalflow.models import (
     PortalUserStatus,
     PortalUserType,
     ReasonCode,
+    SessionEndReason,
     utcnow,
 )
 from portalflow.pipelines.content.rendering import FALLBACK_LANGUAGE, SUPPORTED_LANGUAGES
@@ -58,6 +59,7 @@ from portalflow.pipelines.crm import crm_events
 from portalflow.pipelines.errors import InvalidInput, NotFound
 from portalflow.pipelines.invitations import bulk
 from portalflow.pipelines.invitations.invitation_states import Transition, initial_status, move_ids
+from portalflow.pipelines.signin import sessions
 
 from . import addresses, phones
 from .lifecycle import Action, transition
@@ -269,6 +271,8 @@ def _apply_phone(
     _refuse_if_sending(session, user)
     record.phone = phone
     user.phone = phone
+    # Only the new number signs in now: sessions opened with the old one end.
+    sessions.end_for_users(session, [user.id], SessionEndReason.ADDRESS_CHANGED, now)
     if user.status == S.DEACTIVATED:
         _supersede(session, user, None, now)
         return [], f"portal user {user.id} is deactivated; {phone} is its login when activated"

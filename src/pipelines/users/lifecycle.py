@@ -6,6 +6,9 @@
     invited / login_suspended ──reinvite──▶ (same status, a new invitation)
     confirmed / login_suspended / deactivated ──transfer──▶ (same status, another type)
 
+Suspend login, deactivate, remove and transfer end the user's portal sessions
+(:data:`ENDS_SESSIONS`), in the same statement batch as the status write.
+
 The spec's filters (All, Active, Confirmed, Unconfirmed: not accepted / login suspended,
 Deactivated) are queries over the status.
 """
@@ -20,9 +23,17 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.orm import Session
 
-from portalflow.models import PortalUser, PortalUserStatus, Refusal, RefusalCode, utcnow
+from portalflow.models import (
+    PortalUser,
+    PortalUserStatus,
+    Refusal,
+    RefusalCode,
+    SessionEndReason,
+    utcnow,
+)
 from portalflow.pipelines.errors import InvalidInput, Refused
 from portalflow.pipelines.licensing import licences
+from portalflow.pipelines.signin import sessions as portal_sessions
 from portalflow.pipelines.tenancy.orgs import get_user_type
 
 S = PortalUserStatus
@@ -61,6 +72,23 @@ TRANSITIONS: dict[tuple[PortalUserStatus, Action], PortalUserStatus] = {
 }
 
 
+# The actions that end the user's portal sessions (sign-in needs a confirmed user).
+ENDS_SESSIONS: dict[Action, SessionEndReason] = {
+    Action.SUSPEND_LOGIN: SessionEndReason.LOGIN_SUSPENDED,
+    Action.DEACTIVATE: SessionEndReason.DEACTIVATED,
+    Action.REMOVE: SessionEndReason.REMOVED,
+    Action.TRANSFER: SessionEndReason.TRANSFERRED,
+}
+
+
+def end_sessions(
+    session: Session, user_ids: Sequence[int], action: Action, now: datetime | None = None
+) -> None:
+    """End the sessions of users ``action`` moved, when it is one that revokes access."""
+    if action in ENDS_SESSIONS and user_ids:
+        portal_sessions.end_for_users(session, user_ids, ENDS_SESSIONS[action], now)
+
+
 class InvalidTransition(Refused):
     """The action is not allowed from the user's status; nothing was changed."""
 
@@ -94,6 +122,7 @@ def transition(
         user.status = target
         user.status_changed_at = now or utcnow()
     session.flush()
+    end_sessions(session, [user.id], action, now)
     if crossed:
         licences.sync_holders(session, [user.user_type_id])
     return target
@@ -153,6 +182,7 @@ def transition_many(
             .execution_options(synchronize_session="evaluate")
         )
         result.moved.extend(ids)
+    end_sessions(session, result.moved, action, now)
     licences.sync_holders(session, crossing)
     return result
 
@@ -180,6 +210,7 @@ def transition_from(
         .returning(PortalUser.id, PortalUser.user_type_id)
         .execution_options(synchronize_session=False)
     ).all()
+    end_sessions(session, [row.id for row in moved], action, now)
     if licences.is_holding(status) != licences.is_holding(target):
         licences.sync_holders(session, {row.user_type_id for row in moved})
     return [row.id for row in moved]

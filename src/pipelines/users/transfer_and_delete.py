@@ -27,6 +27,8 @@ from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.licensing import licences
 from portalflow.pipelines.tenancy import orgs
 
+from . import lifecycle
+from .lifecycle import Action
 from .move_rules import check_capacity, check_compatible
 
 
@@ -139,6 +141,7 @@ def _next_batch(session: Session, source_id: int, batch_size: int, now: datetime
             .values(user_type_id=target_id, updated_at=now)
             .execution_options(synchronize_session="evaluate")
         )
+        lifecycle.end_sessions(session, ids, Action.TRANSFER, now)
         licences.sync_holders(session, [source_id, target_id])
         return False
     for table, column in _other_references():

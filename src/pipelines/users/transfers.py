@@ -90,6 +90,7 @@ def transfer_users(
         )
     result.moved.extend(allowed)
     session.flush()
+    lifecycle.end_sessions(session, allowed, Action.TRANSFER, now)
     moved_from = {found[user_id].user_type_id for user_id in allowed}
     licences.sync_holders(session, moved_from | ({target.id} if allowed else set()))
     return result
