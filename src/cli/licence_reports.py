@@ -14,11 +14,10 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import func, select
 
-from portalflow.models import LicenceAlert, LicenceReport, utcnow
+from portalflow.models import utcnow
 from portalflow.pipelines.errors import InvalidInput
-from portalflow.pipelines.licensing import licence_alerts, pricing, reconciliation
+from portalflow.pipelines.licensing import licence_alerts, licence_reports, reconciliation
 
 from .common import console, fail, open_session, print_json
 
@@ -92,8 +91,8 @@ def report(
     if as_json and as_csv:
         fail("choose one of --json and --csv, not both")
     with open_session() as session:
-        rows = latest_reports(session, parse_day(day) if day else None, org)
-        reports = [report_summary(row) for row in rows]
+        rows = licence_reports.latest_reports(session, parse_day(day) if day else None, org)
+        reports = [licence_reports.report_summary(row) for row in rows]
     if as_json:
         print_json(reports)
     elif as_csv:
@@ -111,7 +110,10 @@ def alerts(org: OrgOption = None, as_json: Json = False) -> None:
     Example: `portalflow licences alerts --org 1 --json`
     """
     with open_session() as session:
-        found = [alert_summary(alert) for alert in licence_alerts.list_alerts(session, org)]
+        found = [
+            licence_reports.alert_summary(alert)
+            for alert in licence_alerts.list_alerts(session, org)
+        ]
     if as_json:
         print_json(found)
         return
@@ -136,56 +138,6 @@ def parse_day(value: str) -> date:
         return date.fromisoformat(value.strip())
     except ValueError:
         raise InvalidInput(f"--date {value!r} is not a date in the form YYYY-MM-DD") from None
-
-
-def latest_reports(session: Any, day: date | None, org_id: int | None) -> list[LicenceReport]:
-    """The reports of ``day``, or each org's latest; org by org."""
-    query = select(LicenceReport)
-    if day is not None:
-        query = query.where(LicenceReport.day == day)
-    else:
-        latest = select(LicenceReport.org_id, func.max(LicenceReport.day).label("day"))
-        if org_id is not None:
-            latest = latest.where(LicenceReport.org_id == org_id)
-        newest = latest.group_by(LicenceReport.org_id).subquery()
-        query = query.join(
-            newest,
-            (newest.c.org_id == LicenceReport.org_id) & (newest.c.day == LicenceReport.day),
-        )
-    if org_id is not None:
-        query = query.where(LicenceReport.org_id == org_id)
-    return list(session.scalars(query.order_by(LicenceReport.org_id)))
-
-
-def report_summary(row: LicenceReport) -> dict[str, Any]:
-    return {
-        "org_id": row.org_id,
-        "day": row.day.isoformat(),
-        "edition": row.edition,
-        "holders": row.holders,
-        "licences": row.licences,
-        "monthly_price_cents": row.monthly_price_cents,
-        "monthly_price_usd": pricing.cents_to_usd(row.monthly_price_cents),
-        "overage": row.overage,
-        "trial_expired": row.trial_expired,
-        "deletion_scheduled_for": (
-            row.deletion_scheduled_for.isoformat() if row.deletion_scheduled_for else None
-        ),
-        "counters_corrected": row.counters_corrected,
-        "user_types": row.details,
-    }
-
-
-def alert_summary(alert: LicenceAlert) -> dict[str, Any]:
-    return {
-        "id": alert.id,
-        "org_id": alert.org_id,
-        "user_type_id": alert.user_type_id,
-        "kind": alert.kind,
-        "day": alert.day.isoformat(),
-        "detail": alert.detail,
-        "emailed_at": alert.emailed_at.isoformat() if alert.emailed_at else None,
-    }
 
 
 def csv_text(reports: list[dict[str, Any]]) -> str:

@@ -11,24 +11,20 @@ actor. The handlers answer fast so a slow classifier never makes a provider time
 
 from __future__ import annotations
 
-import json
 import logging
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.request_validator import RequestValidator
 
-from portalflow.models import ProblemCode, session_scope
-from portalflow.models.enums import ProviderEventStatus
-from portalflow.pipelines.delivery.provider_events import record_provider_event
+from portalflow.models import ProblemCode
+from portalflow.pipelines.delivery import webhook_payloads
 from portalflow.pipelines.delivery.sns import (
     CertificateUnavailable,
     SnsMessageRefused,
@@ -38,6 +34,8 @@ from portalflow.pipelines.delivery.sns import (
     parse_topic_arns,
     verify_sns_message,
 )
+from portalflow.pipelines.delivery.webhook_payloads import IncomingEvent
+from portalflow.workers import submit
 
 from .problems import STATUS_CODES, problem_response
 
@@ -95,32 +93,10 @@ async def _body(request: Request) -> bytes | None:
     return body if len(body) <= MAX_BODY_BYTES else None
 
 
-def _store_then_enqueue(
-    context: WebhookContext,
-    *,
-    provider: str,
-    dedupe_key: str,
-    payload: dict[str, Any],
-    status: ProviderEventStatus = ProviderEventStatus.RECEIVED,
-    detail: str | None = None,
-    enqueue: bool = True,
-) -> tuple[int, bool]:
-    """Record the event and commit; only a newly stored event is then enqueued."""
-    with session_scope(context.session_factory) as session:
-        event_id, created = record_provider_event(
-            session,
-            provider=provider,
-            dedupe_key=dedupe_key,
-            payload=payload,
-            status=status,
-            detail=detail,
-        )
-    if created and enqueue:
-        try:
-            context.enqueue(event_id)
-        except Exception:  # the row is committed as received; the replay sweep finds it
-            log.exception("could not enqueue provider event %s; left for the replay", event_id)
-    return event_id, created
+def _store(context: WebhookContext, event: IncomingEvent) -> None:
+    """Record the event, commit, then (a new one to classify) enqueue it."""
+    with context.session_factory() as session:
+        submit.submit(session, submit.provider_event(event, send=context.enqueue))
 
 
 @router.post("/ses")
@@ -131,11 +107,9 @@ async def ses_webhook(request: Request) -> Response:
     if body is None:
         return _refuse(413, "request body too large")
     try:
-        message = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return _refuse(400, "the body is not JSON")
-    if not isinstance(message, dict):
-        return _refuse(400, "the body is not a JSON object")
+        message = webhook_payloads.sns_message(body)
+    except webhook_payloads.BadPayload as exc:
+        return _refuse(400, str(exc))
     try:
         await run_in_threadpool(
             verify_sns_message, message, certificate_loader=context.certificate_loader
@@ -155,13 +129,8 @@ async def ses_webhook(request: Request) -> Response:
         return _refuse(403, f"SNS message refused: {exc.reason}")
 
     message_type = message["Type"]  # verified: one of the three signed types
-    dedupe_key = f"ses:{message['MessageId']}"
     if message_type == "Notification":
-        payload = dict(message)
-        payload["message"] = _inner_message(message["Message"])
-        await run_in_threadpool(
-            _store_then_enqueue, context, provider="ses", dedupe_key=dedupe_key, payload=payload
-        )
+        await run_in_threadpool(_store, context, webhook_payloads.ses_notification(message))
         return Response(status_code=200)
 
     if message_type == "SubscriptionConfirmation":
@@ -178,25 +147,8 @@ async def ses_webhook(request: Request) -> Response:
     else:
         detail = "unsubscribe confirmation received"
     # Nothing to classify: kept for the record, never enqueued.
-    await run_in_threadpool(
-        _store_then_enqueue,
-        context,
-        provider="ses",
-        dedupe_key=dedupe_key,
-        payload=dict(message),
-        status=ProviderEventStatus.IGNORED,
-        detail=f"SNS {message_type}: {detail}",
-        enqueue=False,
-    )
+    await run_in_threadpool(_store, context, webhook_payloads.sns_housekeeping(message, detail))
     return Response(status_code=200)
-
-
-def _inner_message(text: str) -> Any:
-    """SES puts its event as a JSON string inside the SNS Message; None if it is not JSON."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
 
 
 @router.post("/twilio")
@@ -207,9 +159,9 @@ async def twilio_webhook(request: Request) -> Response:
     if body is None:
         return _refuse(413, "request body too large")
     try:
-        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    except (UnicodeDecodeError, ValueError):
-        return _refuse(400, "the body is not form-encoded")
+        form = webhook_payloads.twilio_form(body)
+    except webhook_payloads.BadPayload as exc:
+        return _refuse(400, str(exc))
     signature = request.headers.get("x-twilio-signature", "")
     if not context.twilio_auth_token:
         # An empty token would make every signature computable by anyone.
@@ -219,17 +171,11 @@ async def twilio_webhook(request: Request) -> Response:
         url, form, signature
     ):
         return _refuse(403, "invalid Twilio signature")
-    sid = form.get("MessageSid") or form.get("SmsSid")
-    status = form.get("MessageStatus") or form.get("SmsStatus")
-    if not sid or not status:
-        return _refuse(400, "MessageSid and MessageStatus are required")
-    await run_in_threadpool(
-        _store_then_enqueue,
-        context,
-        provider="twilio",
-        dedupe_key=f"twilio:{sid}:{status}",
-        payload=form,
-    )
+    try:
+        event = webhook_payloads.twilio_status(form)
+    except webhook_payloads.BadPayload as exc:
+        return _refuse(400, str(exc))
+    await run_in_threadpool(_store, context, event)
     return Response(TWIML_EMPTY, status_code=200, media_type="application/xml")
 
 

@@ -14,6 +14,7 @@ default; the web app and tests may pass their own). A starter returns a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -22,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import Channel, CrmEventKind, CrmEventStatus
 from portalflow.pipelines.crm import crm_events
-from portalflow.pipelines.delivery import pauses
+from portalflow.pipelines.delivery import pauses, provider_events
+from portalflow.pipelines.delivery.webhook_payloads import IncomingEvent
 from portalflow.pipelines.invitations import bulk
 from portalflow.pipelines.invitations.bulk import StartedRun
 from portalflow.pipelines.tenancy import idempotency
@@ -30,6 +32,8 @@ from portalflow.pipelines.users import user_actions
 
 from . import enqueue
 from .address_actors import handle_crm_event
+
+log = logging.getLogger(__name__)
 
 Result = TypeVar("Result")
 SendIds = Callable[[Sequence[int]], object]
@@ -125,6 +129,35 @@ def resume_channel(
 ) -> Submission[list[int]]:
     """Resume a paused channel; the invitations it held are queued after the commit."""
     return Submission(lambda session: pauses.resume(session, org_id, channel), send)
+
+
+def provider_event(event: IncomingEvent, *, send: SendId) -> Submission[tuple[int, bool]]:
+    """A provider's webhook event, stored once per dedupe key; a new one to classify is queued.
+
+    A failed enqueue is logged, not raised: the row is committed as received, the provider
+    must not be told to retry, and the replay sweep finds the row.
+    """
+
+    def record(session: Session) -> tuple[int, bool]:
+        return provider_events.record_provider_event(
+            session,
+            provider=event.provider,
+            dedupe_key=event.dedupe_key,
+            payload=event.payload,
+            status=event.status,
+            detail=event.detail,
+        )
+
+    def queue(stored: tuple[int, bool]) -> None:
+        event_id, created = stored
+        if not (created and event.to_classify):
+            return
+        try:
+            send(event_id)
+        except Exception:
+            log.exception("could not enqueue provider event %s; left for the replay", event_id)
+
+    return Submission(record, queue)
 
 
 @dataclass(frozen=True)
