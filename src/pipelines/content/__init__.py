@@ -1,6 +1,7 @@
 """Content: what a message says and how it is built.
 
 - ``rendering``: the shipped default templates per language, or an org's saved one.
+- ``html_text``: what a reader sees of an email's HTML: the plain-text part, visible links.
 - ``sandbox`` and ``render_limits``: the Jinja2 sandbox and each render's time and size caps.
 - ``email_templates``: validating, saving and resetting an org's email templates.
 - ``email_branding``: the logo, footer and opt-out link around every email.
