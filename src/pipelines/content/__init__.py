@@ -2,7 +2,8 @@
 
 - ``rendering``: the shipped default templates per language, or an org's saved one.
 - ``html_text``: what a reader sees of an email's HTML: the plain-text part, visible links.
-- ``sandbox`` and ``render_limits``: the Jinja2 sandbox and each render's time and size caps.
+- ``sandbox`` and ``render_limits``: the Jinja2 sandbox and each render's time and size caps;
+  ``sandbox_guards``: the checks on str methods and filters that could outgrow them.
 - ``email_templates``: validating, saving and resetting an org's email templates.
 - ``email_branding``: the logo, footer and opt-out link around every email.
 - ``message``: the RFC 5322 message (MIME) for one rendered email.
