@@ -8,7 +8,9 @@
 - ``email_branding``: the logo, footer and opt-out link around every email.
 - ``message``: the RFC 5322 message (MIME) for one rendered email.
 - ``sms_text``: SMS text rules without a database: merge fields, DLT tags, the
-  "- Company name" suffix, segments.
+  "- Company name" suffix, links, matching a DLT template, segments.
+- ``sms_rendering``: an SMS rendered at send time, each value checked against its DLT
+  variable (``DltMismatch`` else).
 - ``sms_templates``: an org's three SMS templates, their DLT mapping and verification.
 - ``dlt``: importing an org's DLT template registry (CSV or XLSX).
 """

@@ -35,15 +35,8 @@ from portalflow.models import (
 )
 from portalflow.pipelines.errors import InvalidInput, NotFound
 
-from .sms_text import (
-    CheckedSms,
-    DltMismatch,
-    find_mismatch,
-    parse_body,
-    parse_dlt_content,
-    render_checked,
-    validate_sms_template,
-)
+from .sms_rendering import CheckedSms, DltMismatch, render_checked
+from .sms_text import find_mismatch, parse_body, parse_dlt_content, validate_sms_template
 
 IN_USE = "in use"
 PENDING = "pending"

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from portalflow.models import CrmRecord, Invitation, Org, SendFailureCode, SmsTemplateKind
+from portalflow.pipelines.content.sms_rendering import CheckedSms, DltMismatch, render_checked
 from portalflow.pipelines.content.sms_templates import ApprovedSms, approved_templates
-from portalflow.pipelines.content.sms_text import CheckedSms, DltMismatch, render_checked
 
 from .channels.base import SendFailure
 from .channels.sms_base import OutgoingSms

@@ -29,7 +29,7 @@ from portalflow.models import (
     SendFailureCode,
 )
 from portalflow.pipelines.content.render_limits import TemplateLimitExceeded
-from portalflow.pipelines.content.sms_text import CheckedSms
+from portalflow.pipelines.content.sms_rendering import CheckedSms
 from portalflow.pipelines.invitations.invitation_states import has_status
 
 from . import credits
