@@ -12,5 +12,6 @@
 - ``sms_rendering``: an SMS rendered at send time, each value checked against its DLT
   variable (``DltMismatch`` else).
 - ``sms_templates``: an org's three SMS templates, their DLT mapping and verification.
+- ``sms_template_checks``: a trial render of an SMS template against its DLT text.
 - ``dlt``: importing an org's DLT template registry (CSV or XLSX).
 """
