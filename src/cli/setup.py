@@ -17,7 +17,7 @@ from portalflow.models import (
     RecordAccess,
 )
 from portalflow.pipelines.delivery import credits
-from portalflow.pipelines.tenancy import orgs
+from portalflow.pipelines.tenancy import branding, orgs
 
 from .common import console, new_app, open_session, print_json
 
@@ -439,7 +439,7 @@ def set_branding(
             --footer "Zylker Ltd, 1 Main St, Springfield\\nsupport@zylker.com"
     """
     with open_session() as session:
-        updated = orgs.set_email_branding(session, org, logo_url=logo_url, footer=footer)
+        updated = branding.set_email_branding(session, org, logo_url=logo_url, footer=footer)
         summary = {
             "org_id": updated.id,
             "logo_url": updated.logo_url,
