@@ -2,6 +2,7 @@
 
 - ``eligibility``: the twelve pre-send reasons, one stable code per refused record.
 - ``bulk``: a request becomes a bulk run of chunks; each chunk becomes invitation rows.
+- ``chunk_rows``: a chunk's invitation rows (refused, queued or claimed) and portal users.
 - ``invitation_states``: the invitation's state machine; every status write is named there.
 - ``tokens``: 256-bit tokens stored as SHA-256, single use, and the 7-day lifetime.
 - ``reinvite``: inviting an unconfirmed user again kills the previous token.
