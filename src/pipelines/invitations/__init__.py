@@ -8,6 +8,7 @@
 - ``reinvite``: inviting an unconfirmed user again kills the previous token.
 - ``acceptance``: accepting by token, and confirming a changed email address.
 - ``password_policy``: the password rule the accept page enforces.
+- ``password_hashes``: passwords stored as Argon2id hashes, older ones upgraded on use.
 - ``expiry``: the sweep that expires ``sent`` invitations past their ``expires_at``.
 - ``suppressions`` and ``opt_out``: addresses no invitation goes to, and the one-click stop.
 - ``link_keys`` and ``link_views``: the signed-link secret and what a recipient's link shows.
