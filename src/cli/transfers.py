@@ -2,7 +2,7 @@
 
 Plain command functions, registered by the root app: ``transfer`` as ``portalflow users
 transfer`` and ``lead_converted`` as ``portalflow events lead-converted``. The user-type
-deletion commands live with the other user-type commands in ``setup.py`` and share
+deletion commands live with the other user-type commands in ``user_types.py`` and share
 :func:`run_transfer_and_delete` from here.
 """
 
