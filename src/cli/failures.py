@@ -140,7 +140,12 @@ def print_failure_report(report: dict[str, Any]) -> None:
         )
     if not total:
         return
+    _print_counts(report)
+    _print_invitees(report["invitees"], total, with_resolved=bool(chosen.get("include_resolved")))
 
+
+def _print_counts(report: dict[str, Any]) -> None:
+    """The three count tables: by reason (with its meaning), by outcome, by user type."""
     reasons = Table("reason", "count", "meaning", title="By reason")
     for code, count in report["by_reason"].items():
         reasons.add_row(escape(code), str(count), escape(failure_reports.describe_reason(code)))
@@ -156,10 +161,11 @@ def print_failure_report(report: dict[str, Any]) -> None:
         types.add_row(str(row["user_type_id"]), escape(row["name"]), str(row["failed"]))
     console.print(types)
 
-    invitees = report["invitees"]
+
+def _print_invitees(invitees: list[dict[str, Any]], total: int, *, with_resolved: bool) -> None:
+    """The newest failed invitees, at most ``INVITEES_SHOWN``, and how many more there are."""
     if invitees:
         columns = ["CRM id", "address", "reason", "attempts", "detail", "at (UTC)"]
-        with_resolved = bool(chosen.get("include_resolved"))
         if with_resolved:
             columns.append("resolved")
         table = Table(*columns, title="Failed invitees")
