@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 
 from portalflow.config import Settings
-from portalflow.demo import plans
 from portalflow.demo import world as demo_world
+from portalflow.demo.plan import RunPlan
 from portalflow.models.schema import upgrade
 from portalflow.pipelines.invitations import bulk
 from portalflow.pipelines.ops import reports
@@ -90,7 +90,7 @@ def _fresh_demo_settings(demo_dir: Path) -> Settings:
     )
 
 
-def _start(current: object, plan: plans.RunPlan, config: Settings) -> bulk.StartedRun:
+def _start(current: object, plan: RunPlan, config: Settings) -> bulk.StartedRun:
     with current.session() as session:  # type: ignore[attr-defined]
         return bulk.start_bulk_run(
             session,
@@ -103,7 +103,7 @@ def _start(current: object, plan: plans.RunPlan, config: Settings) -> bulk.Start
 
 
 def _print_summary(
-    summary: dict, per_run: list[dict], plans: list[plans.RunPlan], config: Settings
+    summary: dict, per_run: list[dict], plans: list[RunPlan], config: Settings
 ) -> None:
     runs = Table("run", "invite", "requested", "sent", "failed", title="Bulk runs")
     for report, plan in zip(per_run, plans, strict=True):

@@ -2,5 +2,5 @@
 
 - ``world``: the orgs, contacts and special cases (one per failure reason) of the demo.
 - ``sms_world``: Zylker's SMS setup (DLT templates approved), field agents, an unready org.
-- ``plans``: the invites the demo runs, in order.
+- ``plan``: one invite the demo runs (``RunPlan``), shared by both worlds.
 """

@@ -10,6 +10,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
+from portalflow.demo.plan import RunPlan
 from portalflow.models import (
     CrmRecord,
     CrmUser,
@@ -21,8 +22,6 @@ from portalflow.models import (
 from portalflow.pipelines.content import dlt, sms_templates
 from portalflow.pipelines.delivery import credits
 from portalflow.pipelines.tenancy import orgs
-
-from .plans import RunPlan
 
 SIGNATURE = "- Zylker Retail"
 SMS_TEMPLATES: dict[SmsTemplateKind, tuple[str, str, str]] = {

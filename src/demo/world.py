@@ -11,6 +11,8 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
+from portalflow.demo.plan import RunPlan
+from portalflow.demo.sms_world import seed_sms
 from portalflow.models import (
     Channel,
     CrmRecord,
@@ -22,9 +24,6 @@ from portalflow.models import (
 )
 from portalflow.pipelines.invitations import suppressions
 from portalflow.pipelines.tenancy import orgs
-
-from .plans import DemoWorld, RunPlan
-from .sms_world import seed_sms
 
 FIRST_NAMES = ("Aarav", "Aiko", "Amara", "Ana", "Ben", "Chloé", "Diego", "Elif", "Emma", "Fatima")
 LAST_NAMES = ("Brown", "Dubois", "García", "Ito", "Kapoor", "Müller", "Okafor", "Silva", "Weiser")
@@ -43,6 +42,12 @@ SPECIAL_CASES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("invalid_address", {"email": None}),
     ("invalid_address", {"email": "no-at-sign.example.org"}),
 )
+
+
+@dataclass(frozen=True)
+class DemoWorld:
+    warm_up: RunPlan  # must finish first: it makes some records portal users already
+    runs: list[RunPlan]
 
 
 def seed(

@@ -1,4 +1,4 @@
-"""The demo's plan: which invites it runs, by whom, into which user type, in which order."""
+"""What the demo plans to run: one invite per plan, shared by the email and SMS worlds."""
 
 from __future__ import annotations
 
@@ -14,9 +14,3 @@ class RunPlan:
     user_type_id: int
     inviter_id: int
     crm_ids: list[str]
-
-
-@dataclass(frozen=True)
-class DemoWorld:
-    warm_up: RunPlan  # must finish first: it makes some records portal users already
-    runs: list[RunPlan]
