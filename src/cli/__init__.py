@@ -34,6 +34,7 @@ from . import (
     setup,
     sms_templates,
     templates,
+    user_types,
     users,
     worker,
 )
@@ -81,7 +82,7 @@ def _root(
 
 app.add_typer(db.app, name="db")
 app.add_typer(setup.orgs_app, name="orgs")
-app.add_typer(setup.user_types_app, name="user-types")
+app.add_typer(user_types.user_types_app, name="user-types")
 app.add_typer(setup.crm_users_app, name="crm-users")
 app.add_typer(records.app, name="records")
 app.add_typer(bulk_runs.app, name="bulk-runs")

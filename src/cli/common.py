@@ -142,3 +142,18 @@ def _database_label() -> str:
 
 def _first_line(error: object) -> str:
     return (str(error).strip().splitlines() or ["(no detail)"])[0]
+
+
+# The --org option of the commands that act on one org.
+OrgId = Annotated[int, typer.Option("--org", help="The org's id (see `portalflow orgs list`).")]
+
+
+def print_table(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Print ``rows`` under ``columns`` as a table; None shows as "-", values never as markup."""
+    table = Table(title=escape(title))
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        # Names come from users: never let a '[' in them read as Rich markup.
+        table.add_row(*(escape("-" if value is None else str(value)) for value in row))
+    console.print(table)

@@ -20,38 +20,43 @@ from .common import console, fail, open_session, print_json
 INVITEES_SHOWN = 50
 
 
+BulkRunOption = Annotated[
+    int | None, typer.Option("--bulk-run", help="Only the invitees of this bulk run.")
+]
+UserTypeOption = Annotated[
+    int | None, typer.Option("--user-type", help="Only the invitees of this user type.")
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        help="Only invitations created at or after this ISO 8601 date or time "
+        "(e.g. 2026-11-01 or 2026-11-01T09:30; without an offset it is UTC).",
+    ),
+]
+IncludeResolved = Annotated[
+    bool,
+    typer.Option(
+        "--include-resolved",
+        help="Also count and list failures resolved since: the record was invited again "
+        "or its portal user is now confirmed (marked in a 'resolved' column).",
+    ),
+]
+AsCsv = Annotated[bool, typer.Option("--csv", help="Write the failed invitees as CSV to stdout.")]
+Limit = Annotated[
+    int, typer.Option("--limit", min=0, help="At most this many invitees (newest failure first).")
+]
+
+
 def failures(
     org: Annotated[int, typer.Option("--org", help="Org id.", show_default=False)],
-    bulk_run: Annotated[
-        int | None, typer.Option("--bulk-run", help="Only the invitees of this bulk run.")
-    ] = None,
-    user_type: Annotated[
-        int | None, typer.Option("--user-type", help="Only the invitees of this user type.")
-    ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since",
-            help="Only invitations created at or after this ISO 8601 date or time "
-            "(e.g. 2026-11-01 or 2026-11-01T09:30; without an offset it is UTC).",
-        ),
-    ] = None,
-    include_resolved: Annotated[
-        bool,
-        typer.Option(
-            "--include-resolved",
-            help="Also count and list failures resolved since: the record was invited again "
-            "or its portal user is now confirmed (marked in a 'resolved' column).",
-        ),
-    ] = False,
+    bulk_run: BulkRunOption = None,
+    user_type: UserTypeOption = None,
+    since: SinceOption = None,
+    include_resolved: IncludeResolved = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    as_csv: Annotated[
-        bool, typer.Option("--csv", help="Write the failed invitees as CSV to stdout.")
-    ] = False,
-    limit: Annotated[
-        int,
-        typer.Option("--limit", min=0, help="At most this many invitees (newest failure first)."),
-    ] = failure_reports.DEFAULT_LIMIT,
+    as_csv: AsCsv = False,
+    limit: Limit = failure_reports.DEFAULT_LIMIT,
 ) -> None:
     """Report failed invitees: counts by reason, by outcome and by user type, and who failed.
 
@@ -140,7 +145,12 @@ def print_failure_report(report: dict[str, Any]) -> None:
         )
     if not total:
         return
+    _print_counts(report)
+    _print_invitees(report["invitees"], total, with_resolved=bool(chosen.get("include_resolved")))
 
+
+def _print_counts(report: dict[str, Any]) -> None:
+    """The three count tables: by reason (with its meaning), by outcome, by user type."""
     reasons = Table("reason", "count", "meaning", title="By reason")
     for code, count in report["by_reason"].items():
         reasons.add_row(escape(code), str(count), escape(failure_reports.describe_reason(code)))
@@ -156,10 +166,11 @@ def print_failure_report(report: dict[str, Any]) -> None:
         types.add_row(str(row["user_type_id"]), escape(row["name"]), str(row["failed"]))
     console.print(types)
 
-    invitees = report["invitees"]
+
+def _print_invitees(invitees: list[dict[str, Any]], total: int, *, with_resolved: bool) -> None:
+    """The newest failed invitees, at most ``INVITEES_SHOWN``, and how many more there are."""
     if invitees:
         columns = ["CRM id", "address", "reason", "attempts", "detail", "at (UTC)"]
-        with_resolved = bool(chosen.get("include_resolved"))
         if with_resolved:
             columns.append("resolved")
         table = Table(*columns, title="Failed invitees")

@@ -19,41 +19,47 @@ from .waiting import DEFAULT_WORKER_WAIT_SECONDS, EXIT_NO_WORKER, run_and_wait
 EMBEDDED_TIMEOUT_SECONDS = 3600.0
 
 
+Inviter = Annotated[
+    int,
+    typer.Option("--crm-user", "--inviter", help="Id of the inviting CRM user (or --inviter)."),
+]
+Records = Annotated[
+    list[str] | None, typer.Option("--record", "-r", help="CRM id of a record; repeatable.")
+]
+RecordsFile = Annotated[
+    Path | None,
+    typer.Option(help="A file with one CRM id per line.", exists=True, dir_okay=False),
+]
+AllUninvited = Annotated[
+    bool,
+    typer.Option("--all", help="Every record of the type's module in no portal, with an address."),
+]
+Wait = Annotated[
+    bool, typer.Option(help="Wait for the run to finish (always, with the embedded broker).")
+]
+WaitForWorker = Annotated[
+    float,
+    typer.Option(
+        "--wait-for-worker",
+        min=0,
+        metavar="SECONDS",
+        help="With Redis or RabbitMQ: how long to wait for a worker to take the run before "
+        f"giving up with exit code {EXIT_NO_WORKER} (the run stays queued). A missing "
+        "worker is said after 5 s at most.",
+    ),
+]
+
+
 def invite(
     org: Annotated[int, typer.Option(help="Org id.")],
     user_type: Annotated[int, typer.Option("--user-type", help="User type id to invite into.")],
-    inviter: Annotated[
-        int,
-        typer.Option("--crm-user", "--inviter", help="Id of the inviting CRM user (or --inviter)."),
-    ],
-    record: Annotated[
-        list[str] | None, typer.Option("--record", "-r", help="CRM id of a record; repeatable.")
-    ] = None,
-    records_file: Annotated[
-        Path | None,
-        typer.Option(help="A file with one CRM id per line.", exists=True, dir_okay=False),
-    ] = None,
-    all_uninvited: Annotated[
-        bool,
-        typer.Option(
-            "--all", help="Every record of the type's module in no portal, with an address."
-        ),
-    ] = False,
+    inviter: Inviter,
+    record: Records = None,
+    records_file: RecordsFile = None,
+    all_uninvited: AllUninvited = False,
     language: Annotated[str, typer.Option(help="Template language: en fr de es ja hi.")] = "en",
-    wait: Annotated[
-        bool, typer.Option(help="Wait for the run to finish (always, with the embedded broker).")
-    ] = True,
-    wait_for_worker: Annotated[
-        float,
-        typer.Option(
-            "--wait-for-worker",
-            min=0,
-            metavar="SECONDS",
-            help="With Redis or RabbitMQ: how long to wait for a worker to take the run before "
-            f"giving up with exit code {EXIT_NO_WORKER} (the run stays queued). A missing "
-            "worker is said after 5 s at most.",
-        ),
-    ] = DEFAULT_WORKER_WAIT_SECONDS,
+    wait: Wait = True,
+    wait_for_worker: WaitForWorker = DEFAULT_WORKER_WAIT_SECONDS,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
 ) -> None:
     """Invite records into a portal user type: by id, from a file, or **--all** uninvited.
@@ -93,6 +99,11 @@ def invite(
         timeout=EMBEDDED_TIMEOUT_SECONDS,
         worker_wait=wait_for_worker,
     )
+    _finish(current, run_id, finished, as_json)
+
+
+def _finish(current: runtime.Runtime, run_id: int, finished: bool, as_json: bool) -> None:
+    """Print the run's report; exit 1 when some invitees failed."""
     with current.session() as session:
         report = reports.bulk_run_report(session, run_id)
     if as_json:

@@ -10,12 +10,8 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from portalflow.pipelines.crm.records import (
-    ImportReport,
-    SourceRow,
-    import_records,
-    read_record_file,
-)
+from portalflow.pipelines.crm.record_files import SourceRow, read_record_file
+from portalflow.pipelines.crm.records import ImportReport, import_records
 
 from .common import (
     EXIT_ROWS_FAILED,

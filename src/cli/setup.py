@@ -1,35 +1,27 @@
-"""Setting up a tenant: ``portalflow orgs``, ``portalflow user-types``, ``portalflow crm-users``."""
+"""Setting up a tenant: ``portalflow orgs`` and ``portalflow crm-users`` (``user_types.py``:
+``portalflow user-types``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from portalflow.models import (
     CrmUser,
     DataCentre,
     Edition,
-    InvitationPreference,
-    PortalUserType,
     RecordAccess,
 )
 from portalflow.pipelines.delivery import credits
-from portalflow.pipelines.licensing import purchases
-from portalflow.pipelines.tenancy import orgs
-from portalflow.pipelines.users import lead_conversion
+from portalflow.pipelines.tenancy import branding, orgs
 
-from .common import console, new_app, open_session, print_json
-from .transfers import run_transfer_and_delete
+from .common import OrgId, console, new_app, open_session, print_json, print_table
 
 orgs_app = new_app("Create, list and update orgs (tenants) and their portals.")
-user_types_app = new_app("Add and list an org's portal user types (Customers, Vendors, ...).")
 crm_users_app = new_app("Add and list the CRM users who invite portal users.")
 
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-OrgId = Annotated[int, typer.Option("--org", help="The org's id (see `portalflow orgs list`).")]
 
 
 @orgs_app.command("create")
@@ -165,66 +157,6 @@ def update_org(
         _print_orgs([summary], title="Org updated")
 
 
-@user_types_app.command("add")
-def add_user_type(
-    org: OrgId,
-    name: Annotated[str, typer.Option(help="The user type's label, e.g. Vendors.")],
-    module: Annotated[str, typer.Option(help="The CRM module its records come from.")],
-    preference: Annotated[
-        InvitationPreference,
-        typer.Option(help="Invite by email, or by phone (orgs registered in India only)."),
-    ] = InvitationPreference.EMAIL,
-    field: Annotated[
-        str | None,
-        typer.Option(help="The record field holding the address (default: email or phone)."),
-    ] = None,
-    licences: Annotated[
-        int | None,
-        typer.Option(min=0, help="Portal user licences to buy for it, in force from today."),
-    ] = None,
-    json_output: Json = False,
-) -> None:
-    """Add a portal user type to an org (at most five per org; none on a trial).
-
-    A type other than the Client Portal invites only as many users as it has licences.
-
-    Example:
-
-        portalflow user-types add --org 1 --name Vendors --module Vendors
-    """
-    with open_session() as session:
-        options = {"name": name, "module": module, "invitation_field": field}
-        if licences is None:
-            user_type = orgs.add_user_type(
-                session, org, invitation_preference=preference, **options
-            )
-        else:
-            user_type = purchases.add_user_type_with_licences(
-                session, org, invitation_preference=preference, licences=licences, **options
-            )
-        summary = _user_type_summary(user_type)
-    if json_output:
-        print_json(summary)
-    else:
-        _print_user_types([summary], title="User type added")
-
-
-@user_types_app.command("list")
-def list_user_types(org: OrgId, json_output: Json = False) -> None:
-    """List an org's portal user types.
-
-    Example:
-
-        portalflow user-types list --org 1
-    """
-    with open_session() as session:
-        summaries = [_user_type_summary(t) for t in orgs.list_user_types(session, org)]
-    if json_output:
-        print_json(summaries)
-    else:
-        _print_user_types(summaries, title=f"User types of org {org}")
-
-
 @crm_users_app.command("add")
 def add_crm_user(
     org: OrgId,
@@ -276,19 +208,6 @@ def list_crm_users(org: OrgId, json_output: Json = False) -> None:
         _print_crm_users(summaries, title=f"CRM users of org {org}")
 
 
-def _user_type_summary(user_type: PortalUserType) -> dict[str, Any]:
-    return {
-        "id": user_type.id,
-        "org_id": user_type.org_id,
-        "name": user_type.name,
-        "module": user_type.module,
-        "invitation_preference": user_type.invitation_preference.value,
-        "invitation_field": user_type.invitation_field,
-        "is_client_portal": user_type.is_client_portal,
-        "enabled": user_type.enabled,
-    }
-
-
 def _crm_user_summary(user: CrmUser) -> dict[str, Any]:
     return {
         "id": user.id,
@@ -302,7 +221,7 @@ def _crm_user_summary(user: CrmUser) -> dict[str, Any]:
 
 
 def _print_orgs(summaries: list[dict[str, Any]], *, title: str) -> None:
-    _print_table(
+    print_table(
         title,
         (
             "id",
@@ -334,26 +253,8 @@ def _print_orgs(summaries: list[dict[str, Any]], *, title: str) -> None:
     )
 
 
-def _print_user_types(summaries: list[dict[str, Any]], *, title: str) -> None:
-    _print_table(
-        title,
-        ("id", "name", "module", "preference", "field", "Client Portal"),
-        [
-            (
-                s["id"],
-                s["name"],
-                s["module"],
-                s["invitation_preference"],
-                s["invitation_field"],
-                "yes" if s["is_client_portal"] else "",
-            )
-            for s in summaries
-        ],
-    )
-
-
 def _print_crm_users(summaries: list[dict[str, Any]], *, title: str) -> None:
-    _print_table(
+    print_table(
         title,
         ("id", "name", "email", "modules", "record access"),
         [
@@ -361,16 +262,6 @@ def _print_crm_users(summaries: list[dict[str, Any]], *, title: str) -> None:
             for s in summaries
         ],
     )
-
-
-def _print_table(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    table = Table(title=escape(title))
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        # Names come from users: never let a '[' in them read as Rich markup.
-        table.add_row(*(escape("-" if value is None else str(value)) for value in row))
-    console.print(table)
 
 
 @orgs_app.command("sms")
@@ -412,7 +303,7 @@ def configure_sms(
     if json_output:
         print_json(summary)
     else:
-        _print_table("SMS settings", tuple(summary), [tuple(summary.values())])
+        print_table("SMS settings", tuple(summary), [tuple(summary.values())])
 
 
 @orgs_app.command("branding")
@@ -442,7 +333,7 @@ def set_branding(
             --footer "Zylker Ltd, 1 Main St, Springfield\\nsupport@zylker.com"
     """
     with open_session() as session:
-        updated = orgs.set_email_branding(session, org, logo_url=logo_url, footer=footer)
+        updated = branding.set_email_branding(session, org, logo_url=logo_url, footer=footer)
         summary = {
             "org_id": updated.id,
             "logo_url": updated.logo_url,
@@ -451,87 +342,4 @@ def set_branding(
     if json_output:
         print_json(summary)
     else:
-        _print_table("Email branding", tuple(summary), [tuple(summary.values())])
-
-
-@user_types_app.command("set-preference")
-def set_preference(
-    org: OrgId,
-    user_type: Annotated[int, typer.Option("--user-type", help="The user type's id.")],
-    preference: Annotated[InvitationPreference, typer.Option(help="Invite by email or phone.")],
-    field: Annotated[
-        str | None,
-        typer.Option(help="The record field holding the address (default: email or phone)."),
-    ] = None,
-    json_output: Json = False,
-) -> None:
-    """Change how a user type invites; refused once it has users.
-
-    Phone is for orgs registered in India; SMS invitations need approved DLT templates
-    (see `portalflow sms-templates`).
-
-    Example:
-
-        portalflow user-types set-preference --org 1 --user-type 2 --preference phone --field mobile
-    """
-    with open_session() as session:
-        updated = orgs.set_invitation_preference(
-            session, org, user_type, preference=preference, field=field
-        )
-        summary = _user_type_summary(updated)
-    if json_output:
-        print_json(summary)
-    else:
-        _print_user_types([summary], title="User type updated")
-
-
-@user_types_app.command("delete")
-def delete_user_type(
-    org: OrgId,
-    user_type: Annotated[int, typer.Option("--user-type", help="The user type to delete.")],
-    transfer_to: Annotated[
-        int,
-        typer.Option(
-            "--to-user-type",
-            "--transfer-to",
-            help="The user type (same invitation preference) its users move to (or --transfer-to).",
-        ),
-    ],
-    batch_size: Annotated[int, typer.Option(min=1, help="Users moved per committed batch.")] = 500,
-    json_output: Json = False,
-) -> None:
-    """Transfer and delete: move every user of a type to another type, then delete it.
-
-    Users move in committed batches; if the command is interrupted, run it again to finish.
-    The Client Portal type cannot be deleted.
-
-    Example:
-
-        portalflow user-types delete --org 1 --user-type 3 --to-user-type 2
-    """
-    summary = run_transfer_and_delete(
-        org, user_type, transfer_to, batch_size=batch_size, progress=not json_output
-    )
-    if json_output:
-        print_json(summary)
-
-
-@user_types_app.command("set-conversion-default")
-def set_conversion_default(
-    org: OrgId,
-    user_type: Annotated[int, typer.Option("--user-type", help="A Contacts user type's id.")],
-    json_output: Json = False,
-) -> None:
-    """Make a Contacts user type the one converted leads go to when several could.
-
-    Example:
-
-        portalflow user-types set-conversion-default --org 1 --user-type 4
-    """
-    with open_session() as session:
-        updated = lead_conversion.set_conversion_default(session, org, user_type)
-        summary = _user_type_summary(updated) | {"conversion_default": True}
-    if json_output:
-        print_json(summary)
-    else:
-        _print_user_types([summary], title="Conversion default set")
+        print_table("Email branding", tuple(summary), [tuple(summary.values())])

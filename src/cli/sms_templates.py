@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from portalflow.models import SmsTemplateKind, VerificationStatus
-from portalflow.pipelines.content import dlt, sms_templates
+from portalflow.pipelines.content import dlt, sms_template_checks, sms_templates
 from portalflow.pipelines.content.sms_templates import KindOverview, TemplateVersion
 
 from .common import (
@@ -259,7 +259,7 @@ def check(
     given = _parse_values(values)
     config = settings()
     with open_session(config) as session:
-        result = sms_templates.check_template(session, org, kind, config=config, values=given)
+        result = sms_template_checks.check_template(session, org, kind, config=config, values=given)
     if json_output:
         checked = result.checked
         print_json(

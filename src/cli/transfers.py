@@ -2,7 +2,7 @@
 
 A plain command function, registered by the root app: ``transfer`` as ``portalflow users
 transfer``. The user-type deletion commands live with the other user-type commands in
-``setup.py`` and share :func:`run_transfer_and_delete` from here. ``portalflow events
+``user_types.py`` and share :func:`run_transfer_and_delete` from here. ``portalflow events
 lead-converted`` is a CRM event, so it lives with the other events in ``events.py``.
 """
 
@@ -21,28 +21,31 @@ from portalflow.pipelines.users.lifecycle import UserFilter
 
 from .common import EXIT_ROWS_FAILED, console, open_session, print_json
 
+ToUserType = Annotated[
+    int,
+    typer.Option("--to-user-type", "--to", help="The user type id to move the users to (or --to)."),
+]
+Users = Annotated[
+    list[int] | None, typer.Option("--user", "-u", help="A portal user id; repeatable.")
+]
+Filter = Annotated[
+    UserFilter | None,
+    typer.Option("--filter", help="Instead of --user: every user of --user-type it shows."),
+]
+FromType = Annotated[
+    int | None,
+    typer.Option(
+        "--user-type", "--from-type", help="The user type --filter applies to (or --from-type)."
+    ),
+]
+
 
 def transfer(
     org: Annotated[int, typer.Option(help="Org id.")],
-    to: Annotated[
-        int,
-        typer.Option(
-            "--to-user-type", "--to", help="The user type id to move the users to (or --to)."
-        ),
-    ],
-    user: Annotated[
-        list[int] | None, typer.Option("--user", "-u", help="A portal user id; repeatable.")
-    ] = None,
-    user_filter: Annotated[
-        UserFilter | None,
-        typer.Option("--filter", help="Instead of --user: every user of --user-type it shows."),
-    ] = None,
-    from_type: Annotated[
-        int | None,
-        typer.Option(
-            "--user-type", "--from-type", help="The user type --filter applies to (or --from-type)."
-        ),
-    ] = None,
+    to: ToUserType,
+    user: Users = None,
+    user_filter: Filter = None,
+    from_type: FromType = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Move portal users to another user type, keeping their status and confirmation.
@@ -60,6 +63,13 @@ def transfer(
     with open_session() as session:
         ids = lifecycle.selected_users(session, org, user, from_type, user_filter)
         result = transfers.transfer_users(session, org, ids, to)
+    _print_transfer(to, result, as_json)
+    if result.refused:
+        raise typer.Exit(EXIT_ROWS_FAILED)
+
+
+def _print_transfer(to: int, result: transfers.TransferResult, as_json: bool) -> None:
+    """Who moved, and who was refused with the refusal's code and why."""
     summary = {
         "to_user_type_id": to,
         "moved": result.moved,
@@ -84,8 +94,6 @@ def transfer(
             for uid, why in result.refused.items():
                 table.add_row(str(uid), why.code.value, escape(why.detail))
             console.print(table)
-    if result.refused:
-        raise typer.Exit(EXIT_ROWS_FAILED)
 
 
 def run_transfer_and_delete(

@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.demo.plan import RunPlan
-from portalflow.models import CrmRecord, CrmUser, Org, SmsTemplateKind, VerificationStatus
+from portalflow.models import (
+    CrmRecord,
+    CrmUser,
+    Org,
+    PortalUserType,
+    SmsTemplateKind,
+    VerificationStatus,
+)
 from portalflow.pipelines.content import dlt, sms_templates
 from portalflow.pipelines.delivery import credits
 from portalflow.pipelines.licensing import purchases
@@ -63,6 +70,30 @@ def seed_sms(
     agents: int = 24,
 ) -> list[RunPlan]:
     """Approve Zylker's SMS templates through a DLT file; return the SMS invites to run."""
+    _approve_templates(session, org, config=config, dlt_file=dlt_file)
+    agents_type, rows = _seed_agents(session, org, inviter, agents)
+    unready, riders, kites_admin, kites_rows = _seed_unready(session)
+    session.flush()
+    return [
+        RunPlan(
+            "SMS invite (DLT-approved)",
+            org.id,
+            agents_type.id,
+            inviter.id,
+            [row["crm_id"] for row in rows],
+        ),
+        RunPlan(
+            "SMS invite, templates not approved",
+            unready.id,
+            riders.id,
+            kites_admin.id,
+            [row["crm_id"] for row in kites_rows],
+        ),
+    ]
+
+
+def _approve_templates(session: Session, org: Org, *, config: Settings, dlt_file: Path) -> None:
+    """The sender id, the three templates edited, the DLT export imported, each mapped."""
     orgs.configure_sms(session, org.id, sender_id="ZYLKER")
     for kind, (body, _dlt_id, _content) in SMS_TEMPLATES.items():
         sms_templates.edit_template(session, org.id, kind, body, config=config)
@@ -72,6 +103,11 @@ def seed_sms(
         sms_templates.map_template(session, org.id, kind, dlt_id)
         sms_templates.set_verification(session, org.id, kind, VerificationStatus.APPROVED)
 
+
+def _seed_agents(
+    session: Session, org: Org, inviter: CrmUser, agents: int
+) -> tuple[PortalUserType, list[dict[str, Any]]]:
+    """The SMS user type and its field agents, some failing; credits for all but one."""
     agents_type = purchases.add_user_type_with_licences(
         session,
         org.id,
@@ -93,7 +129,13 @@ def seed_sms(
     _insert_vendors(session, org.id, inviter.id, rows)
     # Credits for every sendable SMS but one: the last one fails with insufficient credits.
     credits.add(session, org.id, agents - len(FAILING_AGENTS) - 1)
+    return agents_type, rows
 
+
+def _seed_unready(
+    session: Session,
+) -> tuple[Org, PortalUserType, CrmUser, list[dict[str, Any]]]:
+    """An org whose SMS templates are not approved: its SMS invites all fail."""
     unready = orgs.create_org(
         session,
         name="Kolkata Kites",
@@ -116,23 +158,7 @@ def seed_sms(
         {"crm_id": f"K-{n}", "first_name": "Rider", "phone": f"+91 97{n:08d}"} for n in (1, 2)
     ]
     _insert_vendors(session, unready.id, kites_admin.id, kites_rows)
-    session.flush()
-    return [
-        RunPlan(
-            "SMS invite (DLT-approved)",
-            org.id,
-            agents_type.id,
-            inviter.id,
-            [row["crm_id"] for row in rows],
-        ),
-        RunPlan(
-            "SMS invite, templates not approved",
-            unready.id,
-            riders.id,
-            kites_admin.id,
-            [row["crm_id"] for row in kites_rows],
-        ),
-    ]
+    return unready, riders, kites_admin, kites_rows
 
 
 def _write_dlt_export(path: Path) -> None:

@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 from portalflow.config import Settings
 from portalflow.demo.plan import RunPlan
 from portalflow.demo.sms_world import seed_sms
-from portalflow.models import Channel, CrmRecord, Edition, RecordAccess
+from portalflow.models import (
+    Channel,
+    CrmRecord,
+    CrmUser,
+    Edition,
+    Org,
+    PortalUserType,
+    RecordAccess,
+)
 from portalflow.pipelines.invitations import suppressions
 from portalflow.pipelines.licensing import purchases
 from portalflow.pipelines.tenancy import orgs
@@ -56,6 +64,61 @@ def seed(
     ``dlt_file`` is where the demo writes the DLT export it then imports, like an admin would.
     """
     rng = random.Random(seed)
+    zylker = _seed_zylker(session, rng, contacts)
+    trial, trial_admin, trial_rows = _seed_trial(session, rng)
+    sms_runs = seed_sms(session, zylker.org, zylker.rep, config=config, dlt_file=dlt_file)
+    session.flush()
+    all_ids = zylker.crm_ids
+    return DemoWorld(
+        warm_up=RunPlan(
+            "Partners (earlier invite)",
+            zylker.org.id,
+            zylker.partners.id,
+            zylker.colleague.id,
+            all_ids[-3:],
+        ),
+        runs=[
+            RunPlan(
+                "Client Portal bulk invite",
+                zylker.org.id,
+                zylker.client_portal.id,
+                zylker.rep.id,
+                [*all_ids, "C-DELETED-1", "C-DELETED-2"],
+            ),
+            RunPlan(
+                "Invite by a Leads-only user",
+                zylker.org.id,
+                zylker.client_portal.id,
+                zylker.leads_only.id,
+                all_ids[-5:-3],
+            ),
+            RunPlan(
+                "Trial org (10-user cap)",
+                trial.id,
+                next(t for t in trial.user_types if t.is_client_portal).id,
+                trial_admin.id,
+                [row["crm_id"] for row in trial_rows],
+            ),
+            *sms_runs,
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class _Zylker:
+    """The demo's main org, its types and CRM users, and its contacts' CRM ids."""
+
+    org: Org
+    client_portal: PortalUserType
+    partners: PortalUserType
+    rep: CrmUser
+    colleague: CrmUser
+    leads_only: CrmUser
+    crm_ids: list[str]
+
+
+def _seed_zylker(session: Session, rng: random.Random, contacts: int) -> _Zylker:
+    """Zylker Retail: two types, three CRM users, the contacts with every special case."""
     zylker = orgs.create_org(
         session,
         name="Zylker Retail",
@@ -98,8 +161,12 @@ def seed(
     suppressions.suppress(
         session, zylker.id, Channel.EMAIL, rows[4 * step + 2]["email"], "complaint"
     )
-    all_ids = [row["crm_id"] for row in rows]
+    crm_ids = [row["crm_id"] for row in rows]
+    return _Zylker(zylker, client_portal, partners, rep, colleague, leads_only, crm_ids)
 
+
+def _seed_trial(session: Session, rng: random.Random) -> tuple[Org, CrmUser, list[dict[str, Any]]]:
+    """A trial org with more contacts than its 10-user cap."""
     trial = orgs.create_org(
         session,
         name="Tiny Trial",
@@ -112,38 +179,7 @@ def seed(
     )
     trial_rows = [_contact(rng, n, owner_id=trial_admin.id, prefix="T") for n in range(14)]
     _insert_records(session, trial.id, trial_rows)
-    sms_runs = seed_sms(session, zylker, rep, config=config, dlt_file=dlt_file)
-    session.flush()
-
-    return DemoWorld(
-        warm_up=RunPlan(
-            "Partners (earlier invite)", zylker.id, partners.id, colleague.id, all_ids[-3:]
-        ),
-        runs=[
-            RunPlan(
-                "Client Portal bulk invite",
-                zylker.id,
-                client_portal.id,
-                rep.id,
-                [*all_ids, "C-DELETED-1", "C-DELETED-2"],
-            ),
-            RunPlan(
-                "Invite by a Leads-only user",
-                zylker.id,
-                client_portal.id,
-                leads_only.id,
-                all_ids[-5:-3],
-            ),
-            RunPlan(
-                "Trial org (10-user cap)",
-                trial.id,
-                next(t for t in trial.user_types if t.is_client_portal).id,
-                trial_admin.id,
-                [row["crm_id"] for row in trial_rows],
-            ),
-            *sms_runs,
-        ],
-    )
+    return trial, trial_admin, trial_rows
 
 
 def _contact(rng: random.Random, n: int, *, owner_id: int, prefix: str = "C") -> dict[str, Any]:

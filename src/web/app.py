@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.config import Settings
 from portalflow.models import make_engine, make_session_factory
@@ -34,9 +35,11 @@ from . import (
     api_schema,
     events,
     ops,
+    ops_metrics,
     portal,
     portal_links,
     portal_signin,
+    portal_signin_pages,
     problems,
     reports,
     unsubscribe,
@@ -78,31 +81,13 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     engine = make_engine(settings.database_url)
-
-    test_certificate_path = os.environ.get(SNS_TEST_CERTIFICATE_ENV, "")
-    fixed_certificate: bytes | None = None
-    if test_certificate_path:
-        log.warning(
-            "%s is set: SNS signatures are checked against a LOCAL TEST certificate. "
-            "Never use this in production.",
-            SNS_TEST_CERTIFICATE_ENV,
-        )
-        fixed_certificate = Path(test_certificate_path).read_bytes()
-    if certificate_loader is None:
-        certificate_loader = CachedCertificateLoader(fixed_certificate=fixed_certificate)
-
-    context = WebhookContext(
-        session_factory=make_session_factory(engine),
+    context = _webhook_context(
+        settings,
+        make_session_factory(engine),
         enqueue=enqueue or enqueue_provider_event,
         certificate_loader=certificate_loader,
-        twilio_auth_token=settings.twilio_auth_token,
-        public_base_url=os.environ.get(PUBLIC_BASE_URL_ENV) or None,
-        allow_local_subscribe_url=(
-            fixed_certificate is not None
-            if allow_local_subscribe_url is None
-            else allow_local_subscribe_url
-        ),
         confirm_subscription=confirm_subscription,
+        allow_local_subscribe_url=allow_local_subscribe_url,
     )
 
     @asynccontextmanager
@@ -122,20 +107,7 @@ def create_app(
     app.state.settings = settings
     app.state.webhooks = context
     app.state.session_factory = context.session_factory
-    app.include_router(router)
-    app.include_router(reports.router)
-    app.include_router(portal.router)
-    app.include_router(events.router)
-    app.include_router(admin.router)
-    app.include_router(ops.router)
-    app.include_router(unsubscribe.build_router(settings))
-    app.state.link_pages = portal_links.LinkPages.from_settings(settings)
-    app.include_router(portal_links.build_router(settings))
-    app.state.signin = portal_signin.SignInContext.from_settings(settings)
-    # Tests (or an embedding app) may replace it: a callable taking message ids.
-    app.state.enqueue_dispatch = enqueue_dispatch
-    app.include_router(portal_signin.router)
-    app.include_router(portal_signin.build_pages(settings))
+    _include_routers(app, settings)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -144,3 +116,58 @@ def create_app(
 
     api_schema.install(app)
     return app
+
+
+def _include_routers(app: FastAPI, settings: Settings) -> None:
+    """Every page and endpoint: webhooks, reports, the portal, events, admin, ops, links."""
+    app.include_router(router)
+    app.include_router(reports.router)
+    app.include_router(portal.router)
+    app.include_router(events.router)
+    app.include_router(admin.router)
+    app.include_router(ops.router)
+    app.include_router(ops_metrics.router)
+    app.include_router(unsubscribe.build_router(settings))
+    app.state.link_pages = portal_links.LinkPages.from_settings(settings)
+    app.include_router(portal_links.build_router(settings))
+    app.state.signin = portal_signin.SignInContext.from_settings(settings)
+    # Tests (or an embedding app) may replace it: a callable taking message ids.
+    app.state.enqueue_dispatch = enqueue_dispatch
+    app.include_router(portal_signin.router)
+    app.include_router(portal_signin_pages.build_pages(settings))
+
+
+def _webhook_context(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    *,
+    enqueue: Callable[[int], None],
+    certificate_loader: Callable[[str], bytes] | None,
+    confirm_subscription: Callable[[str], None] | None,
+    allow_local_subscribe_url: bool | None,
+) -> WebhookContext:
+    """What the provider webhooks need: sessions, the enqueue, SNS certificates, Twilio's key."""
+    test_certificate_path = os.environ.get(SNS_TEST_CERTIFICATE_ENV, "")
+    fixed_certificate: bytes | None = None
+    if test_certificate_path:
+        log.warning(
+            "%s is set: SNS signatures are checked against a LOCAL TEST certificate. "
+            "Never use this in production.",
+            SNS_TEST_CERTIFICATE_ENV,
+        )
+        fixed_certificate = Path(test_certificate_path).read_bytes()
+    if certificate_loader is None:
+        certificate_loader = CachedCertificateLoader(fixed_certificate=fixed_certificate)
+    return WebhookContext(
+        session_factory=session_factory,
+        enqueue=enqueue,
+        certificate_loader=certificate_loader,
+        twilio_auth_token=settings.twilio_auth_token,
+        public_base_url=os.environ.get(PUBLIC_BASE_URL_ENV) or None,
+        allow_local_subscribe_url=(
+            fixed_certificate is not None
+            if allow_local_subscribe_url is None
+            else allow_local_subscribe_url
+        ),
+        confirm_subscription=confirm_subscription,
+    )

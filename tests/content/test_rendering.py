@@ -10,13 +10,13 @@ from jinja2.exceptions import SecurityError
 from sqlalchemy.orm import Session
 
 from portalflow.models import EMAIL_TEMPLATE_KINDS, EmailKind
+from portalflow.pipelines.content.html_text import html_to_text
 from portalflow.pipelines.content.rendering import (
     LINK_VARIABLE,
     SUPPORTED_LANGUAGES,
     CompiledEmailTemplate,
     build_context,
     default_template,
-    html_to_text,
     load_email_template,
     long_date,
     render_context,

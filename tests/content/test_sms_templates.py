@@ -16,11 +16,11 @@ from portalflow.models import (
     SmsTemplateMapping,
     VerificationStatus,
 )
+from portalflow.pipelines.content.sms_template_checks import check_template
 from portalflow.pipelines.content.sms_templates import (
     IN_USE,
     PENDING,
     approved_templates,
-    check_template,
     edit_template,
     map_template,
     overview,

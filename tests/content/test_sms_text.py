@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from portalflow.models import SmsEncoding, SmsTemplateKind
+from portalflow.pipelines.content.sms_rendering import DltMismatch, render_checked
 from portalflow.pipelines.content.sms_text import (
-    DltMismatch,
     find_links,
     find_mismatch,
     normalise_dlt_content,
     parse_body,
     parse_dlt_content,
-    render_checked,
     sms_segments,
     validate_sms_template,
 )

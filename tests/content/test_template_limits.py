@@ -32,8 +32,9 @@ from portalflow.pipelines.content.render_limits import (
     TemplateTooSlow,
 )
 from portalflow.pipelines.content.rendering import CompiledEmailTemplate, build_context
+from portalflow.pipelines.content.sms_rendering import render_checked
 from portalflow.pipelines.content.sms_templates import approved_templates
-from portalflow.pipelines.content.sms_text import render_checked, validate_sms_template
+from portalflow.pipelines.content.sms_text import validate_sms_template
 from portalflow.pipelines.delivery import credits, dispatch
 
 from ..delivery.test_dispatch_core import CONFIG, expand_claimed, invite, outbox, statuses

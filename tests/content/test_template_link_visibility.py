@@ -7,12 +7,8 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import EmailKind, PortalUserType
 from portalflow.pipelines.content.email_templates import save_custom_template, show_template
-from portalflow.pipelines.content.rendering import (
-    build_context,
-    html_to_text,
-    load_email_template,
-    visible_links,
-)
+from portalflow.pipelines.content.html_text import html_to_text, visible_links
+from portalflow.pipelines.content.rendering import build_context, load_email_template
 from portalflow.pipelines.errors import InvalidInput
 
 from ..factories import client_portal, make_org

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portalflow.models import CrmRecord
-from portalflow.pipelines.crm.records import MAX_DEPTH, import_records, read_record_file
+from portalflow.pipelines.crm.record_files import MAX_DEPTH, read_record_file
+from portalflow.pipelines.crm.records import import_records
 
 from ..cli_runner import run
 from ..factories import make_org

@@ -13,7 +13,8 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from portalflow.models import CrmRecord
-from portalflow.pipelines.crm.records import RowError, import_records, read_record_file
+from portalflow.pipelines.crm.record_files import RowError, read_record_file
+from portalflow.pipelines.crm.records import import_records
 from portalflow.pipelines.errors import InvalidInput, NotFound
 
 from ..factories import make_inviter, make_org, make_record

@@ -27,7 +27,7 @@ from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.base import OutgoingEmail
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.delivery.claims import Lease
-from portalflow.pipelines.invitations import bulk, invitation_states
+from portalflow.pipelines.invitations import bulk, chunk_rows, invitation_states
 from portalflow.pipelines.ops import recovery
 
 from ..factories import client_portal, make_inviter, make_org, make_record
@@ -60,7 +60,7 @@ def invite(session: Session, count: int, *, chunk_size: int = 500) -> tuple[int,
 
 def expand_claimed(
     session: Session, chunk_id: int, config: dispatch_config.DispatchConfig = CONFIG
-) -> bulk.ClaimOnWrite:
+) -> chunk_rows.ClaimOnWrite:
     """What the bulk_invite actor does first: expand the chunk with its rows claimed."""
     claim = dispatch.claim_on_write(session, config)
     assert bulk.expand_chunk(session, chunk_id, claim=claim) == []

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from portalflow.models import DataCentre
-from portalflow.pipelines.tenancy.orgs import DATA_CENTRE_COUNTRIES, DEFAULT_DATA_CENTRE
+from portalflow.pipelines.tenancy.countries import DATA_CENTRE_COUNTRIES, DEFAULT_DATA_CENTRE
 
 from ..cli_runner import run
 

@@ -31,7 +31,7 @@ from portalflow.pipelines.delivery import dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_email_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.errors import InvalidInput
-from portalflow.pipelines.invitations import acceptance, reinvite, tokens
+from portalflow.pipelines.invitations import acceptance, password_hashes, reinvite, tokens
 from portalflow.pipelines.invitations.acceptance import AcceptanceError
 from portalflow.pipelines.users import lifecycle
 from portalflow.web.app import create_app
@@ -142,8 +142,8 @@ def test_accepting_confirms_the_user_once(session: Session, world: dict[str, Any
     assert session.get_one(Invitation, invitation_id).status == InvitationStatus.ACCEPTED
     # Locale defaults come from the inviting CRM user.
     assert (user.language, user.time_zone) == ("fr", "Europe/Paris")
-    assert acceptance.verify_password(PASSWORD, user.password_hash)
-    assert not acceptance.verify_password(PASSWORD + "x", user.password_hash)
+    assert password_hashes.verify_password(PASSWORD, user.password_hash)
+    assert not password_hashes.verify_password(PASSWORD + "x", user.password_hash)
 
     error = refused(
         session,
@@ -151,7 +151,9 @@ def test_accepting_confirms_the_user_once(session: Session, world: dict[str, Any
         lambda: acceptance.accept_invitation(session, token, password="another password"),
     )
     assert "already used" in str(error)
-    assert acceptance.verify_password(PASSWORD, session.get_one(PortalUser, user.id).password_hash)
+    assert password_hashes.verify_password(
+        PASSWORD, session.get_one(PortalUser, user.id).password_hash
+    )
 
 
 def test_the_password_is_stored_only_as_a_salted_hash(
@@ -335,7 +337,7 @@ def test_confirming_a_changed_email_restores_access_without_a_new_password(
     session.commit()
     assert user.id == user_id and user.status == PortalUserStatus.CONFIRMED
     assert user.password_hash == password_hash
-    assert acceptance.verify_password(PASSWORD, user.password_hash)
+    assert password_hashes.verify_password(PASSWORD, user.password_hash)
     refused(
         session, AcceptanceProblem.USED, lambda: acceptance.confirm_email(session, confirm_token)
     )
@@ -358,11 +360,11 @@ def test_a_directly_written_token_works(session: Session, world: dict[str, Any])
 
 
 def test_verify_password_rejects_malformed_hashes() -> None:
-    stored = acceptance.hash_password(PASSWORD)
-    assert acceptance.verify_password(PASSWORD, stored)
+    stored = password_hashes.hash_password(PASSWORD)
+    assert password_hashes.verify_password(PASSWORD, stored)
     garbled = stored.replace("m=19456", "m=x")
     for bad in (None, "", "plain", "bcrypt$1$2$3$4$5", "scrypt$x$8$1$a$b", garbled, stored[:-4]):
-        assert not acceptance.verify_password(PASSWORD, bad)
+        assert not password_hashes.verify_password(PASSWORD, bad)
 
 
 # -- HTTP --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from argon2 import PasswordHasher, Type
 from sqlalchemy.orm import Session
 
 from portalflow.models import PortalUser, PortalUserStatus
-from portalflow.pipelines.invitations import acceptance
+from portalflow.pipelines.invitations import password_hashes
 
 from ..factories import client_portal, make_org, make_record
 
@@ -45,41 +45,41 @@ def user_with_hash(session: Session, stored: str) -> PortalUser:
 
 
 def test_new_hashes_are_argon2id_with_owasp_parameters() -> None:
-    stored = acceptance.hash_password(PASSWORD)
+    stored = password_hashes.hash_password(PASSWORD)
     assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
-    assert acceptance.verify_password(PASSWORD, stored)
-    assert not acceptance.verify_password(PASSWORD + "!", stored)
-    assert not acceptance.password_needs_rehash(stored)
+    assert password_hashes.verify_password(PASSWORD, stored)
+    assert not password_hashes.verify_password(PASSWORD + "!", stored)
+    assert not password_hashes.password_needs_rehash(stored)
 
 
 def test_an_old_scrypt_hash_still_verifies_and_needs_a_rehash() -> None:
     old = legacy_scrypt_hash(PASSWORD)
-    assert acceptance.verify_password(PASSWORD, old)
-    assert not acceptance.verify_password("wrong password here", old)
-    assert acceptance.password_needs_rehash(old)
+    assert password_hashes.verify_password(PASSWORD, old)
+    assert not password_hashes.verify_password("wrong password here", old)
+    assert password_hashes.password_needs_rehash(old)
 
 
 def test_the_next_successful_check_upgrades_an_old_hash(session: Session) -> None:
     old = legacy_scrypt_hash(PASSWORD)
     user = user_with_hash(session, old)
 
-    assert not acceptance.check_user_password(session, user, "wrong password here")
+    assert not password_hashes.check_user_password(session, user, "wrong password here")
     assert user.password_hash == old  # a failed check changes nothing
 
-    assert acceptance.check_user_password(session, user, PASSWORD)
+    assert password_hashes.check_user_password(session, user, PASSWORD)
     session.commit()
     session.expire_all()
     upgraded = session.get_one(PortalUser, user.id).password_hash
     assert upgraded is not None and upgraded.startswith("$argon2id$")
-    assert acceptance.verify_password(PASSWORD, upgraded)
+    assert password_hashes.verify_password(PASSWORD, upgraded)
 
-    assert acceptance.check_user_password(session, user, PASSWORD)
+    assert password_hashes.check_user_password(session, user, PASSWORD)
     assert session.get_one(PortalUser, user.id).password_hash == upgraded  # no needless rehash
 
 
 def test_a_weaker_argon2_hash_is_upgraded_too(session: Session) -> None:
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1, type=Type.ID)
     user = user_with_hash(session, weak.hash(PASSWORD))
-    assert acceptance.password_needs_rehash(user.password_hash)
-    assert acceptance.check_user_password(session, user, PASSWORD)
+    assert password_hashes.password_needs_rehash(user.password_hash)
+    assert password_hashes.check_user_password(session, user, PASSWORD)
     assert user.password_hash is not None and "m=19456,t=2,p=1" in user.password_hash

@@ -35,7 +35,7 @@ from portalflow.pipelines.crm import crm_events
 from portalflow.pipelines.delivery import dispatch
 from portalflow.pipelines.errors import InvalidInput, NotFound
 from portalflow.pipelines.licensing import purchases
-from portalflow.pipelines.users import address_changes
+from portalflow.pipelines.users import address_changes, superseding
 from portalflow.pipelines.users.lifecycle import Action, InvalidTransition, transition
 from portalflow.workers import actors, address_actors
 
@@ -385,7 +385,7 @@ def test_a_change_waits_while_an_invitation_is_being_sent(session: Session) -> N
     sending.status = InvitationStatus.SENDING
     event_id = email_event(session, org, "c1", NEW)
 
-    with pytest.raises(address_changes.InvitationInFlight):
+    with pytest.raises(superseding.InvitationInFlight):
         address_changes.handle_email_changed(session, event_id)
     session.rollback()
     assert session.get_one(CrmEvent, event_id).status == CrmEventStatus.RECEIVED

@@ -23,7 +23,7 @@ from portalflow.models import (
     PortalUserStatus,
 )
 from portalflow.pipelines.crm import crm_events, intake
-from portalflow.pipelines.users import address_changes
+from portalflow.pipelines.users import superseding
 from portalflow.workers.address_actors import HANDLERS
 
 from ..factories import client_portal, make_inviter, make_org, make_record
@@ -163,7 +163,7 @@ def test_an_upsert_waits_while_an_invitation_of_the_user_is_being_sent(session: 
     data = {"record_id": "c1", "module": "Contacts", "email": NEW, "first_name": "Ada"}
     event_id = upsert_event(session, org, data)
 
-    with pytest.raises(address_changes.InvitationInFlight):
+    with pytest.raises(superseding.InvitationInFlight):
         intake.handle_record_upserted(session, event_id)
     session.rollback()
 

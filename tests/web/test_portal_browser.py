@@ -30,7 +30,7 @@ from portalflow.models import Invitation, PortalUser, PortalUserStatus, make_ses
 from portalflow.pipelines.delivery import credits, dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_email_channel, build_sms_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
-from portalflow.pipelines.invitations import acceptance, reinvite
+from portalflow.pipelines.invitations import acceptance, password_hashes, reinvite
 from portalflow.pipelines.users import lifecycle
 from portalflow.web.app import create_app
 
@@ -145,7 +145,7 @@ def test_accepting_from_the_link_of_a_real_invitation_email(
     user = user_of(session, invitation_id)
     assert user.status == PortalUserStatus.CONFIRMED
     assert (user.language, user.time_format, user.time_zone) == ("en", "24h", "Asia/Kolkata")
-    assert acceptance.verify_password(NEW_PASSWORD, user.password_hash)
+    assert password_hashes.verify_password(NEW_PASSWORD, user.password_hash)
 
     chromium.get(link)
     assert heading(chromium) == "This link was already used"
@@ -215,7 +215,7 @@ def test_confirming_a_changed_email_address(
     assert heading(chromium) == "Email address confirmed"
     confirmed = user_of(session, confirm_id)
     assert confirmed.status == PortalUserStatus.CONFIRMED
-    assert acceptance.verify_password(PASSWORD, confirmed.password_hash)  # unchanged
+    assert password_hashes.verify_password(PASSWORD, confirmed.password_hash)  # unchanged
 
     chromium.get(link)
     assert heading(chromium) == "This link was already used"

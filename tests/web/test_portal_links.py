@@ -19,7 +19,7 @@ from portalflow.models import Base, Invitation, PortalUser, PortalUserStatus, ut
 from portalflow.pipelines.delivery import credits, dispatch, dispatch_config
 from portalflow.pipelines.delivery.channels import build_sms_channel
 from portalflow.pipelines.delivery.channels.bundle import Channels
-from portalflow.pipelines.invitations import acceptance, reinvite
+from portalflow.pipelines.invitations import acceptance, password_hashes, reinvite
 from portalflow.web import portal_pages
 from portalflow.web.app import create_app
 from portalflow.web.client_ip import client_ip
@@ -157,7 +157,7 @@ def test_accepting_through_the_form_confirms_the_user_with_the_chosen_locale(
         "Asia/Tokyo",
         "JP",
     )
-    assert acceptance.verify_password(STRONG, user.password_hash)
+    assert password_hashes.verify_password(STRONG, user.password_hash)
     session.commit()
     again = client.get(accept_url(token))
     assert again.status_code == 410 and "already been used" in again.text

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portalflow.models import DltTemplate, DltTemplateStatus, utcnow
-from portalflow.pipelines.crm.records import RowError
+from portalflow.pipelines.crm.record_files import RowError
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.tenancy import orgs
 

@@ -5,7 +5,7 @@ later: bad syntax, no portal link, an unknown variable, an expression the sandbo
 or a trial render past a bound (``TemplateTooSlow`` / ``TemplateTooLarge``, each an
 ``InvalidInput`` with its ``code``; see ``render_limits``).
 The link must be visible: an ``href`` in the HTML part and text in the plain-text part,
-never only inside a comment or a hidden element (see ``rendering.visible_links``).
+never only inside a comment or a hidden element (see ``html_text.visible_links``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from portalflow.models import EmailKind, EmailTemplate
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.tenancy.orgs import get_user_type
 
+from .html_text import visible_links
 from .render_limits import TemplateLimitExceeded, budget
 from .rendering import (
     CONTEXT_NAMES,
@@ -34,7 +35,6 @@ from .rendering import (
     build_context,
     default_source,
     email_kind,
-    visible_links,
 )
 
 MAX_SUBJECT_LENGTH = 998  # the column's width, and RFC 5322's line limit

@@ -15,9 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,31 +33,10 @@ from portalflow.models import (
 )
 from portalflow.pipelines.errors import InvalidInput, NotFound
 
-from .sms_text import (
-    CheckedSms,
-    DltMismatch,
-    find_mismatch,
-    parse_body,
-    parse_dlt_content,
-    render_checked,
-    validate_sms_template,
-)
+from .sms_text import find_mismatch, parse_body, parse_dlt_content, validate_sms_template
 
 IN_USE = "in use"
 PENDING = "pending"
-
-# What `check` fills the merge fields with unless told otherwise.
-SAMPLE_RECORD = {
-    "crm_id": "1000001",
-    "module": "Contacts",
-    "first_name": "Sage",
-    "last_name": "Weiser",
-    "email": "sage.weiser@example.com",
-    "phone": "+919876543210",
-}
-SAMPLE_SHORT_CODE = "Ab3dE6gH9k"
-SAMPLE_CODE = "493817"
-SAMPLE_EXPIRY_HOURS = "24"
 
 
 @dataclass(frozen=True)
@@ -94,20 +71,6 @@ class KindOverview:
     pending: TemplateVersion | None
 
 
-@dataclass(frozen=True)
-class SmsCheck:
-    """The outcome of a trial render: ``checked`` when it fits, else ``mismatch``."""
-
-    kind: SmsTemplateKind
-    state: str  # IN_USE or PENDING
-    body: str
-    dlt_template_id: str
-    dlt_content: str
-    values: dict[str, Any]
-    checked: CheckedSms | None
-    mismatch: str | None
-
-
 # --- steps ----------------------------------------------------------------------------
 
 
@@ -128,7 +91,7 @@ def edit_template(
         short_link_domain=config.short_link_domain(org.data_centre.value),
         dynamic_url_prefixes=config.sms_dynamic_url_prefixes,
     )
-    in_use, edit = _split(_rows(session, org_id, kind))
+    in_use, edit = split_rows(kind_rows(session, org_id, kind))
     if edit is not None:
         template, mapping = edit
         if in_use is not None and in_use[0].body == body:
@@ -156,7 +119,7 @@ def map_template(
     org = _locked_org(session, org_id)
     kind = sms_kind(kind)
     dlt = _dlt_template(session, org_id, dlt_template_id)
-    in_use, edit = _split(_rows(session, org_id, kind))
+    in_use, edit = split_rows(kind_rows(session, org_id, kind))
     if edit is None:
         if in_use is None:
             raise InvalidInput(f"there is no {kind.value} SMS template yet; edit one first")
@@ -204,7 +167,7 @@ def set_verification(
         assert dlt is not None
         # The DLT registry may have been re-imported since the mapping was made.
         _check_mappable(org, template.kind, template, dlt)
-        for other, other_mapping in _rows(session, org_id, template.kind):
+        for other, other_mapping in kind_rows(session, org_id, template.kind):
             if other.id != template.id:
                 _delete(session, other, other_mapping)
     mapping.verification = status
@@ -250,7 +213,7 @@ def sms_ready(session: Session, org_id: int) -> bool:
 
 def overview(session: Session, org_id: int) -> list[KindOverview]:
     """Per kind: the version in use and the one awaiting approval (either may be None)."""
-    _org(session, org_id)
+    get_org(session, org_id)
     query = (
         select(SmsTemplate, SmsTemplateMapping, DltTemplate)
         .outerjoin(SmsTemplateMapping, SmsTemplateMapping.sms_template_id == SmsTemplate.id)
@@ -280,73 +243,6 @@ def overview(session: Session, org_id: int) -> list[KindOverview]:
     return result
 
 
-def check_template(
-    session: Session,
-    org_id: int,
-    kind: SmsTemplateKind | str,
-    *,
-    config: Settings,
-    values: Mapping[str, Any] | None = None,
-) -> SmsCheck:
-    """Trial-render the kind's pending (else in-use) mapped template against its DLT text.
-
-    ``values`` override the sample values key by key (``record`` merged field by field).
-    """
-    org = _org(session, org_id)
-    kind = sms_kind(kind)
-    in_use, edit = _split(_rows(session, org_id, kind))
-    chosen, state = (
-        (edit, PENDING) if edit is not None and edit[1] is not None else (in_use, IN_USE)
-    )
-    if chosen is None:
-        if edit is not None:
-            raise InvalidInput(
-                f"the {kind.value} SMS template is not mapped to a DLT template yet; map it first"
-            )
-        raise InvalidInput(f"there is no {kind.value} SMS template yet; edit one first")
-    template, mapping = chosen
-    assert mapping is not None
-    dlt = session.get(DltTemplate, mapping.dlt_template_id)
-    assert dlt is not None
-    filled = sample_values(org, kind, config=config)
-    for key, value in (values or {}).items():
-        if isinstance(value, Mapping) and isinstance(filled.get(key), dict):
-            filled[key] = {**filled[key], **value}
-        else:
-            filled[key] = value
-    try:
-        checked: CheckedSms | None = render_checked(
-            template.body,
-            dlt.content,
-            filled,
-            whitespace_tolerant=org.sms_whitespace_tolerant,
-            limits=config.variable_limits(),
-        )
-        mismatch = None
-    except DltMismatch as exc:
-        checked, mismatch = None, exc.detail
-    return SmsCheck(
-        kind, state, template.body, dlt.template_id, dlt.content, filled, checked, mismatch
-    )
-
-
-def sample_values(org: Org, kind: SmsTemplateKind, *, config: Settings) -> dict[str, Any]:
-    """Plausible merge values for a trial render (links on the org's short-link domain)."""
-    link = f"https://{config.short_link_domain(org.data_centre.value)}/{SAMPLE_SHORT_CODE}"
-    values: dict[str, Any] = {
-        "record": dict(SAMPLE_RECORD),
-        "portal": {"name": org.portal.name if org.portal else org.name},
-        "org": {"name": org.name},
-    }
-    if kind == SmsTemplateKind.INVITATION:
-        values["invite_url"] = link
-    elif kind == SmsTemplateKind.VERIFICATION:
-        values["code"] = SAMPLE_CODE
-    else:
-        values |= {"reset_url": link, "expiry_hours": SAMPLE_EXPIRY_HOURS}
-    return values
-
-
 def sms_kind(value: SmsTemplateKind | str) -> SmsTemplateKind:
     """The kind named by ``value``; InvalidInput listing the kinds otherwise."""
     try:
@@ -361,7 +257,7 @@ def sms_kind(value: SmsTemplateKind | str) -> SmsTemplateKind:
 _Row = tuple[SmsTemplate, SmsTemplateMapping | None]
 
 
-def _org(session: Session, org_id: int) -> Org:
+def get_org(session: Session, org_id: int) -> Org:
     org = session.get(Org, org_id)
     if org is None:
         raise NotFound(f"org {org_id} does not exist")
@@ -376,7 +272,7 @@ def _locked_org(session: Session, org_id: int) -> Org:
     return org
 
 
-def _rows(session: Session, org_id: int, kind: SmsTemplateKind) -> list[_Row]:
+def kind_rows(session: Session, org_id: int, kind: SmsTemplateKind) -> list[_Row]:
     query = (
         select(SmsTemplate, SmsTemplateMapping)
         .outerjoin(SmsTemplateMapping, SmsTemplateMapping.sms_template_id == SmsTemplate.id)
@@ -386,7 +282,7 @@ def _rows(session: Session, org_id: int, kind: SmsTemplateKind) -> list[_Row]:
     return [(template, mapping) for template, mapping in session.execute(query)]
 
 
-def _split(rows: list[_Row]) -> tuple[_Row | None, _Row | None]:
+def split_rows(rows: list[_Row]) -> tuple[_Row | None, _Row | None]:
     """(the row in use, the newest row awaiting approval)."""
     in_use = [row for row in rows if row[1] and row[1].verification == VerificationStatus.APPROVED]
     waiting = [row for row in rows if row not in in_use]
@@ -444,7 +340,7 @@ def _target_mapping(
             raise NotFound(f"SMS template mapping {target} does not exist in org {org_id}")
         return mapping
     kind = sms_kind(target)
-    _, edit = _split(_rows(session, org_id, kind))
+    _, edit = split_rows(kind_rows(session, org_id, kind))
     if edit is None or edit[1] is None:
         raise InvalidInput(
             f"no {kind.value} SMS template mapping is awaiting verification; map the template "

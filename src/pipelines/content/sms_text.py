@@ -1,32 +1,20 @@
-"""SMS text rules, without a database: merge fields, DLT tags, matching, segments.
+"""SMS text rules, without a database: merge fields, links, DLT tags, matching, segments.
 
 An org's SMS template is plain text with ``{{ name }}`` / ``{{ name.attr }}`` merge fields
-and nothing else of Jinja. A DLT template is the registered text with ``{#var#}`` (or typed)
+and nothing else of Jinja, ending with "- Company name", its links only on the org's
+short-link domain. A DLT template is the registered text with ``{#var#}`` (or typed)
 variables. The two match when their literal text is equal piece by piece and each merge
-field stands where a DLT variable stands. At send time :func:`render_checked` fills the
-merge fields and checks every value against its variable's type and length cap. With no
-loops or expressions, a render takes time linear in its text, which is bounded: a template
-and a rendered SMS have at most ``MAX_SMS_LENGTH`` characters (else ``TemplateTooLarge``).
-
-Example::
-
-    checked = render_checked(
-        "Your code is {{ code }}. - Zylker",
-        "Your code is {#numeric#}. - Zylker",
-        {"code": "493817"},
-        whitespace_tolerant=False,
-        limits={"var": 30},
-    )
-    assert (checked.text, checked.segments) == ("Your code is 493817. - Zylker", 1)
+field stands where a DLT variable stands. At send time ``sms_rendering`` fills the merge
+fields and checks every value against its variable's type and length cap. With no loops or
+expressions, a render takes time linear in its text, which is bounded: a template and a
+rendered SMS have at most ``MAX_SMS_LENGTH`` characters (else ``TemplateTooLarge``).
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from portalflow.models import SmsEncoding, SmsTemplateKind
 from portalflow.pipelines.errors import InvalidInput
@@ -125,7 +113,7 @@ def validate_sms_template(
     """Check every template rule; InvalidInput names each rule the text breaks."""
     if not body.strip():
         raise InvalidInput("the SMS template must not be empty")
-    _check_length(body, "the SMS template")
+    check_length(body, "the SMS template")
     parsed = parse_body(body)
     problems: list[str] = []
 
@@ -342,139 +330,13 @@ def find_mismatch(body: ParsedBody, dlt: ParsedDlt, *, whitespace_tolerant: bool
     return detail
 
 
-# --- send-time check ------------------------------------------------------------------
-
-
-class DltMismatch(Exception):
-    """The rendered SMS would not pass the operator's DLT scrubbing; ``detail`` says why."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-@dataclass(frozen=True)
-class CheckedSms:
-    text: str
-    encoding: SmsEncoding
-    segments: int
-
-
-DEFAULT_VARIABLE_LIMIT = 30
-
-_DIGITS = re.compile(r"[0-9]+")
-_URL_VALUE = re.compile(
-    r"https?://[^\s/?#]+(?:[/?#]\S*)?"
-    r"|(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}(?::[0-9]+)?(?:[/?#]\S*)?",
-    re.IGNORECASE,
-)
-_CALLBACK_NUMBER = re.compile(r"\+?[0-9]{8,15}")
-_EMAIL_VALUE = re.compile(
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
-    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
-)
-_ALPHANUMERIC_EXTRA = frozenset(" .,-'&/")
-
-
-def render_checked(
-    body: str,
-    dlt_content: str,
-    values: Mapping[str, Any],
-    *,
-    whitespace_tolerant: bool,
-    limits: Mapping[str, int],
-) -> CheckedSms:
-    """Fill the merge fields and prove the text fits its DLT template; else DltMismatch.
-
-    TemplateTooLarge when the template or the text is over ``MAX_SMS_LENGTH`` characters.
-    """
-    _check_length(body, "the SMS template")
-    try:
-        parsed = parse_body(body)
-    except InvalidInput as exc:
-        raise DltMismatch(f"the SMS template cannot be rendered: {exc}") from None
-    try:
-        dlt = parse_dlt_content(dlt_content)
-    except InvalidInput as exc:
-        raise DltMismatch(f"the DLT template cannot be read: {exc}") from None
-    mismatch = find_mismatch(parsed, dlt, whitespace_tolerant=whitespace_tolerant)
-    if mismatch is not None:
-        raise DltMismatch(f"the SMS template does not match its DLT template: {mismatch}")
-
-    pieces = [parsed.literals[0]]
-    for number, (field, variable) in enumerate(zip(parsed.fields, dlt.variables, strict=True), 1):
-        value = _lookup(values, field.name)
-        problem = variable_problem(value, variable, limits)
-        if problem is not None:
-            raise DltMismatch(
-                f"variable {number} ({variable.source}, from {field.source}) {problem}"
-            )
-        pieces.extend((value, parsed.literals[number]))
-    text = "".join(pieces)
-    _check_length(text, "the rendered SMS")
-    encoding, segments = sms_segments(text)
-    return CheckedSms(text, encoding, segments)
-
-
-def _check_length(text: str, what: str) -> None:
+def check_length(text: str, what: str) -> None:
+    """TemplateTooLarge when ``text`` is over ``MAX_SMS_LENGTH`` characters."""
     # Merge fields are plain lookups, so the time to render is linear in this length.
     if len(text) > MAX_SMS_LENGTH:
         raise TemplateTooLarge(
             f"{what} is {len(text):,} characters; an SMS has at most {MAX_SMS_LENGTH:,}"
         )
-
-
-def variable_problem(value: str, variable: DltVariable, limits: Mapping[str, int]) -> str | None:
-    """What is wrong with ``value`` in ``variable`` (a phrase), or None when it fits."""
-    cap = limits.get(variable.type, limits.get("var", DEFAULT_VARIABLE_LIMIT))
-    if len(value) > cap:
-        return f"is {len(value)} characters; the cap is {cap}"
-    if "\n" in value or "\r" in value:
-        return "has a line break; a DLT variable holds one line"
-    match variable.type:
-        case "numeric":
-            if not value:
-                return "is empty; it must be digits only"
-            if not _DIGITS.fullmatch(value):
-                return _first_bad(value, "digits only", lambda char: "0" <= char <= "9")
-        case "alphanumeric":
-            return _first_bad(value, "letters, digits, spaces and . , - ' & /", _alphanumeric)
-        case "url" | "urlott":
-            if not _URL_VALUE.fullmatch(value):
-                return f"must be an http(s) URL or a domain/path without spaces, not {value!r}"
-        case "cbn":
-            if not _CALLBACK_NUMBER.fullmatch(value):
-                return "must be a phone number: an optional + and 8 to 15 digits"
-        case "email":
-            if not _EMAIL_VALUE.fullmatch(value):
-                return "must be an email address"
-    return None
-
-
-def _alphanumeric(char: str) -> bool:
-    # Letters of any script carry combining marks (Devanagari vowel signs are category M).
-    return char in _ALPHANUMERIC_EXTRA or unicodedata.category(char)[0] in "LMN"
-
-
-def _first_bad(value: str, allowed: str, ok: Callable[[str], bool]) -> str | None:
-    for position, char in enumerate(value, start=1):
-        if not ok(char):
-            return f"must be {allowed}; character {position} is {char!r}"
-    return None
-
-
-def _lookup(values: Mapping[str, Any], name: str) -> str:
-    """The value of a dotted merge field as text; missing or None renders as empty."""
-    current: Any = values
-    for part in name.split("."):
-        if not isinstance(current, Mapping):
-            return ""
-        current = current.get(part)
-    if current is None or isinstance(current, Mapping):
-        return ""
-    if isinstance(current, float) and current.is_integer():
-        return str(int(current))
-    return str(current)
 
 
 # --- segments -------------------------------------------------------------------------

@@ -2,5 +2,6 @@
 
 - ``crm_events``: events recorded once per (org, the CRM's event id).
 - ``intake``: applying the events that arrive over HTTP (upserts, deletes, restores).
-- ``records``: importing CRM records from CSV or JSON lines, validated per row.
+- ``records``: importing CRM records, validated per row, upserted in batches.
+- ``record_files``: reading record files (CSV, TSV, JSON lines) row by row.
 """

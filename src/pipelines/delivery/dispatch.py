@@ -35,7 +35,7 @@ from portalflow.models import (
     utcnow,
 )
 from portalflow.pipelines import bulk_sql
-from portalflow.pipelines.invitations import bulk, tokens
+from portalflow.pipelines.invitations import chunk_rows, tokens
 from portalflow.pipelines.invitations.invitation_states import Transition, move
 
 from . import pauses
@@ -74,10 +74,10 @@ def dispatch(
     return result
 
 
-def claim_on_write(session: Session, config: DispatchConfig) -> bulk.ClaimOnWrite:
+def claim_on_write(session: Session, config: DispatchConfig) -> chunk_rows.ClaimOnWrite:
     """A fresh claim for rows a bulk chunk writes already claimed (see ``bulk.expand_chunk``)."""
     claim, _deadline = Claim.begin(config.lease)  # restarted when the rows are written
-    return bulk.ClaimOnWrite(claim, TokenIssuer(session, config).issue)
+    return chunk_rows.ClaimOnWrite(claim, TokenIssuer(session, config).issue)
 
 
 def claim_queued(

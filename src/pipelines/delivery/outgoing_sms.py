@@ -15,8 +15,8 @@ from portalflow.models import (
     SendFailureCode,
     SmsTemplateKind,
 )
+from portalflow.pipelines.content.sms_rendering import CheckedSms, DltMismatch, render_checked
 from portalflow.pipelines.content.sms_templates import ApprovedSms, approved_templates
-from portalflow.pipelines.content.sms_text import CheckedSms, DltMismatch, render_checked
 from portalflow.pipelines.invitations import tokens
 
 from .channels.base import SendFailure

@@ -31,7 +31,7 @@ from portalflow.models import (
     utcnow,
 )
 from portalflow.pipelines.content.render_limits import TemplateLimitExceeded
-from portalflow.pipelines.content.sms_text import CheckedSms
+from portalflow.pipelines.content.sms_rendering import CheckedSms
 from portalflow.pipelines.delivery.channels.base import OutgoingEmail, SendFailure, describe_error
 from portalflow.pipelines.delivery.channels.bundle import Channels
 from portalflow.pipelines.delivery.claims import Claim, ClaimedRow

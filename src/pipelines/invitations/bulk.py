@@ -6,7 +6,7 @@ request are read the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import exists, func, select, update
@@ -16,12 +16,10 @@ from portalflow.models import (
     BulkChunk,
     BulkRun,
     BulkRunStatus,
-    Channel,
     ChunkStatus,
     CrmRecord,
     EmailKind,
     Invitation,
-    InvitationPreference,
     InvitationStatus,
     PortalUser,
     PortalUserStatus,
@@ -29,17 +27,14 @@ from portalflow.models import (
     utcnow,
 )
 from portalflow.models.records import RECORD_COLUMNS
-from portalflow.pipelines import bulk_sql
 from portalflow.pipelines.content.rendering import SUPPORTED_LANGUAGES
-from portalflow.pipelines.delivery.claims import Claim, ClaimedRow
 from portalflow.pipelines.errors import InvalidInput, NotFound
 from portalflow.pipelines.licensing import licences
 from portalflow.pipelines.tenancy import orgs
-from portalflow.pipelines.users import lifecycle
 
 from . import eligibility
-from .eligibility import Decision
-from .invitation_states import Transition, has_status, initial_status
+from .chunk_rows import ClaimOnWrite, write_invitations
+from .invitation_states import has_status
 
 MAX_CRM_ID_LENGTH = 64
 
@@ -98,18 +93,6 @@ def start_bulk_run(
     return StartedRun(run.id, [chunk.id for chunk in chunks], len(ids))
 
 
-@dataclass
-class ClaimOnWrite:
-    """Write a chunk's eligible rows already claimed, for the worker that expands it to send.
-
-    ``issue(org_id, channel)`` gives each row its (plain token, hash); the claimed rows, with
-    their tokens and record values, land in ``claim.rows`` after the chunk's commit.
-    """
-
-    claim: Claim
-    issue: Callable[[int, Channel], tuple[str, str]]
-
-
 def expand_chunk(
     session: Session,
     chunk_id: int,
@@ -143,7 +126,7 @@ def expand_chunk(
         )
         licences.lock_user_type(session, run.user_type_id)
         decisions = eligibility.settle(session, org, user_type, decisions)
-        claimed = _write_invitations(session, run, chunk, user_type, decisions, claim)
+        claimed = write_invitations(session, run, chunk, user_type, decisions, claim)
         chunk.status = ChunkStatus.EXPANDED
         session.flush()
         finish_if_done(session, [run.id])
@@ -184,195 +167,6 @@ def finish_if_done(session: Session, run_ids: Iterable[int]) -> None:
         .values(status=BulkRunStatus.COMPLETED, finished_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-
-
-def _write_invitations(
-    session: Session,
-    run: BulkRun,
-    chunk: BulkChunk,
-    user_type: PortalUserType,
-    decisions: Sequence[Decision],
-    claim: ClaimOnWrite | None,
-) -> list[ClaimedRow]:
-    """The chunk's invitations, one INSERT for the refused and one for the eligible rows
-    (Core: plain values need none of the ORM's per-row bookkeeping); the claimed rows."""
-    eligible = [decision for decision in decisions if decision.eligible]
-    channel = (
-        Channel.SMS
-        if user_type.invitation_preference == InvitationPreference.PHONE
-        else Channel.EMAIL
-    )
-    portal_user_ids = _claim_portal_users(session, run, eligible, channel)
-    now = utcnow()
-    common = {
-        "org_id": run.org_id,
-        "user_type_id": run.user_type_id,
-        "bulk_run_id": run.id,
-        "bulk_chunk_id": chunk.id,
-        "invited_by_id": run.inviter_id,
-        "kind": run.kind,
-        "channel": channel,
-        "language": run.language,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-    def row(decision: Decision) -> dict[str, object]:
-        record_id = decision.record.id if decision.record else None
-        return {
-            "crm_id": decision.crm_id,
-            "record_id": record_id,
-            "portal_user_id": portal_user_ids.get(record_id) if record_id else None,
-            "address": decision.address,
-            "failure_code": decision.reason.value if decision.reason else None,
-            "failure_detail": decision.detail,
-        }
-
-    refused = [row(decision) for decision in decisions if not decision.eligible]
-    _insert(
-        session, refused, {**common, "status": initial_status(Transition.REFUSE), "attempts": 0}
-    )
-    if claim is None:
-        queued = [row(decision) for decision in eligible]
-        _insert(
-            session, queued, {**common, "status": initial_status(Transition.ENQUEUE), "attempts": 0}
-        )
-        claimed: list[ClaimedRow] = []
-    else:
-        claimed = _insert_claimed(session, run, channel, eligible, row, common, claim)
-    session.execute(
-        update(BulkRun)
-        .where(BulkRun.id == run.id)
-        .values(
-            queued=BulkRun.queued + len(eligible),
-            failed=BulkRun.failed + (len(decisions) - len(eligible)),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return claimed
-
-
-def _insert(
-    session: Session, rows: list[dict[str, object]], constants: dict[str, object]
-) -> dict[str, int]:
-    """Insert invitation rows sharing ``constants`` (one statement); CRM id -> new id.
-
-    CRM ids are unique within a run, so they match the new ids to their rows.
-    """
-    written = bulk_sql.insert_rows(
-        session, Invitation.__table__, rows, returning=("id", "crm_id"), constants=constants
-    )
-    return {crm_id: invitation_id for invitation_id, crm_id in written}
-
-
-def _insert_claimed(
-    session: Session,
-    run: BulkRun,
-    channel: Channel,
-    eligible: Sequence[Decision],
-    row: Callable[[Decision], dict[str, object]],
-    common: dict[str, object],
-    claim: ClaimOnWrite,
-) -> list[ClaimedRow]:
-    """Insert the eligible rows already claimed, each with its token's hash; the claimed rows."""
-    rows, tokens = [], []
-    for decision in eligible:
-        token, digest = claim.issue(run.org_id, channel)
-        rows.append({**row(decision), "token_hash": digest})
-        tokens.append(token)
-    ids = _insert(
-        session,
-        rows,
-        {
-            **common,
-            "status": initial_status(Transition.CLAIM_ON_WRITE),
-            "attempts": 1,
-            "claim_token": claim.claim.token,
-            "claimed_at": common["created_at"],
-            # From the moment of writing: the lock wait before it does not eat the lease.
-            "claim_deadline": claim.claim.restart(),
-        },
-    )
-    claimed = [
-        ClaimedRow(
-            id=ids[values["crm_id"]],  # type: ignore[index]
-            org_id=run.org_id,
-            user_type_id=run.user_type_id,
-            channel=channel,
-            kind=run.kind,
-            language=run.language,
-            address=decision.address,
-            invited_by_id=run.inviter_id,
-            attempts=1,
-            bulk_run_id=run.id,
-            portal_user_id=values["portal_user_id"],  # type: ignore[arg-type]
-            record=decision.record,
-            token=token,
-        )
-        for decision, values, token in zip(eligible, rows, tokens, strict=True)
-    ]
-    claimed.sort(key=lambda claimed_row: claimed_row.id)  # sent in id order (recovery relies on it)
-    return claimed
-
-
-def _claim_portal_users(
-    session: Session, run: BulkRun, eligible: Sequence[Decision], channel: Channel
-) -> dict[int, int]:
-    """Make each eligible record a portal user (status invited); record id -> portal user id."""
-    if not eligible:
-        return {}
-    record_ids = [decision.record.id for decision in eligible if decision.record]
-    addresses = {decision.record.id: decision.address for decision in eligible if decision.record}
-    # The address lands in the portal user's login column: email, or phone for SMS types.
-    column = "phone" if channel == Channel.SMS else "email"
-    # A removed user keeps its row; inviting the record again brings that row back.
-    removed = dict(
-        session.execute(
-            select(PortalUser.record_id, PortalUser.id).where(
-                bulk_sql.among(session, PortalUser.record_id, record_ids),
-                PortalUser.status == PortalUserStatus.REMOVED,
-            )
-        ).all()
-    )
-    now = utcnow()
-    revived = lifecycle.next_status(PortalUserStatus.REMOVED, lifecycle.Action.INVITE_AGAIN)
-    if removed:
-        session.execute(
-            update(PortalUser),
-            [
-                {
-                    "id": portal_user_id,
-                    "user_type_id": run.user_type_id,
-                    "status": revived,
-                    "status_changed_at": now,
-                    column: addresses[record_id],
-                    "invited_by_id": run.inviter_id,
-                    "confirmed_at": None,
-                    "updated_at": now,
-                }
-                for record_id, portal_user_id in removed.items()
-            ],
-        )
-    new_rows = [
-        {"record_id": record_id, column: addresses[record_id]}
-        for record_id in record_ids
-        if record_id not in removed
-    ]
-    shared = {
-        "org_id": run.org_id,
-        "user_type_id": run.user_type_id,
-        "status": PortalUserStatus.INVITED,  # a new user starts invited
-        "status_changed_at": now,
-        "invited_by_id": run.inviter_id,
-        "created_at": now,
-        "updated_at": now,
-    }
-    written = bulk_sql.insert_rows(
-        session, PortalUser.__table__, new_rows, returning=("record_id", "id"), constants=shared
-    )
-    created = {record_id: portal_user_id for record_id, portal_user_id in written}
-    licences.sync_holders(session, [run.user_type_id])
-    return {**removed, **created}
 
 
 def _clean_ids(crm_ids: Iterable[str]) -> list[str]:

@@ -55,16 +55,7 @@ def reinvite(
     if not address:
         what = "phone number" if by_sms else "email address"
         raise InvalidInput(f"portal user {portal_user_id} has no {what}")
-    in_flight = session.scalar(
-        select(Invitation.id).where(
-            Invitation.portal_user_id == user.id,
-            Invitation.status.in_((InvitationStatus.QUEUED, InvitationStatus.SENDING)),
-        )
-    )
-    if in_flight is not None:
-        raise InvalidInput(
-            f"invitation {in_flight} to portal user {portal_user_id} is still being sent"
-        )
+    _refuse_if_in_flight(session, user)
     record = session.get_one(CrmRecord, user.record_id)
     now = utcnow()
     invitation = Invitation(
@@ -93,3 +84,15 @@ def reinvite(
         )
     )
     return invitation.id
+
+
+def _refuse_if_in_flight(session: Session, user: PortalUser) -> None:
+    """InvalidInput while an earlier invitation of the user is still queued or sending."""
+    in_flight = session.scalar(
+        select(Invitation.id).where(
+            Invitation.portal_user_id == user.id,
+            Invitation.status.in_((InvitationStatus.QUEUED, InvitationStatus.SENDING)),
+        )
+    )
+    if in_flight is not None:
+        raise InvalidInput(f"invitation {in_flight} to portal user {user.id} is still being sent")

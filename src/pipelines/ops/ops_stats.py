@@ -66,11 +66,23 @@ def flow_stats(
     end = until or now or utcnow()
     since = end - window
     flows: dict[str, FlowStats] = {}
-    for channel in ("email", "sms"):
-        _flow(flows, f"invitations:{channel}")
-    _flow(flows, "crm-events")
-    _flow(flows, "provider-events")
+    for name in ("invitations:email", "invitations:sms", "crm-events", "provider-events"):
+        _flow(flows, name)
+    _count_invitations(session, flows, since, until)
+    _count_crm_events(session, flows, since, until)
+    _count_provider_events(session, flows, since, until)
+    return list(flows.values())
 
+
+def _failed(stats: FlowStats, reason: str | None, count: int) -> None:
+    stats.failed += count
+    reason = reason or "unknown"
+    stats.failures_by_reason[reason] = stats.failures_by_reason.get(reason, 0) + count
+
+
+def _count_invitations(
+    session: Session, flows: dict[str, FlowStats], since: datetime, until: datetime | None
+) -> None:
     sent = select(Invitation.channel, func.count()).where(
         Invitation.sent_at >= since, *_before(Invitation.sent_at, until)
     )
@@ -86,40 +98,39 @@ def flow_stats(
         .group_by(Invitation.channel, Invitation.failure_code)
     )
     for channel, code, count in session.execute(failed):
-        stats = _flow(flows, f"invitations:{channel}")
-        stats.failed += count
-        reason = code or "unknown"
-        stats.failures_by_reason[reason] = stats.failures_by_reason.get(reason, 0) + count
+        _failed(_flow(flows, f"invitations:{channel}"), code, count)
 
+
+def _count_crm_events(
+    session: Session, flows: dict[str, FlowStats], since: datetime, until: datetime | None
+) -> None:
     crm = (
         select(CrmEvent.status, CrmEvent.result_code, func.count())
         .where(CrmEvent.processed_at >= since, *_before(CrmEvent.processed_at, until))
         .group_by(CrmEvent.status, CrmEvent.result_code)
     )
+    stats = _flow(flows, "crm-events")
     for status, code, count in session.execute(crm):
-        stats = _flow(flows, "crm-events")
         if status == CrmEventStatus.FAILED:
-            stats.failed += count
-            reason = code or "unknown"
-            stats.failures_by_reason[reason] = stats.failures_by_reason.get(reason, 0) + count
+            _failed(stats, code, count)
         else:
             stats.done += count
 
+
+def _count_provider_events(
+    session: Session, flows: dict[str, FlowStats], since: datetime, until: datetime | None
+) -> None:
     provider = (
         select(ProviderEvent.status, func.count())
         .where(ProviderEvent.processed_at >= since, *_before(ProviderEvent.processed_at, until))
         .group_by(ProviderEvent.status)
     )
+    stats = _flow(flows, "provider-events")
     for status, count in session.execute(provider):
-        stats = _flow(flows, "provider-events")
         if status == ProviderEventStatus.FAILED:
-            stats.failed += count
-            stats.failures_by_reason["unparsable"] = (
-                stats.failures_by_reason.get("unparsable", 0) + count
-            )
+            _failed(stats, "unparsable", count)
         else:
             stats.done += count
-    return list(flows.values())
 
 
 def _before(column: Any, until: datetime | None) -> tuple[Any, ...]:

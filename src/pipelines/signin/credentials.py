@@ -43,12 +43,12 @@ from portalflow.models import (
     utcnow,
 )
 from portalflow.pipelines.invitations import tokens
-from portalflow.pipelines.invitations.acceptance import (
+from portalflow.pipelines.invitations.invitation_states import Transition, move
+from portalflow.pipelines.invitations.password_hashes import (
     check_user_password,
     hash_password,
     verify_password,
 )
-from portalflow.pipelines.invitations.invitation_states import Transition, move
 from portalflow.pipelines.users import phones
 
 from ..errors import InvalidInput, NotFound

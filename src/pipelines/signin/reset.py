@@ -31,10 +31,10 @@ from portalflow.models import (
 from portalflow.pipelines.invitations.acceptance import (
     AcceptanceError,
     guessable_words,
-    hash_password,
     usable_invitation,
 )
 from portalflow.pipelines.invitations.invitation_states import Transition, move
+from portalflow.pipelines.invitations.password_hashes import hash_password
 from portalflow.pipelines.invitations.password_policy import check_password
 
 from . import sessions

@@ -6,9 +6,7 @@ import re
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-import pycountry
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -29,47 +27,11 @@ from portalflow.models import (
 from portalflow.pipelines.errors import InvalidInput, NotFound
 from portalflow.pipelines.users.addresses import normalise_domain, validate_sender_address
 
+from .countries import INDIA, default_data_centre, validate_country
+
 MAX_USER_TYPES = 5
 E = TypeVar("E", bound=StrEnum)
-INDIA = "IN"
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
-
-# The EU and the rest of the EEA, with the UK and Switzerland.
-_EUROPE = frozenset({
-    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
-    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
-    "IS", "LI", "NO", "GB", "CH",
-})  # fmt: skip
-# The data centre an org lives in unless it says otherwise, by country of registration
-# (the README's "Data centre by country" table); any other country: us.
-DATA_CENTRE_COUNTRIES: dict[DataCentre, frozenset[str]] = {
-    DataCentre.IN: frozenset({"IN"}),
-    DataCentre.EU: _EUROPE,
-    DataCentre.AU: frozenset({"AU", "NZ"}),
-    DataCentre.JP: frozenset({"JP"}),
-    DataCentre.CN: frozenset({"CN"}),
-    DataCentre.CA: frozenset({"CA"}),
-}
-DEFAULT_DATA_CENTRE = DataCentre.US
-
-
-def default_data_centre(country: str) -> DataCentre:
-    """The data centre of an org registered in ``country`` (ISO 3166-1 alpha-2)."""
-    code = country.strip().upper()
-    for data_centre, countries in DATA_CENTRE_COUNTRIES.items():
-        if code in countries:
-            return data_centre
-    return DEFAULT_DATA_CENTRE
-
-
-def validate_country(country: str) -> str:
-    """The upper-cased ISO 3166-1 alpha-2 code, or InvalidInput naming what is wrong."""
-    code = country.strip().upper()
-    if not re.fullmatch(r"[A-Z]{2}", code) or pycountry.countries.get(alpha_2=code) is None:
-        raise InvalidInput(
-            f"country {country!r} is not an ISO 3166-1 two-letter country code (e.g. IN, DE, US)"
-        )
-    return code
 
 
 def create_org(
@@ -312,34 +274,6 @@ def _change_edition(org: Org, wanted: Edition) -> None:
     if wanted.is_paid:
         org.deletion_scheduled_for = None  # upgrading keeps the portal
     org.edition = wanted
-
-
-MAX_FOOTER_LENGTH = 1000
-
-
-def set_email_branding(
-    session: Session, org_id: int, *, logo_url: str | None = None, footer: str | None = None
-) -> Org:
-    """Set the logo above and the footer below the org's invitation emails ("" clears)."""
-    org = get_org(session, org_id)
-    if logo_url is not None:
-        logo_url = logo_url.strip()
-        parts = urlsplit(logo_url)
-        if logo_url and (parts.scheme != "https" or not parts.netloc or len(logo_url) > 2000):
-            raise InvalidInput(
-                f"logo URL {logo_url!r} must be an https:// URL of at most 2,000 characters "
-                "(mail clients block images over plain http)"
-            )
-        org.logo_url = logo_url or None
-    if footer is not None:
-        footer = footer.replace("\\n", "\n").strip()
-        if len(footer) > MAX_FOOTER_LENGTH:
-            raise InvalidInput(
-                f"the footer has {len(footer):,} characters; at most {MAX_FOOTER_LENGTH:,}"
-            )
-        org.email_footer = footer or None
-    session.flush()
-    return org
 
 
 def get_org(session: Session, org_id: int) -> Org:

@@ -7,6 +7,7 @@
 - ``lead_conversion``: a converted lead's portal user moves to a Contacts type.
 - ``move_rules``: what every move obeys: same preference and module, licences left.
 - ``address_changes``: what a CRM email or phone change does (reconfirmation, re-invite).
+- ``superseding``: an address change's open invitations superseded, a new one queued.
 - ``addresses`` and ``phones``: the email and phone rules every flow checks.
 - ``user_history``: which record each user is, and every invitation attempt.
 """

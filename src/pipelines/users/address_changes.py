@@ -19,24 +19,24 @@ A ``record.upserted`` event that carries a new email or phone for a record with 
 user takes the same flow (:func:`check_upserted`, then :func:`apply_upserted`), so the record
 and the user never silently disagree.
 
-Every change supersedes the user's open invitations, so no token sent to the old address
-still works. Each handler runs an event once: an event that is not ``received`` any more
-is left alone, so the same event delivered twice sends one message. Handlers flush and
-return the invitation ids to dispatch; the caller commits, then enqueues them.
+Every change supersedes the user's open invitations (``superseding``), so no token sent to
+the old address still works. Each handler runs an event once: an event that is not
+``received`` any more is left alone, so the same event delivered twice sends one message.
+Handlers flush and return the invitation ids to dispatch; the caller commits, then enqueues
+them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
-    BulkRun,
     Channel,
     CrmEvent,
     CrmEventCode,
@@ -44,9 +44,7 @@ from portalflow.models import (
     CrmEventStatus,
     CrmRecord,
     EmailKind,
-    Invitation,
     InvitationPreference,
-    InvitationStatus,
     PortalUser,
     PortalUserStatus,
     PortalUserType,
@@ -54,27 +52,19 @@ from portalflow.models import (
     SessionEndReason,
     utcnow,
 )
-from portalflow.pipelines.content.rendering import FALLBACK_LANGUAGE, SUPPORTED_LANGUAGES
 from portalflow.pipelines.crm import crm_events
 from portalflow.pipelines.errors import InvalidInput, NotFound
-from portalflow.pipelines.invitations import bulk
-from portalflow.pipelines.invitations.invitation_states import Transition, initial_status, move_ids
 from portalflow.pipelines.signin import sessions
 
 from . import addresses, phones
 from .lifecycle import Action, transition
+from .superseding import (
+    refuse_if_sending,
+    reinvite_to_new_address,
+    supersede_open,
+)
 
 S = PortalUserStatus
-# Open invitations an address change kills: not sent yet (queued), or sent and live.
-_SUPERSEDABLE = (InvitationStatus.QUEUED, InvitationStatus.SENT)
-
-
-class InvitationInFlight(RuntimeError):
-    """An invitation of the user is being sent right now; apply the change a bit later.
-
-    Not a PortalflowError: nothing is wrong with the event, so the actor's retries (with
-    backoff) run it again once the send has finished or its claim has expired.
-    """
 
 
 class AddressChangeRefused(Exception):
@@ -121,12 +111,14 @@ def after_activation(
         raise NotFound(f"portal user {portal_user_id} does not exist")
     if not user.pending_email:
         return None
-    _refuse_if_sending(session, user)
+    refuse_if_sending(session, user)
     record = session.get_one(CrmRecord, user.record_id)
     transition(session, user, Action.SUSPEND_LOGIN, now)  # refused unless now confirmed
     user.email = user.pending_email
     user.pending_email = None
-    return _reinvite(session, user, record, EmailKind.CONFIRM_EMAIL, Channel.EMAIL, now)
+    return reinvite_to_new_address(
+        session, user, record, EmailKind.CONFIRM_EMAIL, Channel.EMAIL, now
+    )
 
 
 def check_upserted(session: Session, event: CrmEvent, crm_id: str) -> LoginChange | None:
@@ -165,7 +157,7 @@ def check_upserted(session: Session, event: CrmEvent, crm_id: str) -> LoginChang
         fields.append("phone")
     if not fields:
         return None
-    _refuse_if_sending(session, user)
+    refuse_if_sending(session, user)
     return LoginChange(record, user, tuple(fields))
 
 
@@ -235,21 +227,25 @@ def _apply_email(
         record.email = email
         return [], f"{email} is already the address of portal user {user.id}; nothing sent"
     if user is not None:
-        _refuse_if_sending(session, user)
+        refuse_if_sending(session, user)
     record.email = email
     if user is None:
         return [], f"record {record.crm_id} updated; no portal user logs in with this email"
     user.email = email
     if user.status in (S.CONFIRMED, S.LOGIN_SUSPENDED):
         transition(session, user, Action.SUSPEND_LOGIN, now)
-        new_id = _reinvite(session, user, record, EmailKind.CONFIRM_EMAIL, Channel.EMAIL, now)
+        new_id = reinvite_to_new_address(
+            session, user, record, EmailKind.CONFIRM_EMAIL, Channel.EMAIL, now
+        )
         return [new_id], f"portal user {user.id} login suspended; confirmation sent to {email}"
     if user.status == S.INVITED:
-        new_id = _reinvite(session, user, record, EmailKind.ACCEPT_INVITATION, Channel.EMAIL, now)
+        new_id = reinvite_to_new_address(
+            session, user, record, EmailKind.ACCEPT_INVITATION, Channel.EMAIL, now
+        )
         return [new_id], f"portal user {user.id} invited again at {email}"
     # Deactivated: confirmed when the user is activated (after_activation).
     user.pending_email = email
-    _supersede(session, user, None, now)
+    supersede_open(session, user, None, now)
     return [], f"portal user {user.id} is deactivated; {email} is confirmed on activation"
 
 
@@ -268,15 +264,17 @@ def _apply_phone(
     if user.phone == phone:
         record.phone = phone
         return [], f"{phone} is already the number of portal user {user.id}; nothing sent"
-    _refuse_if_sending(session, user)
+    refuse_if_sending(session, user)
     record.phone = phone
     user.phone = phone
     # Only the new number signs in now: sessions opened with the old one end.
     sessions.end_for_users(session, [user.id], SessionEndReason.ADDRESS_CHANGED, now)
     if user.status == S.DEACTIVATED:
-        _supersede(session, user, None, now)
+        supersede_open(session, user, None, now)
         return [], f"portal user {user.id} is deactivated; {phone} is its login when activated"
-    new_id = _reinvite(session, user, record, EmailKind.ACCEPT_INVITATION, Channel.SMS, now)
+    new_id = reinvite_to_new_address(
+        session, user, record, EmailKind.ACCEPT_INVITATION, Channel.SMS, now
+    )
     return [new_id], f"portal user {user.id} invited again by SMS at {phone}"
 
 
@@ -347,91 +345,3 @@ def _preference(session: Session, user: PortalUser) -> InvitationPreference:
 
 def _same_email(a: str | None, b: str) -> bool:
     return a is not None and a.casefold() == b.casefold()
-
-
-def _open_invitations(session: Session, user: PortalUser) -> Sequence[Invitation]:
-    """The user's queued, sending and sent invitations, locked against a concurrent claim."""
-    return session.scalars(
-        select(Invitation)
-        .where(
-            Invitation.portal_user_id == user.id,
-            Invitation.status.in_((*_SUPERSEDABLE, InvitationStatus.SENDING)),
-        )
-        .order_by(Invitation.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-
-
-def _refuse_if_sending(session: Session, user: PortalUser) -> None:
-    sending = [
-        i.id for i in _open_invitations(session, user) if i.status == InvitationStatus.SENDING
-    ]
-    if sending:
-        raise InvitationInFlight(
-            f"invitation {sending[0]} to portal user {user.id} is being sent; try again later"
-        )
-
-
-def _reinvite(
-    session: Session,
-    user: PortalUser,
-    record: CrmRecord,
-    kind: EmailKind,
-    channel: Channel,
-    now: datetime,
-) -> int:
-    """A new queued invitation to the user's current address; the older ones superseded."""
-    language = user.language if user.language in SUPPORTED_LANGUAGES else FALLBACK_LANGUAGE
-    invitation = Invitation(
-        org_id=user.org_id,
-        user_type_id=user.user_type_id,
-        bulk_run_id=None,
-        crm_id=record.crm_id,
-        record_id=record.id,
-        portal_user_id=user.id,
-        kind=kind,
-        channel=channel,
-        language=language,
-        address=user.phone if channel == Channel.SMS else user.email,
-        status=initial_status(Transition.ENQUEUE),
-        attempts=0,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(invitation)
-    session.flush()
-    _supersede(session, user, invitation.id, now)
-    return invitation.id
-
-
-def _supersede(session: Session, user: PortalUser, by_id: int | None, now: datetime) -> None:
-    """Kill the user's queued and sent invitations (except ``by_id``); fix their runs' totals.
-
-    A queued invitation of a bulk run leaves the run's in-flight count, so the run can
-    still complete.
-    """
-    stale = [i for i in _open_invitations(session, user) if i.id != by_id]
-    if not stale:
-        return
-    for invitation in stale:
-        assert invitation.status != InvitationStatus.SENDING  # _refuse_if_sending ran first
-        if invitation.status == InvitationStatus.QUEUED and invitation.bulk_run_id is not None:
-            session.execute(
-                update(BulkRun)
-                .where(BulkRun.id == invitation.bulk_run_id)
-                .values(queued=BulkRun.queued - 1)
-                .execution_options(synchronize_session=False)
-            )
-    session.execute(
-        move_ids(
-            Transition.SUPERSEDE,
-            [invitation.id for invitation in stale],
-            values={"superseded_by_id": by_id, "updated_at": now},
-        )
-    )
-    for invitation in stale:
-        session.expire(invitation)  # the UPDATE went around the ORM
-    run_ids = {i.bulk_run_id for i in stale if i.bulk_run_id is not None}
-    if run_ids:
-        bulk.finish_if_done(session, run_ids)
