@@ -28,6 +28,10 @@ from .enums import (
     SmsEncoding,
     SmsTemplateKind,
     VerificationStatus,
+    WebhookDeliveryStatus,
+    WebhookEventType,
+    WebhookFailureCode,
+    WebhookUrlRefusal,
     describe_failure,
 )
 from .events import CrmEvent
@@ -41,6 +45,7 @@ from .session import make_engine, make_session_factory, session_scope
 from .sms import DltTemplate, SmsTemplate, SmsTemplateMapping
 from .templates import EmailTemplate
 from .types import utcnow
+from .webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "CLIENT_PORTAL_MODULE",
@@ -97,6 +102,12 @@ __all__ = [
     "SmsTemplateMapping",
     "Suppression",
     "VerificationStatus",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
+    "WebhookEndpoint",
+    "WebhookEventType",
+    "WebhookFailureCode",
+    "WebhookUrlRefusal",
     "describe_failure",
     "make_engine",
     "make_session_factory",
