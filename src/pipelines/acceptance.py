@@ -47,10 +47,12 @@ from portalflow.models import (
     InvitationStatus,
     Org,
     PortalUser,
+    WebhookEventType,
     utcnow,
 )
 
 from . import lifecycle, tokens
+from .crm_webhooks import outbox
 from .errors import InvalidInput, PortalflowError
 from .invitation_states import Transition, move
 from .password_policy import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, check_password
@@ -278,6 +280,13 @@ def _use(
     if claimed != 1:
         # Someone else used, superseded or expired it between the read and the lock.
         raise AcceptanceError(_problem_of(invitation, now))
+    outbox.invitation_events(
+        session,
+        WebhookEventType.INVITATION_ACCEPTED,
+        [invitation.id],
+        org_id=invitation.org_id,
+        now=now,
+    )
     lifecycle.transition(session, user, action, now)
     return user
 

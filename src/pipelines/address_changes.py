@@ -50,10 +50,12 @@ from portalflow.models import (
     PortalUserStatus,
     PortalUserType,
     ReasonCode,
+    WebhookEventType,
     utcnow,
 )
 
 from . import addresses, bulk, crm_events, phones
+from .crm_webhooks import outbox
 from .errors import InvalidInput, NotFound
 from .invitation_states import Transition, initial_status, move_ids
 from .lifecycle import Action, transition
@@ -399,6 +401,9 @@ def _reinvite(
     session.add(invitation)
     session.flush()
     _supersede(session, user, invitation.id, now)
+    outbox.invitation_events(
+        session, WebhookEventType.INVITATION_QUEUED, [invitation.id], org_id=user.org_id, now=now
+    )
     return invitation.id
 
 

@@ -26,12 +26,14 @@ from portalflow.models import (
     PortalUser,
     PortalUserStatus,
     PortalUserType,
+    WebhookEventType,
     utcnow,
 )
 from portalflow.models.records import RECORD_COLUMNS
 
 from . import bulk_sql, eligibility, licences, lifecycle, orgs
 from .claims import Claim, ClaimedRow
+from .crm_webhooks import outbox
 from .eligibility import Decision
 from .errors import InvalidInput, NotFound
 from .invitation_states import Transition, has_status, initial_status
@@ -225,17 +227,28 @@ def _write_invitations(
         }
 
     refused = [row(decision) for decision in decisions if not decision.eligible]
-    _insert(
+    refused_ids = _insert(
         session, refused, {**common, "status": initial_status(Transition.REFUSE), "attempts": 0}
     )
     if claim is None:
         queued = [row(decision) for decision in eligible]
-        _insert(
+        queued_ids = _insert(
             session, queued, {**common, "status": initial_status(Transition.ENQUEUE), "attempts": 0}
         )
         claimed: list[ClaimedRow] = []
+        written = list(queued_ids.values())
     else:
         claimed = _insert_claimed(session, run, channel, eligible, row, common, claim)
+        written = [claimed_row.id for claimed_row in claimed]
+    outbox.invitations_changed(
+        session,
+        {
+            WebhookEventType.INVITATION_FAILED: list(refused_ids.values()),
+            WebhookEventType.INVITATION_QUEUED: written,
+        },
+        org_id=run.org_id,
+        now=now,
+    )
     session.execute(
         update(BulkRun)
         .where(BulkRun.id == run.id)

@@ -19,10 +19,12 @@ from portalflow.models import (
     OutcomeClass,
     ProviderEvent,
     ProviderEventStatus,
+    WebhookEventType,
     utcnow,
 )
 
 from . import outcomes, pauses, suppressions
+from .crm_webhooks import outbox
 from .errors import NotFound
 from .outcomes import Outcome
 
@@ -104,4 +106,10 @@ def apply_outcome(
             outcomes.describe(outcome.code),
         )
     session.flush()
+    told = (
+        WebhookEventType.INVITATION_DELIVERED
+        if outcome.outcome_class == OutcomeClass.DELIVERED
+        else WebhookEventType.INVITATION_FAILED
+    )
+    outbox.invitation_events(session, told, [invitation.id], org_id=invitation.org_id, now=now)
     return True

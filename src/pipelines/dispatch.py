@@ -40,6 +40,7 @@ from portalflow.models import (
     PortalUserType,
     RecordValues,
     SendFailureCode,
+    WebhookEventType,
     utcnow,
 )
 
@@ -47,6 +48,7 @@ from . import bulk, bulk_sql, credits, lifecycle, pauses, receipts, suppressions
 from .channels.base import OutgoingEmail, SendFailure, describe_error
 from .channels.bundle import Channels
 from .claims import DEFAULT_LEASE, Claim, ClaimedRow, Lease
+from .crm_webhooks import outbox
 from .invitation_states import Transition, guard, has_status, move, move_ids, target
 from .outcomes import THROTTLED_CODES
 from .outgoing_email import DEFAULT_FROM, EmailBuilder
@@ -520,6 +522,14 @@ def _record(
     for org_id, amount in batch.refunds.items():
         credits.refund(session, org_id, amount)
     receipts.forget(session, [row["id"] for row in batch.sent])
+    outbox.invitations_changed(
+        session,
+        {
+            WebhookEventType.INVITATION_SENT: [row["id"] for row in batch.sent],
+            WebhookEventType.INVITATION_FAILED: [row["id"] for row in batch.failed],
+        },
+        now=at,
+    )
     release_failed_users(session, batch.failed_users, at)
     bulk.finish_if_done(session, bump_run_totals(session, batch.runs))
     session.commit()
@@ -680,8 +690,9 @@ def fail_claimed(
                 "failure_detail": detail,
                 "updated_at": at,
             },
-        ).returning(Invitation.bulk_run_id, Invitation.portal_user_id)
+        ).returning(Invitation.id, Invitation.bulk_run_id, Invitation.portal_user_id)
     ).all()
+    outbox.invitation_events(session, WebhookEventType.INVITATION_FAILED, [row.id for row in rows])
     counters: dict[int, dict[str, int]] = {}
     for row in rows:
         if row.bulk_run_id is not None:
@@ -725,6 +736,8 @@ def complete_from_receipts(session: Session, rows: Sequence[Any], at: datetime) 
     }
     if values:
         _write(session, Transition.COMPLETE_FROM_RECEIPT, values, common)
+        completed = [value["id"] for value in values]
+        outbox.invitation_events(session, WebhookEventType.INVITATION_SENT, completed, now=at)
     receipts.forget(session, ids)
     counters: dict[int, dict[str, int]] = {}
     for run_id in runs.values():

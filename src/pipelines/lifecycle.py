@@ -20,9 +20,10 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.orm import Session
 
-from portalflow.models import PortalUser, PortalUserStatus, utcnow
+from portalflow.models import PortalUser, PortalUserStatus, WebhookEventType, utcnow
 
 from . import licences
+from .crm_webhooks import outbox
 from .errors import InvalidInput
 
 S = PortalUserStatus
@@ -61,6 +62,17 @@ TRANSITIONS: dict[tuple[PortalUserStatus, Action], PortalUserStatus] = {
 }
 
 
+# What the CRM's webhooks hear when an action changes a user's status.
+EVENTS: dict[Action, WebhookEventType] = {
+    Action.ACCEPT: WebhookEventType.USER_CONFIRMED,
+    Action.CONFIRM_EMAIL: WebhookEventType.USER_CONFIRMED,
+    Action.SUSPEND_LOGIN: WebhookEventType.USER_SUSPENDED,
+    Action.DEACTIVATE: WebhookEventType.USER_DEACTIVATED,
+    Action.ACTIVATE: WebhookEventType.USER_ACTIVATED,
+    Action.REMOVE: WebhookEventType.USER_REMOVED,
+}
+
+
 class InvalidTransition(InvalidInput):
     """The action is not allowed from the user's status; nothing was changed."""
 
@@ -89,12 +101,15 @@ def transition(
     """Move one user (flushed); refused transitions raise and change nothing."""
     target = next_status(user.status, action, user.id)
     crossed = licences.is_holding(user.status) != licences.is_holding(target)
-    if target != user.status:
+    changed = target != user.status
+    if changed:
         user.status = target
         user.status_changed_at = now or utcnow()
     session.flush()
     if crossed:
         licences.sync_holders(session, [user.user_type_id])
+    if changed and action in EVENTS:
+        outbox.user_events(session, EVENTS[action], [user.id], org_id=user.org_id, now=now)
     return target
 
 
@@ -124,6 +139,7 @@ def transition_many(
     found = {row.id: row.status for row in rows}
     types_of = {row.id: row.user_type_id for row in rows}
     crossing: set[int] = set()
+    changed: list[int] = []
     by_target: dict[PortalUserStatus, list[int]] = {}
     for user_id in user_ids:
         status = found.get(user_id)
@@ -134,6 +150,8 @@ def transition_many(
         else:
             target = TRANSITIONS[(status, action)]
             by_target.setdefault(target, []).append(user_id)
+            if target != status:
+                changed.append(user_id)
             if licences.is_holding(status) != licences.is_holding(target):
                 crossing.add(types_of[user_id])
     for target, ids in by_target.items():
@@ -146,6 +164,8 @@ def transition_many(
         )
         result.moved.extend(ids)
     licences.sync_holders(session, crossing)
+    if action in EVENTS:
+        outbox.user_events(session, EVENTS[action], changed, org_id=org_id, now=now)
     return result
 
 
@@ -174,6 +194,8 @@ def transition_from(
     ).all()
     if licences.is_holding(status) != licences.is_holding(target):
         licences.sync_holders(session, {row.user_type_id for row in moved})
+    if action in EVENTS and target != status:
+        outbox.user_events(session, EVENTS[action], [row.id for row in moved], now=now)
     return [row.id for row in moved]
 
 

@@ -15,10 +15,12 @@ from portalflow.models import (
     PortalUser,
     PortalUserStatus,
     PortalUserType,
+    WebhookEventType,
     utcnow,
 )
 
 from . import lifecycle, orgs
+from .crm_webhooks import outbox
 from .errors import InvalidInput, NotFound
 from .invitation_states import Transition, has_status, initial_status, move
 from .lifecycle import Action
@@ -90,5 +92,8 @@ def reinvite(
             has_status(InvitationStatus.SENT),
             values={"superseded_by_id": invitation.id, "updated_at": now},
         )
+    )
+    outbox.invitation_events(
+        session, WebhookEventType.INVITATION_QUEUED, [invitation.id], org_id=org_id, now=now
     )
     return invitation.id

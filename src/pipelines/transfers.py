@@ -40,10 +40,12 @@ from portalflow.models import (
     PortalUser,
     PortalUserStatus,
     PortalUserType,
+    WebhookEventType,
     utcnow,
 )
 
 from . import crm_events, licences, lifecycle, orgs
+from .crm_webhooks import outbox, payloads
 from .errors import InvalidInput
 from .lifecycle import Action, InvalidTransition
 
@@ -137,6 +139,14 @@ def transfer_users(
     session.flush()
     moved_from = {found[user_id].user_type_id for user_id in allowed}
     licences.sync_holders(session, moved_from | ({target.id} if allowed else set()))
+    outbox.user_events(
+        session,
+        WebhookEventType.USER_TRANSFERRED,
+        allowed,
+        org_id=org_id,
+        extra={uid: {"from_user_type_id": found[uid].user_type_id} for uid in allowed},
+        now=now,
+    )
     return result
 
 
@@ -281,6 +291,14 @@ def _next_batch(session: Session, source_id: int, batch_size: int, now: datetime
             .execution_options(synchronize_session="evaluate")
         )
         licences.sync_holders(session, [source_id, target_id])
+        outbox.user_events(
+            session,
+            WebhookEventType.USER_TRANSFERRED,
+            ids,
+            org_id=source.org_id,
+            extra={user_id: {"from_user_type_id": source_id} for user_id in ids},
+            now=now,
+        )
         return False
     for table, column in _other_references():
         (key,) = table.primary_key.columns
@@ -350,6 +368,7 @@ class LeadOutcome:
     message: str = ""
     portal_user_id: int | None = None
     user_type_id: int | None = None
+    from_user_type_id: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -413,6 +432,7 @@ def handle_lead_converted(
             result.leads.append(
                 LeadOutcome(lead_id, contact_id, "failed", failure.code, failure.message)
             )
+    _tell_conversions(session, event.org_id, result.leads, now)
     failed = result.failed
     if failed:
         codes = [lead.code for lead in failed]
@@ -430,6 +450,33 @@ def handle_lead_converted(
     result.status = event.status
     session.flush()
     return result
+
+
+def _tell_conversions(
+    session: Session, org_id: int, leads: Sequence[LeadOutcome], now: datetime
+) -> None:
+    """The CRM hears of each converted lead, and of each whose Contacts type must be chosen."""
+    told = []
+    for lead in leads:
+        if lead.outcome == "converted":
+            event_type = WebhookEventType.LEAD_CONVERSION_DONE
+        elif lead.code == CHOICE_REQUIRED:
+            event_type = WebhookEventType.LEAD_CONVERSION_CHOICE_REQUIRED
+        else:
+            continue
+        data = {
+            "lead_id": lead.lead_id,
+            "contact_id": lead.contact_id,
+            "record_id": lead.contact_id,
+            "portal_user_id": lead.portal_user_id,
+            "user_type_id": lead.user_type_id,
+            "from_user_type_id": lead.from_user_type_id,
+            "code": lead.code,
+            "detail": lead.message,
+        }
+        key = payloads.order_key(lead.portal_user_id, lead.lead_id)
+        told.append(outbox.Event(event_type, org_id, data, key))
+    outbox.emit(session, told, now=now)
 
 
 def apply_lead_converted(session: Session, event_id: int, now: datetime | None = None) -> list[int]:
@@ -513,6 +560,7 @@ def _convert_one(session: Session, org: Org, item: dict[str, Any], now: datetime
     session.flush()
     licences.sync_holders(session, [moved_from, target.id])
     outcome.outcome, outcome.user_type_id = "converted", target.id
+    outcome.from_user_type_id = moved_from
     outcome.message = f"moved to user type {target.name!r}"
     return outcome
 
