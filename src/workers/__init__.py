@@ -16,6 +16,7 @@ from . import (  # noqa: E402
     lifecycle_actors,
     scheduler,
     transfer_actors,
+    webhook_actors,
 )
 from .actors import bulk_invite, dispatch_invitation  # noqa: E402
 
@@ -27,4 +28,5 @@ __all__ = [
     "lifecycle_actors",
     "scheduler",
     "transfer_actors",
+    "webhook_actors",
 ]

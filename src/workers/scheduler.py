@@ -37,6 +37,7 @@ from .actors import MAINTENANCE_QUEUE, MINUTE_MS, recover_stuck_work
 from .broker import register
 from .licence_actors import reconcile_licences
 from .lifecycle_actors import expire_invitations_sweep
+from .webhook_actors import replay_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,12 @@ def default_jobs(settings: Settings) -> list[ScheduledJob]:
             CronTrigger(minute="*/5", timezone=UTC),
             recover_stuck_work,
             timedelta(minutes=5),
+        ),
+        ScheduledJob(
+            "replay_webhooks",
+            CronTrigger(minute="*", timezone=UTC),
+            replay_webhooks,
+            timedelta(minutes=1),
         ),
         ScheduledJob(
             "retention",
