@@ -330,18 +330,17 @@ def redeliver(
 ) -> list[int]:
     """Put dead deliveries back to pending with fresh attempts (flushed); the ids moved."""
     now = now or utcnow()
-    rows = {
-        row.id: row
-        for row in session.scalars(
-            select(WebhookDelivery).where(
+    rows = dict(
+        session.execute(
+            select(WebhookDelivery.id, WebhookDelivery.status).where(
                 WebhookDelivery.org_id == org_id, WebhookDelivery.id.in_(list(delivery_ids))
             )
-        )
-    }
+        ).all()
+    )
     missing = [str(i) for i in delivery_ids if i not in rows]
     if missing:
         raise NotFound(f"webhook deliveries {', '.join(missing)} do not exist in org {org_id}")
-    alive = [str(i) for i, row in rows.items() if row.status != S.DEAD]
+    alive = [str(i) for i, status in rows.items() if status != S.DEAD]
     if alive:
         raise InvalidInput(
             f"only dead deliveries can be redelivered; not dead: {', '.join(sorted(alive))}"
