@@ -34,6 +34,7 @@ from . import (
     sms_templates,
     templates,
     users,
+    webhooks,
     worker,
 )
 from .common import PortalflowGroup, console
@@ -92,6 +93,7 @@ app.add_typer(delivery.channels_app, name="channels")
 app.add_typer(events.app, name="events")
 app.add_typer(licences.app, name="licenses")
 app.add_typer(api_keys.app, name="api-keys")
+app.add_typer(webhooks.app, name="webhooks")
 app.command("invite")(invite.invite)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)

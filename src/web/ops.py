@@ -43,6 +43,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from portalflow.pipelines import ops_stats, queue_stats
+from portalflow.pipelines.crm_webhooks import delivery as webhook_delivery
 
 from .problems import ApiProblem, ProblemCode
 from .reports import admin_bearer, check_admin_token
@@ -187,6 +188,22 @@ live workers: <strong id="live-workers">{{ queues.workers|length }}</strong></p>
 </tbody>
 </table>
 
+<h2>CRM webhooks that gave up</h2>
+{% if webhooks_dead %}
+<table id="webhooks-dead">
+<thead><tr><th>org</th><th>dead deliveries</th></tr></thead>
+<tbody>
+{% for org_id, count in webhooks_dead|dictsort %}
+<tr data-org="{{ org_id }}"><td>{{ org_id }}</td><td class="n bad">{{ count }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+<p class="note">See them with <code>portalflow webhooks deliveries --org ID --status dead</code>;
+<code>portalflow webhooks redeliver</code> sends them again.</p>
+{% else %}
+<p>None.</p>
+{% endif %}
+
 <h2>Scheduled jobs</h2>
 {% if jobs %}
 <table id="jobs">
@@ -228,6 +245,7 @@ def ops_page(request: Request) -> HTMLResponse:
     with request.app.state.session_factory() as session:
         flows = ops_stats.flow_stats(session)
         jobs = ops_stats.last_job_runs(session)
+        webhooks_dead = webhook_delivery.dead_counts(session)
     html = _page.render(
         now=ops_stats.utcnow().strftime("%Y-%m-%d %H:%M:%S UTC"),
         queues=queues,
@@ -235,6 +253,7 @@ def ops_page(request: Request) -> HTMLResponse:
         broker_kind=(request.app.state.settings.broker_url.partition(":")[0] or "embedded"),
         flows=flows,
         jobs=jobs,
+        webhooks_dead=webhooks_dead,
         csrf=_csrf_token(request),
         base=request.scope.get("root_path", ""),
     )

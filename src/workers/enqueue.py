@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .actors import INVITATIONS_QUEUE, bulk_invite, dispatch_invitation, user_action_chunk
+from .webhook_actors import deliver_webhook
 
-__all__ = ["INVITATIONS_QUEUE", "enqueue_action_chunks", "enqueue_chunks", "enqueue_dispatch"]
+__all__ = [
+    "INVITATIONS_QUEUE",
+    "enqueue_action_chunks",
+    "enqueue_chunks",
+    "enqueue_dispatch",
+    "enqueue_webhook_deliveries",
+]
 
 
 def enqueue_chunks(chunk_ids: Iterable[int]) -> int:
@@ -31,5 +38,14 @@ def enqueue_action_chunks(chunk_ids: Iterable[int]) -> int:
     count = 0
     for chunk_id in chunk_ids:
         user_action_chunk.send(chunk_id)
+        count += 1
+    return count
+
+
+def enqueue_webhook_deliveries(delivery_ids: Iterable[int]) -> int:
+    """One deliver_webhook message per outbox row (a redelivery an admin asked for)."""
+    count = 0
+    for delivery_id in delivery_ids:
+        deliver_webhook.send(delivery_id)
         count += 1
     return count

@@ -355,6 +355,24 @@ def redeliver(
     return sorted(rows)
 
 
+def describe(row: WebhookDelivery) -> dict[str, Any]:
+    """What an admin sees of one delivery (the body is the CRM's to read, not listed)."""
+    return {
+        "id": row.id,
+        "endpoint_id": row.endpoint_id,
+        "event_id": row.event_id,
+        "event_type": row.event_type.value,
+        "status": row.status.value,
+        "attempts": row.attempts,
+        "next_attempt_at": row.next_attempt_at,
+        "last_failure_code": row.last_failure_code,
+        "last_status_code": row.last_status_code,
+        "last_detail": row.last_detail,
+        "created_at": row.created_at,
+        "delivered_at": row.delivered_at,
+    }
+
+
 def dead_counts(session: Session) -> dict[int, int]:
     """Org id -> its dead deliveries (for /ops)."""
     return dict(
