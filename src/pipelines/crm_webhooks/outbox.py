@@ -94,7 +94,8 @@ def emit(
         endpoints = subscribers(session, {event.org_id for event in events})
     if not endpoints:
         return 0
-    now = now or utcnow()
+    written_at = utcnow()  # the row's clock is the real one, whatever time the flow runs at
+    now = now or written_at
     rows = []
     for event in events:
         wanting = endpoints.wanting(event.event_type, event.org_id)
@@ -121,9 +122,9 @@ def emit(
         constants={
             "status": WebhookDeliveryStatus.PENDING,
             "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-            "updated_at": now,
+            "next_attempt_at": written_at,
+            "created_at": written_at,
+            "updated_at": written_at,
         },
     )
     session.info.setdefault(PENDING_KEY, []).extend(row.id for row in written)
