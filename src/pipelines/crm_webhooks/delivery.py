@@ -42,6 +42,9 @@ OPEN = (S.PENDING, S.SENDING)
 # A message may arrive a little before its row's next_attempt_at (clocks differ).
 EARLY_SLACK = timedelta(seconds=1)
 SWEEP_BATCH = 1000
+# A claim outlives one POST (connect and read timeouts) by this much before recovery may
+# hand the row on; a worker killed mid-POST delays its event by about the lease.
+LEASE_SLACK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class DeliveryConfig:
             max_attempts=settings.webhook_max_attempts,
             retry_base=timedelta(seconds=settings.webhook_retry_base_seconds),
             retry_max=timedelta(seconds=settings.webhook_retry_max_seconds),
-            lease=timedelta(seconds=max(30.0, 4 * settings.webhook_timeout_seconds)),
+            lease=timedelta(seconds=2 * settings.webhook_timeout_seconds + LEASE_SLACK_SECONDS),
         )
 
     def backoff(self, attempts: int) -> timedelta:
