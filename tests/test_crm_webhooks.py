@@ -431,6 +431,24 @@ def test_events_of_one_user_go_out_in_order(
     assert delivery.replay(session, later, timedelta(0), config).ids == [fourth]
 
 
+def test_the_replay_deletes_old_delivered_rows_and_keeps_dead_ones(
+    session: Session, settings: Settings, config: delivery.DeliveryConfig, receiver: Receiver
+) -> None:
+    created, row = one_pending(session, settings, receiver)
+    assert delivery.deliver(session, row.id, config).result == delivery.Result.DELIVERED
+    outbox.emit(session, [outbox.Event(T.LICENCE_ALERT, created.endpoint.org_id, {"n": 2})])
+    session.commit()
+    dead = deliveries(session)[1]
+    dead.status = D.DEAD
+    session.commit()
+    retention = timedelta(days=30)
+    soon = delivery.replay(session, utcnow() + timedelta(days=29), timedelta(0), config, retention)
+    assert soon.purged == 0
+    later = delivery.replay(session, utcnow() + timedelta(days=31), timedelta(0), config, retention)
+    assert later.purged == 1
+    assert [(r.id, r.status) for r in deliveries(session)] == [(dead.id, D.DEAD)]
+
+
 def test_the_readme_lists_every_event_type() -> None:
     text = README.read_text(encoding="utf-8")
     rows = [f"| `{kind.value}` | {text_} |" for kind, text_ in WEBHOOK_EVENT_DESCRIPTIONS.items()]

@@ -5,7 +5,7 @@ is answered 404. The secret is in the answer of ``POST /admin/webhooks`` and of
 ``rotate-secret`` only. Handlers parse, call one pipeline function, commit and answer.
 
 Tests may set ``app.state.enqueue_webhook_deliveries`` (a callable taking a list of
-delivery ids); by default the ``deliver_webhook`` actor is sent.
+delivery ids); by default ``deliver_webhooks`` messages are sent.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from . import webhook_actors
 from .actors import INVITATIONS_QUEUE, bulk_invite, dispatch_invitation, user_action_chunk
-from .webhook_actors import deliver_webhook
 
 __all__ = [
     "INVITATIONS_QUEUE",
@@ -43,9 +43,7 @@ def enqueue_action_chunks(chunk_ids: Iterable[int]) -> int:
 
 
 def enqueue_webhook_deliveries(delivery_ids: Iterable[int]) -> int:
-    """One deliver_webhook message per outbox row (a redelivery an admin asked for)."""
-    count = 0
-    for delivery_id in delivery_ids:
-        deliver_webhook.send(delivery_id)
-        count += 1
-    return count
+    """deliver_webhooks messages for outbox rows (a redelivery an admin asked for)."""
+    ids = list(delivery_ids)
+    webhook_actors.enqueue(ids)
+    return len(ids)

@@ -1,7 +1,7 @@
-"""CRM webhook actors: deliver one outbox row; replay what lost its message.
+"""CRM webhook actors: deliver outbox rows; replay what lost its message.
 
 The outbox rows are written by the flows in their own transactions; an ``after_commit``
-hook here sends one ``deliver_webhook`` per row once that transaction has committed
+hook here sends ``deliver_webhooks`` messages for them once that transaction has committed
 (enqueue after commit). A send that fails, or a process that dies in between, leaves the
 row pending, and ``replay_webhooks`` (every minute) enqueues it: the database is the
 source of truth, Redis only transport.
@@ -10,6 +10,7 @@ source of truth, Redis only transport.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -35,28 +36,44 @@ from .broker import register
 log = logging.getLogger(__name__)
 
 WEBHOOKS_QUEUE = "webhooks"
+# Ids per message: one message per committed batch of changes (not one per row: enqueueing
+# is most of what the outbox costs a bulk invite), small enough that a slow endpoint holds
+# up few others (a message's POSTs are sequential, each bounded by the timeout).
+MESSAGE_BATCH = 50
 
 
 @register
 @dramatiq.actor(
     queue_name=WEBHOOKS_QUEUE,
-    time_limit=2 * MINUTE_MS,
+    time_limit=10 * MINUTE_MS,
     throws=(MalformedMessage,),
     **INFRASTRUCTURE_RETRIES,
 )
-def deliver_webhook(delivery_id: int) -> None:
-    """POST one outbox row to its endpoint, signed; schedule its retry or the next in line."""
-    delivery_id = message_id(delivery_id, "delivery_id")
+def deliver_webhooks(delivery_ids: list[int]) -> None:
+    """POST outbox rows to their endpoints, signed, in id order; schedule retries and the
+    rows each one was holding back."""
+    if not isinstance(delivery_ids, list) or not delivery_ids:
+        raise MalformedMessage(f"delivery_ids must be a list of ids, got {delivery_ids!r}")
+    ids = sorted({message_id(value, "delivery_ids[]") for value in delivery_ids})
     current = runtime.current()
     config = delivery.DeliveryConfig.from_settings(current.settings)
+    unblocked: list[int] = []
     with current.session() as session:
-        outcome = delivery.deliver(session, delivery_id, config)
-    if outcome.retry_after is not None:
-        deliver_webhook.send_with_options(
-            args=(delivery_id,), delay=_milliseconds(outcome.retry_after)
-        )
-    for next_id in outcome.next_ids:
-        deliver_webhook.send(next_id)
+        for delivery_id in ids:
+            outcome = delivery.deliver(session, delivery_id, config)
+            if outcome.retry_after is not None:
+                deliver_webhooks.send_with_options(
+                    args=([delivery_id],), delay=_milliseconds(outcome.retry_after)
+                )
+            unblocked.extend(i for i in outcome.next_ids if i not in ids)
+    enqueue(unblocked)
+
+
+def enqueue(delivery_ids: Sequence[int]) -> None:
+    """Send ``deliver_webhooks`` messages for the ids, a bounded batch per message."""
+    ids = sorted(set(delivery_ids))
+    for start in range(0, len(ids), MESSAGE_BATCH):
+        deliver_webhooks.send(ids[start : start + MESSAGE_BATCH])
 
 
 @register
@@ -71,16 +88,17 @@ def replay_webhooks() -> None:
     current = runtime.current()
     config = delivery.DeliveryConfig.from_settings(current.settings)
     grace = timedelta(seconds=current.settings.replay_grace_seconds)
+    retention = timedelta(days=current.settings.retention_days)
     with current.session() as session:
-        found = delivery.replay(session, utcnow(), grace, config)
-    for delivery_id in found.ids:
-        deliver_webhook.send(delivery_id)
-    if found.ids or found.dead:
+        found = delivery.replay(session, utcnow(), grace, config, retention)
+    enqueue(found.ids)
+    if found.ids or found.dead or found.purged:
         log.info(
-            "webhooks replayed: %d lapsed claims, %d dead, %d enqueued",
+            "webhooks replayed: %d lapsed claims, %d dead, %d enqueued, %d old ones deleted",
             found.lapsed,
             found.dead,
             len(found.ids),
+            found.purged,
         )
 
 
@@ -92,9 +110,10 @@ def _milliseconds(delay: timedelta) -> int:
 def _enqueue_written(session: Session) -> None:
     """Enqueue the deliveries the committed transaction wrote (the replay covers a failure)."""
     ids = outbox.written_ids(session)
+    if not ids:
+        return
     try:
-        for delivery_id in ids:
-            deliver_webhook.send(delivery_id)
+        enqueue(ids)
     except Exception:
         log.warning("enqueueing webhook deliveries %s failed; replay will", ids, exc_info=True)
 

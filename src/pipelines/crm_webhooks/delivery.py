@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, select, update
+from sqlalchemy import Select, and_, delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from portalflow.config import Settings
@@ -42,6 +42,7 @@ OPEN = (S.PENDING, S.SENDING)
 # A message may arrive a little before its row's next_attempt_at (clocks differ).
 EARLY_SLACK = timedelta(seconds=1)
 SWEEP_BATCH = 1000
+PURGE_BATCH = 5000
 # A claim outlives one POST (connect and read timeouts) by this much before recovery may
 # hand the row on; a worker killed mid-POST delays its event by about the lease.
 LEASE_SLACK_SECONDS = 5.0
@@ -239,16 +240,39 @@ class Replay:
 
     lapsed: int = 0
     dead: int = 0
+    purged: int = 0  # delivered rows past the retention, deleted
     ids: list[int] = field(default_factory=list)
 
 
-def replay(session: Session, now: datetime, grace: timedelta, config: DeliveryConfig) -> Replay:
+def replay(
+    session: Session,
+    now: datetime,
+    grace: timedelta,
+    config: DeliveryConfig,
+    retention: timedelta | None = None,
+) -> Replay:
     """Give back the claims of dead workers and find due rows whose message was lost; commits.
 
     A due row is enqueued only when it is first in its line; its ``next_attempt_at`` is
-    moved to now, so the next pass leaves it alone for another ``grace``.
+    moved to now, so the next pass leaves it alone for another ``grace``. With
+    ``retention``, delivered rows older than that are deleted (a batch per pass); dead ones
+    stay for the admin.
     """
     found = Replay()
+    if retention is not None:
+        old = (
+            select(WebhookDelivery.id)
+            .where(
+                WebhookDelivery.status == S.DELIVERED,
+                WebhookDelivery.delivered_at < now - retention,
+            )
+            .limit(PURGE_BATCH)
+        )
+        found.purged = session.execute(
+            delete(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(old.scalar_subquery()))
+            .execution_options(synchronize_session=False)
+        ).rowcount
     lapsed = WebhookDelivery.status == S.SENDING, WebhookDelivery.claim_deadline < now
     common = {
         "claim_token": None,

@@ -108,22 +108,9 @@ def upgrade() -> None:
             name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_webhook_deliveries_org_id_orgs")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
-        sa.UniqueConstraint(
-            "endpoint_id", "event_id", name=op.f("uq_webhook_deliveries_endpoint_id_event_id")
-        ),
     )
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_webhook_deliveries_due",
-            ["next_attempt_at"],
-            unique=False,
-            postgresql_where=sa.text("status = 'pending'"),
-            sqlite_where=sa.text("status = 'pending'"),
-        )
         batch_op.create_index(
             "ix_webhook_deliveries_open_order",
             ["endpoint_id", "order_key", "id"],
@@ -132,34 +119,25 @@ def upgrade() -> None:
             sqlite_where=sa.text("status IN ('pending', 'sending')"),
         )
         batch_op.create_index(
-            "ix_webhook_deliveries_org_status", ["org_id", "status"], unique=False
-        )
-        batch_op.create_index(
-            "ix_webhook_deliveries_sending_deadline",
-            ["claim_deadline"],
+            "ix_webhook_deliveries_dead",
+            ["org_id"],
             unique=False,
-            postgresql_where=sa.text("status = 'sending'"),
-            sqlite_where=sa.text("status = 'sending'"),
+            postgresql_where=sa.text("status = 'dead'"),
+            sqlite_where=sa.text("status = 'dead'"),
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.drop_index(
-            "ix_webhook_deliveries_sending_deadline",
-            postgresql_where=sa.text("status = 'sending'"),
-            sqlite_where=sa.text("status = 'sending'"),
+            "ix_webhook_deliveries_dead",
+            postgresql_where=sa.text("status = 'dead'"),
+            sqlite_where=sa.text("status = 'dead'"),
         )
-        batch_op.drop_index("ix_webhook_deliveries_org_status")
         batch_op.drop_index(
             "ix_webhook_deliveries_open_order",
             postgresql_where=sa.text("status IN ('pending', 'sending')"),
             sqlite_where=sa.text("status IN ('pending', 'sending')"),
-        )
-        batch_op.drop_index(
-            "ix_webhook_deliveries_due",
-            postgresql_where=sa.text("status = 'pending'"),
-            sqlite_where=sa.text("status = 'pending'"),
         )
 
     op.drop_table("webhook_deliveries")
