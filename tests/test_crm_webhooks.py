@@ -33,7 +33,7 @@ from portalflow.pipelines.crm_webhooks import delivery, endpoints, keys, outbox,
 from portalflow.pipelines.errors import InvalidInput, NotFound
 
 from .factories import make_inviter, make_org, make_record, start_and_expand
-from .webhook_receiver import README, Receiver, readme_verify, running_receiver
+from .webhook_receiver import README, Receiver, readme_verify, running_receiver, self_signed
 
 D = WebhookDeliveryStatus
 T = WebhookEventType
@@ -268,6 +268,24 @@ def test_a_delivery_is_signed_and_the_readme_code_verifies_it(
     # Delivered once: a second message for the row does nothing.
     assert delivery.deliver(session, row.id, config).result == delivery.Result.ALREADY_HANDLED
     assert len(receiver.received) == 1
+
+
+def test_https_is_verified_against_the_urls_host(
+    session: Session, settings: Settings, config: delivery.DeliveryConfig, tmp_path: Path
+) -> None:
+    tls = self_signed(tmp_path)
+    with running_receiver(tls) as receiver:
+        _created, row = one_pending(session, settings, receiver)
+        assert receiver.url.startswith("https://")
+        untrusted = delivery.deliver(session, row.id, config)  # the system's CAs: refused
+        assert untrusted.failure == WebhookFailureCode.CONNECTION_FAILED
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted.detail
+        trusted = replace(config, tls_context=tls.client)
+        later = utcnow() + config.retry_max
+        assert delivery.deliver(session, row.id, trusted, later).result == (
+            delivery.Result.DELIVERED
+        )
+        assert [r.verified for r in receiver.received] == [True]
 
 
 def test_forged_and_stale_signatures_are_refused_by_the_readme_code() -> None:

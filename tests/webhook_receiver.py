@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from .local_http import LocalServer, serving
 
@@ -62,6 +70,12 @@ class Receiver(LocalServer):
         self.held: list[threading.Event] = []
         self.lock = threading.Lock()
         self.received: list[Received] = []
+        self.scheme = "http"
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"{self.scheme}://{host!s}:{port}"
 
     def delivered(self) -> list[Received]:
         """The POSTs answered 2xx, in arrival order."""
@@ -112,9 +126,54 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+@dataclass(frozen=True)
+class Tls:
+    """A self-signed certificate for 127.0.0.1 (its IP in the SAN), and a client context
+    that trusts only it."""
+
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+
+
+def self_signed(tmp_path: Path) -> Tls:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "receiver.pem", tmp_path / "receiver.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_path, key_path)
+    client = ssl.create_default_context(cafile=str(cert_path))
+    return Tls(server, client)
+
+
 @contextmanager
-def running_receiver() -> Iterator[Receiver]:
+def running_receiver(tls: Tls | None = None) -> Iterator[Receiver]:
     receiver = Receiver()
+    if tls is not None:
+        receiver.socket = tls.server.wrap_socket(receiver.socket, server_side=True)
+        receiver.scheme = "https"
 
     def release() -> None:
         for event in [*receiver.held, *([receiver.hold] if receiver.hold else [])]:
