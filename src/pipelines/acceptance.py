@@ -50,9 +50,9 @@ from portalflow.models import (
     WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.crm_webhooks import outbox
 
 from . import lifecycle, tokens
-from .crm_webhooks import outbox
 from .errors import InvalidInput, PortalflowError
 from .invitation_states import Transition, move
 from .password_policy import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, check_password

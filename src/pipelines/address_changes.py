@@ -53,9 +53,9 @@ from portalflow.models import (
     WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.crm_webhooks import outbox
 
 from . import addresses, bulk, crm_events, phones
-from .crm_webhooks import outbox
 from .errors import InvalidInput, NotFound
 from .invitation_states import Transition, initial_status, move_ids
 from .lifecycle import Action, transition

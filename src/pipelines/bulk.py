@@ -30,10 +30,10 @@ from portalflow.models import (
     utcnow,
 )
 from portalflow.models.records import RECORD_COLUMNS
+from portalflow.pipelines.crm_webhooks import outbox
 
 from . import bulk_sql, eligibility, licences, lifecycle, orgs
 from .claims import Claim, ClaimedRow
-from .crm_webhooks import outbox
 from .eligibility import Decision
 from .errors import InvalidInput, NotFound
 from .invitation_states import Transition, has_status, initial_status

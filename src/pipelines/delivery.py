@@ -22,9 +22,9 @@ from portalflow.models import (
     WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.crm_webhooks import outbox
 
 from . import outcomes, pauses, suppressions
-from .crm_webhooks import outbox
 from .errors import NotFound
 from .outcomes import Outcome
 

@@ -43,12 +43,12 @@ from portalflow.models import (
     WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.crm_webhooks import outbox
 
 from . import bulk, bulk_sql, credits, lifecycle, pauses, receipts, suppressions, tokens
 from .channels.base import OutgoingEmail, SendFailure, describe_error
 from .channels.bundle import Channels
 from .claims import DEFAULT_LEASE, Claim, ClaimedRow, Lease
-from .crm_webhooks import outbox
 from .invitation_states import Transition, guard, has_status, move, move_ids, target
 from .outcomes import THROTTLED_CODES
 from .outgoing_email import DEFAULT_FROM, EmailBuilder

@@ -27,8 +27,8 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from portalflow.models import Invitation, InvitationStatus, WebhookEventType
+from portalflow.pipelines.crm_webhooks import outbox
 
-from .crm_webhooks import outbox
 from .invitation_states import Transition, has_status, move
 
 # A batch's row locks last as long as its transaction: 5,000 rows stay well under a second

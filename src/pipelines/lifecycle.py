@@ -21,9 +21,9 @@ from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.orm import Session
 
 from portalflow.models import PortalUser, PortalUserStatus, WebhookEventType, utcnow
+from portalflow.pipelines.crm_webhooks import outbox
 
 from . import licences
-from .crm_webhooks import outbox
 from .errors import InvalidInput
 
 S = PortalUserStatus

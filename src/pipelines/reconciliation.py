@@ -55,9 +55,9 @@ from portalflow.models import (
     WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.crm_webhooks import outbox
 
 from . import pricing, purchases
-from .crm_webhooks import outbox
 from .licences import CLIENT_PORTAL_FREE_USERS, NON_HOLDING_STATUSES, TRIAL_MAX_USERS
 
 log = logging.getLogger(__name__)

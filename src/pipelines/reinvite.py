@@ -18,9 +18,9 @@ from portalflow.models import (
     WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.crm_webhooks import outbox
 
 from . import lifecycle, orgs
-from .crm_webhooks import outbox
 from .errors import InvalidInput, NotFound
 from .invitation_states import Transition, has_status, initial_status, move
 from .lifecycle import Action

@@ -43,9 +43,9 @@ from portalflow.models import (
     WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.crm_webhooks import outbox, payloads
 
 from . import crm_events, licences, lifecycle, orgs
-from .crm_webhooks import outbox, payloads
 from .errors import InvalidInput
 from .lifecycle import Action, InvalidTransition
 

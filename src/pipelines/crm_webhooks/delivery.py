@@ -33,8 +33,8 @@ from portalflow.models import (
     WebhookFailureCode,
     utcnow,
 )
+from portalflow.pipelines.errors import InvalidInput, NotFound
 
-from ..errors import InvalidInput, NotFound
 from . import endpoints, signing, transport, urls
 
 S = WebhookDeliveryStatus

@@ -17,15 +17,15 @@ from sqlalchemy.orm import Session
 
 from portalflow.config import Settings
 from portalflow.models import (
+    Org,
     WebhookDelivery,
     WebhookDeliveryStatus,
     WebhookEndpoint,
     WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.errors import InvalidInput, NotFound
 
-from .. import orgs
-from ..errors import InvalidInput, NotFound
 from . import keys, urls
 
 MAX_ENDPOINTS_PER_ORG = 10
@@ -75,7 +75,7 @@ def create_endpoint(
     description: str | None = None,
 ) -> CreatedSecret:
     """A new enabled endpoint of the org and its secret (flushed)."""
-    orgs.get_org(session, org_id)
+    _check_org(session, org_id)
     count = session.scalar(select(func.count()).where(WebhookEndpoint.org_id == org_id))
     if (count or 0) >= MAX_ENDPOINTS_PER_ORG:
         raise InvalidInput(
@@ -96,7 +96,7 @@ def create_endpoint(
 
 
 def list_endpoints(session: Session, org_id: int) -> list[WebhookEndpoint]:
-    orgs.get_org(session, org_id)
+    _check_org(session, org_id)
     return list(
         session.scalars(
             select(WebhookEndpoint)
@@ -204,6 +204,11 @@ def describe(session: Session, endpoint: WebhookEndpoint) -> dict[str, Any]:
         "created_at": endpoint.created_at,
         "deliveries": {status.value: counts.get(status, 0) for status in WebhookDeliveryStatus},
     }
+
+
+def _check_org(session: Session, org_id: int) -> None:
+    if session.get(Org, org_id) is None:
+        raise NotFound(f"org {org_id} does not exist")
 
 
 def _description(value: str | None) -> str | None:

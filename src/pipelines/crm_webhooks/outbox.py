@@ -28,8 +28,8 @@ from portalflow.models import (
     WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines import bulk_sql
 
-from .. import bulk_sql
 from . import payloads
 
 # session.info key: ids of delivery rows written in the current transaction.
