@@ -95,14 +95,14 @@ def emit(
     if not endpoints:
         return 0
     written_at = utcnow()  # the row's clock is the real one, whatever time the flow runs at
-    now = now or written_at
+    created_at = payloads.timestamp(now or written_at)
     rows = []
     for event in events:
         wanting = endpoints.wanting(event.event_type, event.org_id)
         if not wanting:
             continue
         event_id = payloads.new_event_id()
-        body = payloads.body(event_id, event.event_type, event.org_id, now, dict(event.data))
+        body = payloads.body(event_id, event.event_type, event.org_id, created_at, dict(event.data))
         for endpoint_id in wanting:
             rows.append(
                 {

@@ -24,18 +24,31 @@ def new_event_id() -> str:
     return f"evt_{uuid.uuid4().hex}"
 
 
+# One encoder for every body: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def timestamp(at: datetime) -> str:
+    """An event's ``created_at``: ISO 8601 in UTC with a Z."""
+    return at.isoformat().replace("+00:00", "Z")
+
+
 def body(
-    event_id: str, event_type: WebhookEventType, org_id: int, at: datetime, data: dict[str, Any]
+    event_id: str,
+    event_type: WebhookEventType,
+    org_id: int,
+    at: datetime | str,
+    data: dict[str, Any],
 ) -> str:
-    """The exact JSON text sent and signed (compact, keys in a fixed order)."""
+    """The exact JSON text sent and signed (compact; the keys in the order written here)."""
     document = {
         "id": event_id,
         "type": event_type.value,
-        "created_at": at.isoformat().replace("+00:00", "Z"),
+        "created_at": at if isinstance(at, str) else timestamp(at),
         "org_id": org_id,
         "data": data,
     }
-    return json.dumps(document, separators=(",", ":"), sort_keys=True, default=str)
+    return _ENCODER.encode(document)
 
 
 def order_key(portal_user_id: int | None, crm_id: str | None) -> str | None:
