@@ -350,12 +350,21 @@ class Seeded:
     crm_ids: list[str]
 
 
-def measure_bulk(servers: Servers, settings: Settings, count: int) -> Timing:
+def measure_bulk(
+    servers: Servers,
+    settings: Settings,
+    count: int,
+    *,
+    prepare: Callable[[Session, Seeded], object] | None = None,
+    queues: tuple[str, ...] = (),
+) -> Timing:
     """Invite ``count`` records through the workers; time until the run is completed.
 
     The workers count their SQL statements (``bench.counted_workers``): the counter is
     zeroed once the warm-up's statements are all in and read once every worker process
-    has flushed after the timed window.
+    has flushed after the timed window. ``prepare`` sees the invited org before the run
+    (``bench.webhook_outbox`` subscribes an endpoint there); ``queues`` limits what the
+    workers consume (default: every queue).
     """
     from portalflow.workers import enqueue
     from portalflow.workers.broker import install
@@ -369,6 +378,8 @@ def measure_bulk(servers: Servers, settings: Settings, count: int) -> Timing:
         with factory() as session:
             warm = seed(session, "Warm Up", "warmup.example.com", WARM_UP_RECORDS)
             invited = seed(session, "Zylker Retail", "zylker.com", count)
+            if prepare is not None:
+                prepare(session, invited)
             session.commit()
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("ANALYZE"))
@@ -376,6 +387,7 @@ def measure_bulk(servers: Servers, settings: Settings, count: int) -> Timing:
             "module": COUNTED_WORKERS,
             "processes": PROCESSES,
             "threads": THREADS,
+            "queues": queues,
             "log_path": log,
         }
         with worker_processes(servers.env, **options) as workers:

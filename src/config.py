@@ -95,6 +95,20 @@ class Settings:
     # Comma-separated SNS topic ARNs whose messages POST /webhooks/ses takes (case kept);
     # unset: every SNS message is refused (403 naming this variable).
     sns_topic_arns: str = ""
+    # Fernet key(s) that encrypt the CRM webhook endpoints' secrets, comma-separated (the
+    # first encrypts, all decrypt); unset: var/webhook.key with the embedded broker, an error
+    # with a real one.
+    webhook_key: str = ""
+    # Networks (CIDRs) a webhook endpoint may resolve to although private, loopback or
+    # link-local (e.g. "10.0.0.0/8" for a CRM on the same network); unset: only public ones.
+    webhook_allowed_networks: tuple[str, ...] = field(default_factory=tuple)
+    # Each webhook POST's connect and read timeout, in seconds.
+    webhook_timeout_seconds: float = 5.0
+    # Attempts before a delivery is dead; the waits double from the base up to the cap
+    # (defaults: 30 s, 1 min, 2 min ... then hourly: about 9 hours in all).
+    webhook_max_attempts: int = 15
+    webhook_retry_base_seconds: float = 30.0
+    webhook_retry_max_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         # Derived defaults live under var_dir, so one variable moves all local state.
@@ -127,6 +141,7 @@ class Settings:
             raise SettingsError("PORTALFLOW_SCHEDULER_LOCK_SECONDS must be at least 1")
         self._check_send_rates()
         self.trusted_networks()  # fails early on a malformed entry
+        self._check_webhooks()
 
     def short_link_domain(self, data_centre: str) -> str:
         """The whitelisted short-link domain of a data centre (``in`` -> ``in.zcrm.to``)."""
@@ -139,6 +154,25 @@ class Settings:
             return tuple(ip_network(entry, strict=False) for entry in self.trusted_proxies)
         except ValueError as exc:
             raise SettingsError(f"PORTALFLOW_TRUSTED_PROXIES: {exc}") from None
+
+    def webhook_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """PORTALFLOW_WEBHOOK_ALLOWED_NETWORKS as networks."""
+        try:
+            return tuple(ip_network(entry, strict=False) for entry in self.webhook_allowed_networks)
+        except ValueError as exc:
+            raise SettingsError(f"PORTALFLOW_WEBHOOK_ALLOWED_NETWORKS: {exc}") from None
+
+    def _check_webhooks(self) -> None:
+        self.webhook_networks()
+        if not 0 < self.webhook_timeout_seconds <= 60:
+            raise SettingsError("PORTALFLOW_WEBHOOK_TIMEOUT_SECONDS must be between 0 and 60")
+        if self.webhook_max_attempts < 1:
+            raise SettingsError("PORTALFLOW_WEBHOOK_MAX_ATTEMPTS must be at least 1")
+        if not 0 < self.webhook_retry_base_seconds <= self.webhook_retry_max_seconds:
+            raise SettingsError(
+                "PORTALFLOW_WEBHOOK_RETRY_BASE_SECONDS must be positive and at most"
+                " PORTALFLOW_WEBHOOK_RETRY_MAX_SECONDS"
+            )
 
     def variable_limits(self) -> dict[str, int]:
         """Per DLT tag type, the longest value a variable may take (``var`` is the default)."""
@@ -209,6 +243,7 @@ SECRET_FIELDS = (
     "broker_url",
     "rate_limit_redis_url",
     "secret_key",
+    "webhook_key",
     "admin_token",
     "smtp_password",
     "twilio_auth_token",

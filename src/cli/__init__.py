@@ -36,6 +36,7 @@ from . import (
     templates,
     user_types,
     users,
+    webhooks,
     worker,
 )
 from .common import PortalflowGroup, console
@@ -97,6 +98,7 @@ app.add_typer(licences.app, name="licences")
 app.add_typer(licences.app, name="licenses", hidden=True)
 app.add_typer(api_keys.app, name="api-keys")
 app.add_typer(sessions.app, name="sessions")
+app.add_typer(webhooks.app, name="webhooks")
 app.command("invite")(invite.invite)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)

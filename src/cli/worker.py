@@ -37,7 +37,8 @@ def worker(
             "-Q",
             help="Consume only this queue (repeat for more; default: every queue). Queues: "
             "crm-events (CRM events, address-change emails), invitations (bulk runs, sends), "
-            "provider-events, maintenance, and the user and licence queues.",
+            "provider-events, maintenance, webhooks (CRM webhook POSTs), and the user and"
+            " licence queues.",
         ),
     ] = None,
 ) -> None:

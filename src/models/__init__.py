@@ -19,6 +19,8 @@ from .codes import (
     SendFailureCode,
     SignInRefusal,
     TokenProblem,
+    WebhookFailureCode,
+    WebhookUrlRefusal,
     describe_failure,
 )
 from .delivery import ChannelPause, ProviderEvent, Suppression
@@ -47,6 +49,8 @@ from .enums import (
     SmsEncoding,
     SmsTemplateKind,
     VerificationStatus,
+    WebhookDeliveryStatus,
+    WebhookEventType,
 )
 from .events import CrmEvent
 from .idempotency import IdempotencyKey
@@ -61,6 +65,7 @@ from .signin import PortalSession
 from .sms import DltTemplate, SmsTemplate, SmsTemplateMapping
 from .templates import EmailTemplate
 from .types import utcnow
+from .webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "CLIENT_PORTAL_MODULE",
@@ -135,6 +140,12 @@ __all__ = [
     "Suppression",
     "TokenProblem",
     "VerificationStatus",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
+    "WebhookEndpoint",
+    "WebhookEventType",
+    "WebhookFailureCode",
+    "WebhookUrlRefusal",
     "describe_failure",
     "make_engine",
     "make_session_factory",

@@ -197,3 +197,56 @@ class SessionEndReason(StrEnum):
     ADDRESS_CHANGED = "address_changed"  # the phone number changed
     PASSWORD_RESET = "password_reset"
     ENDED_BY_ADMIN = "ended_by_admin"
+
+
+class WebhookEventType(StrEnum):
+    """What portalflow tells a CRM's webhook endpoints (the event catalogue)."""
+
+    INVITATION_QUEUED = "invitation.queued"
+    INVITATION_SENT = "invitation.sent"
+    INVITATION_DELIVERED = "invitation.delivered"
+    INVITATION_FAILED = "invitation.failed"
+    INVITATION_EXPIRED = "invitation.expired"
+    INVITATION_ACCEPTED = "invitation.accepted"
+    USER_CONFIRMED = "user.confirmed"
+    USER_SUSPENDED = "user.suspended"
+    USER_DEACTIVATED = "user.deactivated"
+    USER_ACTIVATED = "user.activated"
+    USER_REMOVED = "user.removed"
+    USER_TRANSFERRED = "user.transferred"
+    LEAD_CONVERSION_DONE = "lead_conversion.done"
+    LEAD_CONVERSION_CHOICE_REQUIRED = "lead_conversion.choice_required"
+    LICENCE_ALERT = "licence.alert"
+
+
+WEBHOOK_EVENT_DESCRIPTIONS: dict[WebhookEventType, str] = {
+    WebhookEventType.INVITATION_QUEUED: "An invitation was written and waits to be sent.",
+    WebhookEventType.INVITATION_SENT: "The email or SMS provider accepted the invitation.",
+    WebhookEventType.INVITATION_DELIVERED: "The provider reports it reached the recipient.",
+    WebhookEventType.INVITATION_FAILED: (
+        "Refused before the send (a reason code), failed at the provider, or bounced after it "
+        "(a failure code and its outcome class)."
+    ),
+    WebhookEventType.INVITATION_EXPIRED: "Seven days passed and the invitation was not accepted.",
+    WebhookEventType.INVITATION_ACCEPTED: "The recipient accepted (or confirmed the new email).",
+    WebhookEventType.USER_CONFIRMED: "The portal user is confirmed (accepted, or email confirmed).",
+    WebhookEventType.USER_SUSPENDED: "The login is suspended until the new email is confirmed.",
+    WebhookEventType.USER_DEACTIVATED: "The portal user was deactivated.",
+    WebhookEventType.USER_ACTIVATED: "The portal user was activated again.",
+    WebhookEventType.USER_REMOVED: "The portal user was removed (or its first invitation failed).",
+    WebhookEventType.USER_TRANSFERRED: "The portal user moved to another user type.",
+    WebhookEventType.LEAD_CONVERSION_DONE: "A converted lead's portal user now is the contact's.",
+    WebhookEventType.LEAD_CONVERSION_CHOICE_REQUIRED: (
+        "A converted lead's portal user could not move: the Contacts user type must be chosen."
+    ),
+    WebhookEventType.LICENCE_ALERT: "A licence alert was raised (overage, near the limit, trial).",
+}
+
+
+class WebhookDeliveryStatus(StrEnum):
+    """Where one event's delivery to one endpoint stands (the outbox row)."""
+
+    PENDING = "pending"  # waiting for its (next) attempt
+    SENDING = "sending"  # claimed by a worker; the POST is under way
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    DEAD = "dead"  # every attempt failed; an admin may redeliver it

@@ -33,6 +33,7 @@ from portalflow.workers.actors import process_provider_event
 from . import (
     admin,
     api_schema,
+    crm_webhooks,
     events,
     ops,
     ops_metrics,
@@ -125,6 +126,7 @@ def _include_routers(app: FastAPI, settings: Settings) -> None:
     app.include_router(portal.router)
     app.include_router(events.router)
     app.include_router(admin.router)
+    app.include_router(crm_webhooks.router)
     app.include_router(ops.router)
     app.include_router(ops_metrics.router)
     app.include_router(unsubscribe.build_router(settings))

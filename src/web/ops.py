@@ -46,6 +46,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from portalflow.events import Id
 from portalflow.models import ProblemCode, describe_failure
+from portalflow.pipelines.crm_webhooks import delivery as webhook_delivery
 from portalflow.pipelines.errors import NotFound
 from portalflow.pipelines.ops import charts, ops_stats, reports
 from portalflow.workers import queue_stats
@@ -208,6 +209,7 @@ def ops_page(
         running = ops_stats.running_runs(session, now)
         recent = ops_stats.recent_runs(session, now=now)
         graphs = charts.ops_charts(session, span, now)
+        webhooks_dead = webhook_delivery.dead_counts(session)
     return _render(
         request,
         "page.html",
@@ -222,6 +224,7 @@ def ops_page(
         recent=recent,
         charts=graphs,
         span=span,
+        webhooks_dead=webhooks_dead,
         csrf=_csrf_token(request),
     )
 

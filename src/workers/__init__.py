@@ -17,6 +17,7 @@ from . import (  # noqa: E402
     recovery_actors,
     scheduler,
     transfer_actors,
+    webhook_actors,
 )
 from .actors import bulk_invite, dispatch_invitation  # noqa: E402
 
@@ -29,4 +30,5 @@ __all__ = [
     "recovery_actors",
     "scheduler",
     "transfer_actors",
+    "webhook_actors",
 ]

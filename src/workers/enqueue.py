@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from . import webhook_actors
 from .actors import INVITATIONS_QUEUE, bulk_invite, dispatch_invitation, user_action_chunk
 
-__all__ = ["INVITATIONS_QUEUE", "enqueue_action_chunks", "enqueue_chunks", "enqueue_dispatch"]
+__all__ = [
+    "INVITATIONS_QUEUE",
+    "enqueue_action_chunks",
+    "enqueue_chunks",
+    "enqueue_dispatch",
+    "enqueue_webhook_deliveries",
+]
 
 
 def enqueue_chunks(chunk_ids: Iterable[int]) -> int:
@@ -33,3 +40,10 @@ def enqueue_action_chunks(chunk_ids: Iterable[int]) -> int:
         user_action_chunk.send(chunk_id)
         count += 1
     return count
+
+
+def enqueue_webhook_deliveries(delivery_ids: Iterable[int]) -> int:
+    """deliver_webhooks messages for outbox rows (a redelivery an admin asked for)."""
+    ids = list(delivery_ids)
+    webhook_actors.enqueue(ids)
+    return len(ids)

@@ -36,7 +36,7 @@ DEFAULT_NAMESPACE = "dramatiq"
 # Dramatiq's default heartbeat timeout: a broker silent for longer is dead.
 HEARTBEAT_TIMEOUT_MS = 60_000
 # The queues portalflow's actors use (src/workers/*actors.py); others found in Redis are added.
-KNOWN_QUEUES = ("invitations", "maintenance", "provider-events", "crm-events")
+KNOWN_QUEUES = ("invitations", "maintenance", "provider-events", "crm-events", "webhooks")
 CONSUMERS_KEY = "__consumers__"
 # A registered consumer silent this long is dropped from the list (a crashed process).
 FORGET_CONSUMER_MS = 24 * 3600 * 1000

@@ -39,6 +39,7 @@ from .broker import register
 from .licence_actors import reconcile_licences
 from .lifecycle_actors import expire_invitations_sweep
 from .recovery_actors import recover_stuck_work
+from .webhook_actors import replay_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,12 @@ def default_jobs(settings: Settings) -> list[ScheduledJob]:
             CronTrigger(minute="*/5", timezone=UTC),
             recover_stuck_work,
             timedelta(minutes=5),
+        ),
+        ScheduledJob(
+            "replay_webhooks",
+            CronTrigger(minute="*", timezone=UTC),
+            replay_webhooks,
+            timedelta(minutes=1),
         ),
         ScheduledJob(
             "retention",

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import Channel, CrmEventKind, CrmEventStatus
 from portalflow.pipelines.crm import crm_events
+from portalflow.pipelines.crm_webhooks import delivery as webhook_delivery
 from portalflow.pipelines.delivery import pauses, provider_events
 from portalflow.pipelines.delivery.webhook_payloads import IncomingEvent
 from portalflow.pipelines.invitations import bulk
@@ -158,6 +159,18 @@ def provider_event(event: IncomingEvent, *, send: SendId) -> Submission[tuple[in
             log.exception("could not enqueue provider event %s; left for the replay", event_id)
 
     return Submission(record, queue)
+
+
+def redeliver_webhooks(
+    org_id: int,
+    delivery_ids: Sequence[int],
+    *,
+    send: SendIds = enqueue.enqueue_webhook_deliveries,
+) -> Submission[list[int]]:
+    """These dead CRM webhook deliveries of the org, with fresh attempts, queued after commit."""
+    return Submission(
+        lambda session: webhook_delivery.redeliver(session, org_id, delivery_ids), send
+    )
 
 
 @dataclass(frozen=True)

@@ -237,7 +237,7 @@ def test_scheduler_once_catches_up_and_exits(cli_env: object) -> None:
     assert code == 0, output
     code, output = run("scheduler", "--once")
     assert code == 0, output
-    assert "fired 4 missed job(s)" in output
+    assert "fired 5 missed job(s)" in output
     code, output = run("scheduler", "--once")
     assert code == 0, output
     assert "fired 0 missed job(s)" in output

@@ -7,6 +7,7 @@
 - ``refusals``: why a bulk action or a transfer refused one user (``Refusal``: code + detail).
 - ``problems``: the HTTP API's error codes, and why a link's token or a password was refused.
 - ``signin``: why a portal user's sign-in was refused (``SignInRefusal``).
+- ``webhooks``: why a CRM webhook delivery failed, or an endpoint's URL was refused.
 
 A refusal is a value with a code; flows never build codes into their messages, and tests
 assert codes, not words.
@@ -24,12 +25,14 @@ from .reasons import (
 )
 from .refusals import Refusal, RefusalCode
 from .signin import SIGN_IN_REFUSAL_DESCRIPTIONS, SignInRefusal
+from .webhooks import WEBHOOK_FAILURE_DESCRIPTIONS, WebhookFailureCode, WebhookUrlRefusal
 
 __all__ = [
     "OUTCOME_DESCRIPTIONS",
     "REASON_DESCRIPTIONS",
     "SEND_FAILURE_DESCRIPTIONS",
     "SIGN_IN_REFUSAL_DESCRIPTIONS",
+    "WEBHOOK_FAILURE_DESCRIPTIONS",
     "AcceptanceProblem",
     "CrmEventCode",
     "OutcomeCode",
@@ -41,5 +44,7 @@ __all__ = [
     "SendFailureCode",
     "SignInRefusal",
     "TokenProblem",
+    "WebhookFailureCode",
+    "WebhookUrlRefusal",
     "describe_failure",
 ]

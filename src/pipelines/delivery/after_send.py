@@ -19,8 +19,10 @@ from portalflow.models import (
     OutcomeClass,
     ProviderEvent,
     ProviderEventStatus,
+    WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.crm_webhooks import outbox
 from portalflow.pipelines.errors import NotFound
 from portalflow.pipelines.invitations import suppressions
 
@@ -105,4 +107,10 @@ def apply_outcome(
             outcomes.describe(outcome.code),
         )
     session.flush()
+    told = (
+        WebhookEventType.INVITATION_DELIVERED
+        if outcome.outcome_class == OutcomeClass.DELIVERED
+        else WebhookEventType.INVITATION_FAILED
+    )
+    outbox.invitation_events(session, told, [invitation.id], org_id=invitation.org_id, now=now)
     return True

@@ -16,8 +16,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portalflow.models import Invitation, InvitationStatus, OutcomeClass, SendFailureCode
+from portalflow.models import (
+    Invitation,
+    InvitationStatus,
+    OutcomeClass,
+    SendFailureCode,
+    WebhookEventType,
+)
 from portalflow.pipelines import bulk_sql
+from portalflow.pipelines.crm_webhooks import outbox
 from portalflow.pipelines.delivery.channels.base import SendFailure
 from portalflow.pipelines.delivery.claims import Claim, ClaimedRow
 from portalflow.pipelines.delivery.outcomes import THROTTLED_CODES
@@ -105,6 +112,14 @@ def record_batch(
     for org_id, amount in batch.refunds.items():
         credits.refund(session, org_id, amount)
     receipts.forget(session, [row["id"] for row in batch.sent])
+    outbox.invitations_changed(
+        session,
+        {
+            WebhookEventType.INVITATION_SENT: [row["id"] for row in batch.sent],
+            WebhookEventType.INVITATION_FAILED: [row["id"] for row in batch.failed],
+        },
+        now=at,
+    )
     release_failed_users(session, batch.failed_users, at)
     bulk.finish_if_done(session, bump_run_totals(session, batch.runs))
     session.commit()

@@ -17,8 +17,15 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from portalflow.models import BulkRun, Invitation, InvitationStatus, PortalUserStatus
+from portalflow.models import (
+    BulkRun,
+    Invitation,
+    InvitationStatus,
+    PortalUserStatus,
+    WebhookEventType,
+)
 from portalflow.pipelines import bulk_sql
+from portalflow.pipelines.crm_webhooks import outbox
 from portalflow.pipelines.invitations import bulk, tokens
 from portalflow.pipelines.invitations.invitation_states import (
     Transition,
@@ -71,8 +78,9 @@ def fail_claimed(
                 "failure_detail": detail,
                 "updated_at": at,
             },
-        ).returning(Invitation.bulk_run_id, Invitation.portal_user_id)
+        ).returning(Invitation.id, Invitation.bulk_run_id, Invitation.portal_user_id)
     ).all()
+    outbox.invitation_events(session, WebhookEventType.INVITATION_FAILED, [row.id for row in rows])
     counters: dict[int, dict[str, int]] = {}
     for row in rows:
         if row.bulk_run_id is not None:
@@ -116,6 +124,8 @@ def complete_from_receipts(session: Session, rows: Sequence[Any], at: datetime) 
     }
     if values:
         write_transition(session, Transition.COMPLETE_FROM_RECEIPT, values, common)
+        completed = [value["id"] for value in values]
+        outbox.invitation_events(session, WebhookEventType.INVITATION_SENT, completed, now=at)
     receipts.forget(session, ids)
     counters: dict[int, dict[str, int]] = {}
     for run_id in runs.values():

@@ -38,8 +38,10 @@ from portalflow.models import (
     Org,
     PortalUser,
     TokenProblem,
+    WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.crm_webhooks import outbox
 from portalflow.pipelines.errors import InvalidInput, PortalflowError
 from portalflow.pipelines.users import lifecycle
 
@@ -186,6 +188,13 @@ def _use(
     if claimed != 1:
         # Someone else used, superseded or expired it between the read and the lock.
         raise AcceptanceError(_problem_of(invitation, now))
+    outbox.invitation_events(
+        session,
+        WebhookEventType.INVITATION_ACCEPTED,
+        [invitation.id],
+        org_id=invitation.org_id,
+        now=now,
+    )
     lifecycle.transition(session, user, action, now)
     return user
 

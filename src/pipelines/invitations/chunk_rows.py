@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -24,9 +25,11 @@ from portalflow.models import (
     PortalUser,
     PortalUserStatus,
     PortalUserType,
+    WebhookEventType,
     utcnow,
 )
 from portalflow.pipelines import bulk_sql
+from portalflow.pipelines.crm_webhooks import outbox
 from portalflow.pipelines.delivery.claims import Claim, ClaimedRow
 from portalflow.pipelines.licensing import licences
 from portalflow.pipelines.users import lifecycle
@@ -86,17 +89,20 @@ def write_invitations(
         }
 
     refused = [row(decision) for decision in decisions if not decision.eligible]
-    _insert(
+    refused_ids = _insert(
         session, refused, {**common, "status": initial_status(Transition.REFUSE), "attempts": 0}
     )
     if claim is None:
         queued = [row(decision) for decision in eligible]
-        _insert(
+        queued_ids = _insert(
             session, queued, {**common, "status": initial_status(Transition.ENQUEUE), "attempts": 0}
         )
         claimed: list[ClaimedRow] = []
+        written = list(queued_ids.values())
     else:
         claimed = _insert_claimed(session, run, channel, eligible, row, common, claim)
+        written = [claimed_row.id for claimed_row in claimed]
+    _announce(session, run, list(refused_ids.values()), written, now)
     _count_in_run(session, run, queued=len(eligible), failed=len(decisions) - len(eligible))
     return claimed
 
@@ -115,6 +121,18 @@ def _count_in_run(session: Session, run: BulkRun, *, queued: int, failed: int) -
         .where(BulkRun.id == run.id)
         .values(queued=BulkRun.queued + queued, failed=BulkRun.failed + failed)
         .execution_options(synchronize_session=False)
+    )
+
+
+def _announce(
+    session: Session, run: BulkRun, refused: list[int], written: list[int], now: datetime
+) -> None:
+    """The CRM's webhook events of the chunk: refused invitations failed, the others queued."""
+    outbox.invitations_changed(
+        session,
+        {WebhookEventType.INVITATION_FAILED: refused, WebhookEventType.INVITATION_QUEUED: written},
+        org_id=run.org_id,
+        now=now,
     )
 
 

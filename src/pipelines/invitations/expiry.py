@@ -26,7 +26,8 @@ from itertools import pairwise
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from portalflow.models import Invitation, InvitationStatus
+from portalflow.models import Invitation, InvitationStatus, WebhookEventType
+from portalflow.pipelines.crm_webhooks import outbox
 
 from .invitation_states import Transition, has_status, move
 
@@ -134,12 +135,14 @@ def _sweep_range(
             .cte("due")
             .prefix_with("MATERIALIZED")
         )
-        swept = list(
-            session.scalars(
-                move(
-                    Transition.EXPIRE, Invitation.id == batch.c.id, values={"updated_at": now}
-                ).returning(Invitation.expires_at)
-            )
+        moved = session.execute(
+            move(
+                Transition.EXPIRE, Invitation.id == batch.c.id, values={"updated_at": now}
+            ).returning(Invitation.id, Invitation.expires_at)
+        ).all()
+        swept = [row.expires_at for row in moved]
+        outbox.invitation_events(
+            session, WebhookEventType.INVITATION_EXPIRED, [row.id for row in moved], now=now
         )
         session.commit()
         if not swept:

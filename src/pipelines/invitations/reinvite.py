@@ -15,9 +15,11 @@ from portalflow.models import (
     PortalUser,
     PortalUserStatus,
     PortalUserType,
+    WebhookEventType,
     utcnow,
 )
 from portalflow.pipelines.content.rendering import SUPPORTED_LANGUAGES
+from portalflow.pipelines.crm_webhooks import outbox
 from portalflow.pipelines.errors import InvalidInput, NotFound
 from portalflow.pipelines.tenancy import orgs
 from portalflow.pipelines.users import lifecycle
@@ -82,6 +84,9 @@ def reinvite(
             has_status(InvitationStatus.SENT),
             values={"superseded_by_id": invitation.id, "updated_at": now},
         )
+    )
+    outbox.invitation_events(
+        session, WebhookEventType.INVITATION_QUEUED, [invitation.id], org_id=org_id, now=now
     )
     return invitation.id
 

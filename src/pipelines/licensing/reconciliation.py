@@ -53,8 +53,10 @@ from portalflow.models import (
     Org,
     PortalUser,
     PortalUserType,
+    WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.crm_webhooks import outbox
 
 from . import purchases
 from .assessment import PriceBook, TypeCount, assess
@@ -308,4 +310,25 @@ def _raise_alerts(session: Session, alerts: list[dict[str, Any]]) -> int:
     statement = _insert(session, table).on_conflict_do_nothing(  # type: ignore[attr-defined]
         index_elements=["dedupe_key"]
     )
-    return len(session.execute(statement.returning(table.c.id), alerts).all())
+    columns = ("id", "org_id", "user_type_id", "kind", "day", "detail")
+    raised = session.execute(
+        statement.returning(*(table.c[name] for name in columns)), alerts
+    ).all()
+    outbox.emit(
+        session,
+        [
+            outbox.Event(
+                WebhookEventType.LICENCE_ALERT,
+                row.org_id,
+                {
+                    "alert_id": row.id,
+                    "kind": row.kind,
+                    "user_type_id": row.user_type_id,
+                    "day": row.day.isoformat(),
+                    "detail": row.detail,
+                },
+            )
+            for row in raised
+        ],
+    )
+    return len(raised)

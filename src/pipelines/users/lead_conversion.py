@@ -26,9 +26,11 @@ from portalflow.models import (
     PortalUser,
     PortalUserStatus,
     PortalUserType,
+    WebhookEventType,
     utcnow,
 )
 from portalflow.pipelines.crm import crm_events
+from portalflow.pipelines.crm_webhooks import outbox, payloads
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.licensing import licences
 from portalflow.pipelines.tenancy import orgs
@@ -67,6 +69,7 @@ class LeadOutcome:
     message: str = ""
     portal_user_id: int | None = None
     user_type_id: int | None = None
+    from_user_type_id: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -130,6 +133,7 @@ def handle_lead_converted(
             result.leads.append(
                 LeadOutcome(lead_id, contact_id, "failed", failure.code, failure.message)
             )
+    _tell_conversions(session, event.org_id, result.leads, now)
     failed = result.failed
     if failed:
         codes = [lead.code for lead in failed]
@@ -248,8 +252,36 @@ def _convert_one(session: Session, org: Org, item: dict[str, Any], now: datetime
     session.flush()
     licences.sync_holders(session, [moved_from, target.id])
     outcome.outcome, outcome.user_type_id = "converted", target.id
+    outcome.from_user_type_id = moved_from
     outcome.message = f"moved to user type {target.name!r}"
     return outcome
+
+
+def _tell_conversions(
+    session: Session, org_id: int, leads: Sequence[LeadOutcome], now: datetime
+) -> None:
+    """The CRM hears of each converted lead, and of each whose Contacts type must be chosen."""
+    told = []
+    for lead in leads:
+        if lead.outcome == "converted":
+            event_type = WebhookEventType.LEAD_CONVERSION_DONE
+        elif lead.code == CrmEventCode.USER_TYPE_CHOICE_REQUIRED:
+            event_type = WebhookEventType.LEAD_CONVERSION_CHOICE_REQUIRED
+        else:
+            continue
+        data = {
+            "lead_id": lead.lead_id,
+            "contact_id": lead.contact_id,
+            "record_id": lead.contact_id,
+            "portal_user_id": lead.portal_user_id,
+            "user_type_id": lead.user_type_id,
+            "from_user_type_id": lead.from_user_type_id,
+            "code": lead.code,
+            "detail": lead.message,
+        }
+        key = payloads.order_key(lead.portal_user_id, lead.lead_id)
+        told.append(outbox.Event(event_type, org_id, data, key))
+    outbox.emit(session, told, now=now)
 
 
 def _conversion_target(

@@ -29,8 +29,10 @@ from portalflow.models import (
     Refusal,
     RefusalCode,
     SessionEndReason,
+    WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.crm_webhooks import outbox
 from portalflow.pipelines.errors import InvalidInput, Refused
 from portalflow.pipelines.licensing import licences
 from portalflow.pipelines.signin import sessions as portal_sessions
@@ -69,6 +71,17 @@ TRANSITIONS: dict[tuple[PortalUserStatus, Action], PortalUserStatus] = {
     (S.CONFIRMED, Action.TRANSFER): S.CONFIRMED,
     (S.LOGIN_SUSPENDED, Action.TRANSFER): S.LOGIN_SUSPENDED,
     (S.DEACTIVATED, Action.TRANSFER): S.DEACTIVATED,
+}
+
+
+# What the CRM's webhooks hear when an action changes a user's status.
+EVENTS: dict[Action, WebhookEventType] = {
+    Action.ACCEPT: WebhookEventType.USER_CONFIRMED,
+    Action.CONFIRM_EMAIL: WebhookEventType.USER_CONFIRMED,
+    Action.SUSPEND_LOGIN: WebhookEventType.USER_SUSPENDED,
+    Action.DEACTIVATE: WebhookEventType.USER_DEACTIVATED,
+    Action.ACTIVATE: WebhookEventType.USER_ACTIVATED,
+    Action.REMOVE: WebhookEventType.USER_REMOVED,
 }
 
 
@@ -118,13 +131,16 @@ def transition(
     """Move one user (flushed); refused transitions raise and change nothing."""
     target = next_status(user.status, action, user.id)
     crossed = licences.is_holding(user.status) != licences.is_holding(target)
-    if target != user.status:
+    changed = target != user.status
+    if changed:
         user.status = target
         user.status_changed_at = now or utcnow()
     session.flush()
     end_sessions(session, [user.id], action, now)
     if crossed:
         licences.sync_holders(session, [user.user_type_id])
+    if changed and action in EVENTS:
+        outbox.user_events(session, EVENTS[action], [user.id], org_id=user.org_id, now=now)
     return target
 
 
@@ -161,6 +177,7 @@ def transition_many(
     found = {row.id: row.status for row in rows}
     types_of = {row.id: row.user_type_id for row in rows}
     crossing: set[int] = set()
+    changed: list[int] = []
     by_target: dict[PortalUserStatus, list[int]] = {}
     for user_id in user_ids:
         status = found.get(user_id)
@@ -171,6 +188,8 @@ def transition_many(
         else:
             target = TRANSITIONS[(status, action)]
             by_target.setdefault(target, []).append(user_id)
+            if target != status:
+                changed.append(user_id)
             if licences.is_holding(status) != licences.is_holding(target):
                 crossing.add(types_of[user_id])
     for target, ids in by_target.items():
@@ -184,6 +203,8 @@ def transition_many(
         result.moved.extend(ids)
     end_sessions(session, result.moved, action, now)
     licences.sync_holders(session, crossing)
+    if action in EVENTS:
+        outbox.user_events(session, EVENTS[action], changed, org_id=org_id, now=now)
     return result
 
 
@@ -213,6 +234,8 @@ def transition_from(
     end_sessions(session, [row.id for row in moved], action, now)
     if licences.is_holding(status) != licences.is_holding(target):
         licences.sync_holders(session, {row.user_type_id for row in moved})
+    if action in EVENTS and target != status:
+        outbox.user_events(session, EVENTS[action], [row.id for row in moved], now=now)
     return [row.id for row in moved]
 
 

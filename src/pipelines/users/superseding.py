@@ -22,8 +22,10 @@ from portalflow.models import (
     Invitation,
     InvitationStatus,
     PortalUser,
+    WebhookEventType,
 )
 from portalflow.pipelines.content.rendering import FALLBACK_LANGUAGE, SUPPORTED_LANGUAGES
+from portalflow.pipelines.crm_webhooks import outbox
 from portalflow.pipelines.invitations import bulk
 from portalflow.pipelines.invitations.invitation_states import Transition, initial_status, move_ids
 
@@ -92,6 +94,9 @@ def reinvite_to_new_address(
     session.add(invitation)
     session.flush()
     supersede_open(session, user, invitation.id, now)
+    outbox.invitation_events(
+        session, WebhookEventType.INVITATION_QUEUED, [invitation.id], org_id=user.org_id, now=now
+    )
     return invitation.id
 
 

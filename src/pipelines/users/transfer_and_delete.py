@@ -22,7 +22,15 @@ from typing import Any
 from sqlalchemy import Column, Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from portalflow.models import Base, EmailTemplate, PortalUser, PortalUserType, utcnow
+from portalflow.models import (
+    Base,
+    EmailTemplate,
+    PortalUser,
+    PortalUserType,
+    WebhookEventType,
+    utcnow,
+)
+from portalflow.pipelines.crm_webhooks import outbox
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.licensing import licences
 from portalflow.pipelines.tenancy import orgs
@@ -142,6 +150,14 @@ def _next_batch(session: Session, source_id: int, batch_size: int, now: datetime
             .execution_options(synchronize_session="evaluate")
         )
         lifecycle.end_sessions(session, ids, Action.TRANSFER, now)
+        outbox.user_events(
+            session,
+            WebhookEventType.USER_TRANSFERRED,
+            ids,
+            org_id=source.org_id,
+            extra={user_id: {"from_user_type_id": source_id} for user_id in ids},
+            now=now,
+        )
         licences.sync_holders(session, [source_id, target_id])
         return False
     for table, column in _other_references():

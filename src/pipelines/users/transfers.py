@@ -23,7 +23,15 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from portalflow.models import PortalUser, PortalUserType, Refusal, RefusalCode, utcnow
+from portalflow.models import (
+    PortalUser,
+    PortalUserType,
+    Refusal,
+    RefusalCode,
+    WebhookEventType,
+    utcnow,
+)
+from portalflow.pipelines.crm_webhooks import outbox
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.licensing import licences
 from portalflow.pipelines.tenancy import orgs
@@ -91,6 +99,14 @@ def transfer_users(
     result.moved.extend(allowed)
     session.flush()
     lifecycle.end_sessions(session, allowed, Action.TRANSFER, now)
+    outbox.user_events(
+        session,
+        WebhookEventType.USER_TRANSFERRED,
+        allowed,
+        org_id=org_id,
+        extra={uid: {"from_user_type_id": found[uid].user_type_id} for uid in allowed},
+        now=now,
+    )
     moved_from = {found[user_id].user_type_id for user_id in allowed}
     licences.sync_holders(session, moved_from | ({target.id} if allowed else set()))
     return result
