@@ -5,8 +5,10 @@ from .base import Base
 from .bulk import BulkActionRefusal, BulkChunk, BulkRun
 from .delivery import ChannelPause, ProviderEvent, Suppression
 from .enums import (
+    ACCESS_DESCRIPTIONS,
     OPEN_INVITATION_STATUSES,
     REASON_DESCRIPTIONS,
+    AccessCode,
     BulkAction,
     BulkRunStatus,
     Channel,
@@ -17,13 +19,18 @@ from .enums import (
     DltTemplateStatus,
     Edition,
     EmailKind,
+    FieldAccess,
+    FieldType,
     InvitationPreference,
     InvitationStatus,
+    ModuleRole,
     OutcomeClass,
     PortalUserStatus,
     ProviderEventStatus,
     ReasonCode,
     RecordAccess,
+    RecordAction,
+    RuleOperator,
     SendFailureCode,
     SmsEncoding,
     SmsTemplateKind,
@@ -35,6 +42,7 @@ from .idempotency import IdempotencyKey
 from .invitations import Invitation, SendReceipt
 from .licences import LicenceAlert, LicencePurchase, LicenceReport
 from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal, PortalUserType
+from .portal_access import ModuleExposure, ModuleField, PermissionSet, PermissionSetAssignment
 from .portal_users import PortalUser
 from .records import CONSENT_BASIS, RECORD_VALUE_COLUMNS, CrmRecord, RecordValues
 from .session import make_engine, make_session_factory, session_scope
@@ -43,12 +51,14 @@ from .templates import EmailTemplate
 from .types import utcnow
 
 __all__ = [
+    "ACCESS_DESCRIPTIONS",
     "CLIENT_PORTAL_MODULE",
     "CLIENT_PORTAL_NAME",
     "CONSENT_BASIS",
     "OPEN_INVITATION_STATUSES",
     "REASON_DESCRIPTIONS",
     "RECORD_VALUE_COLUMNS",
+    "AccessCode",
     "ApiKey",
     "Base",
     "BulkAction",
@@ -70,6 +80,8 @@ __all__ = [
     "Edition",
     "EmailKind",
     "EmailTemplate",
+    "FieldAccess",
+    "FieldType",
     "IdempotencyKey",
     "Invitation",
     "InvitationPreference",
@@ -77,8 +89,13 @@ __all__ = [
     "LicenceAlert",
     "LicencePurchase",
     "LicenceReport",
+    "ModuleExposure",
+    "ModuleField",
+    "ModuleRole",
     "Org",
     "OutcomeClass",
+    "PermissionSet",
+    "PermissionSetAssignment",
     "Portal",
     "PortalUser",
     "PortalUserStatus",
@@ -87,7 +104,9 @@ __all__ = [
     "ProviderEventStatus",
     "ReasonCode",
     "RecordAccess",
+    "RecordAction",
     "RecordValues",
+    "RuleOperator",
     "ScheduledRun",
     "SendFailureCode",
     "SendReceipt",
