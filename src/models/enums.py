@@ -333,6 +333,7 @@ class AccessCode(StrEnum):
     PERMISSION_NOT_ALLOWED = "permission_not_allowed"  # e.g. edit on a public module
     PII_HIDDEN = "pii_hidden"  # a PII/ePHI field shown while the set hides them
     FIELD_IN_USE = "field_in_use"  # a catalogue change would break a saved rule
+    SET_OF_OTHER_TYPE = "set_of_other_type"  # a permission set given to another type's user
     # Refused to a portal user.
     USER_NOT_ACTIVE = "user_not_active"
     MODULE_NOT_EXPOSED = "module_not_exposed"
@@ -353,6 +354,7 @@ ACCESS_DESCRIPTIONS: dict[AccessCode, str] = {
     AccessCode.PERMISSION_NOT_ALLOWED: "The permission cannot be given on this module.",
     AccessCode.PII_HIDDEN: "PII/ePHI fields stay hidden unless the set shows them on purpose.",
     AccessCode.FIELD_IN_USE: "A saved rule or permission uses the field.",
+    AccessCode.SET_OF_OTHER_TYPE: "The permission set belongs to another user type.",
     AccessCode.USER_NOT_ACTIVE: "The portal user is not confirmed (or is deactivated/removed).",
     AccessCode.MODULE_NOT_EXPOSED: "The module is not exposed to the portal user.",
     AccessCode.RECORD_NOT_VISIBLE: "The record does not exist or the rules do not expose it.",

@@ -1,0 +1,185 @@
+"""Access definitions are checked when saved; permission sets and field access apply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from portalflow.models import AccessCode
+from portalflow.pipelines.access import config, records
+from portalflow.pipelines.access.problems import AccessInvalid, AccessRefused
+
+from .access_setup import Portal
+
+
+@pytest.mark.parametrize(
+    ("rule", "code", "needle"),
+    [
+        ({"field": "Stage", "op": "equals", "value": "x"}, AccessCode.UNKNOWN_FIELD, "Quote_Stage"),
+        (
+            {"field": "Amount", "op": "contains", "value": "1"},
+            AccessCode.OPERATOR_NOT_FOR_TYPE,
+            "number",
+        ),
+        (
+            {"field": "Quote_Stage", "op": "equals", "value": "Aproved"},
+            AccessCode.INVALID_VALUE,
+            "not an option",
+        ),
+        ({"lookup": "Subject"}, AccessCode.NOT_A_LOOKUP, "not a lookup"),
+        (
+            {
+                "all": [
+                    {"field": "Quote_Stage", "op": "equals", "value": "Approved"},
+                    {"field": "Quote_Stage", "op": "equals", "value": "Negotiating"},
+                ]
+            },
+            AccessCode.RULE_NEVER_MATCHES,
+            "no record can match",
+        ),
+        (
+            {
+                "all": [
+                    {"field": "Amount", "op": "greater_than", "value": 10},
+                    {"field": "Amount", "op": "less_than", "value": 5},
+                ]
+            },
+            AccessCode.RULE_NEVER_MATCHES,
+            "Amount",
+        ),
+        (
+            {
+                "all": [
+                    {"lookup": "Contact_Name"},
+                    {"field": "Subject", "op": "is_empty"},
+                    {"field": "Subject", "op": "contains", "value": "a"},
+                ]
+            },
+            AccessCode.RULE_NEVER_MATCHES,
+            "Subject",
+        ),
+        ({"any": []}, AccessCode.INVALID_RULE, "non-empty"),
+        (
+            {"field": "Subject", "op": "equals", "primary_field": "Nope"},
+            AccessCode.UNKNOWN_FIELD,
+            "Contacts",
+        ),
+        (
+            {"field": "Amount", "op": "equals", "primary_field": "Mailing_State"},
+            AccessCode.OPERATOR_NOT_FOR_TYPE,
+            "cannot be compared",
+        ),
+    ],
+)
+def test_a_bad_rule_is_refused_with_its_code(
+    session: Session, rule: dict[str, Any], code: AccessCode, needle: str
+) -> None:
+    portal = Portal(session)
+    with pytest.raises(AccessInvalid) as caught:
+        portal.expose("Quotes", rule=rule)
+    assert [p.code for p in caught.value.problems] == [code]
+    assert needle in str(caught.value)
+
+
+def test_unknown_module_and_forbidden_permissions(session: Session) -> None:
+    portal = Portal(session)
+    with pytest.raises(AccessInvalid) as caught:
+        portal.expose("Quote", rule={"lookup": "Contact_Name"})
+    assert caught.value.problems[0].code is AccessCode.UNKNOWN_MODULE
+    assert "did you mean 'Quotes'" in str(caught.value)
+    with pytest.raises(AccessInvalid) as caught:
+        portal.expose("Products", public=True, permissions={"edit": True})
+    assert caught.value.problems[0].code is AccessCode.PERMISSION_NOT_ALLOWED
+    with pytest.raises(AccessInvalid) as caught:
+        portal.expose("Contacts", fields={"email": "visible"})
+    assert caught.value.problems[0].code is AccessCode.PII_HIDDEN
+    with pytest.raises(AccessInvalid) as caught:
+        portal.expose("Quotes")
+    assert "needs a rule" in str(caught.value)
+
+
+def test_a_catalogue_change_that_breaks_a_rule_is_refused(session: Session) -> None:
+    portal = Portal(session)
+    portal.expose("Quotes", rule={"lookup": "Contact_Name"})
+    with pytest.raises(AccessInvalid) as caught:
+        config.define_fields(
+            session, portal.org.id, "Quotes", [{"name": "Subject", "type": "text"}]
+        )
+    assert caught.value.problems[0].code is AccessCode.FIELD_IN_USE
+
+
+def test_permission_sets_override_the_type_and_pii_is_shown_on_purpose(
+    session: Session,
+) -> None:
+    portal = Portal(session)
+    contact = portal.record(
+        "C-1", "Contacts", email="pat@customer.example.org", Mailing_State="Ohio"
+    )
+    portal.record(
+        "Q-1",
+        "Quotes",
+        Contact_Name="C-1",
+        Quote_Stage="Draft",
+        Subject="S",
+        Internal_Note="margin 40%",
+    )
+    portal.expose(
+        "Quotes",
+        rule={"lookup": "Contact_Name"},
+        fields={"Internal_Note": "hidden", "Amount": "read_only"},
+    )
+    user = portal.user(contact)
+    page = records.list_records(session, user.id, "Quotes")
+    assert "Internal_Note" not in page.records[0].values
+    assert page.records[0].can_edit is False
+    own = records.list_records(session, user.id, "Contacts").records[0]
+    assert "email" not in own.values  # PII: hidden by default
+
+    with pytest.raises(AccessInvalid) as caught:
+        config.define_permission_set(
+            session,
+            portal.org.id,
+            portal.customers.id,
+            "Editors",
+            modules={"Contacts": {"fields": {"email": "read_only"}}},
+        )
+    assert caught.value.problems[0].code is AccessCode.PII_HIDDEN
+    config.define_permission_set(
+        session,
+        portal.org.id,
+        portal.customers.id,
+        "Editors",
+        show_pii=True,
+        modules={
+            "Quotes": {"edit": True, "create": True},
+            "Contacts": {"fields": {"email": "read_only"}},
+        },
+    )
+    config.assign_permission_set(session, portal.org.id, [user.id], "Editors")
+    own = records.list_records(session, user.id, "Contacts").records[0]
+    assert own.values["email"] == "pat@customer.example.org"
+
+    edited = records.update_record(session, user.id, "Quotes", "Q-1", {"Subject": "New"})
+    assert edited.values["Subject"] == "New"
+    for values, code in (
+        ({"Amount": 5}, AccessCode.FIELD_NOT_EDITABLE),
+        ({"Contact_Name": "C-2"}, AccessCode.FIELD_NOT_EDITABLE),
+        ({"Internal_Note": "x"}, AccessCode.FIELD_NOT_EDITABLE),
+        ({"Quote_Stage": "Won"}, AccessCode.INVALID_VALUE),
+    ):
+        with pytest.raises(AccessRefused) as refused:
+            records.update_record(session, user.id, "Quotes", "Q-1", values)
+        assert refused.value.refusal.code is code
+    crm_id, created = records.create_record(
+        session, user.id, "Quotes", {"Subject": "Mine", "Quote_Stage": "draft"}
+    )
+    assert created is not None and created.own and created.values["Quote_Stage"] == "Draft"
+    with pytest.raises(AccessRefused) as refused:
+        records.delete_record(session, user.id, "Quotes", crm_id)
+    assert refused.value.refusal.code is AccessCode.ACTION_NOT_PERMITTED
+
+    config.assign_permission_set(session, portal.org.id, [user.id], None)
+    with pytest.raises(AccessRefused):
+        records.update_record(session, user.id, "Quotes", "Q-1", {"Subject": "Again"})
