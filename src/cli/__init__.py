@@ -15,6 +15,7 @@ from portalflow import __version__
 
 from . import (
     accept,
+    access,
     api_keys,
     bulk_runs,
     db,
@@ -92,6 +93,7 @@ app.add_typer(delivery.channels_app, name="channels")
 app.add_typer(events.app, name="events")
 app.add_typer(licences.app, name="licenses")
 app.add_typer(api_keys.app, name="api-keys")
+app.add_typer(access.app, name="access")
 app.command("invite")(invite.invite)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)

@@ -257,3 +257,18 @@ def _suggest(wanted: str, known: Iterable[str]) -> str:
     hint = f"; did you mean {close[0]!r}?" if close else ""
     listed = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
     return f" (known: {listed}){hint}"
+
+
+def catalogue_view(session: Session, org_id: int, module: str | None = None) -> dict[str, Any]:
+    """The org's catalogue (or one module's) as plain values: module -> list of fields."""
+    if session.get(Org, org_id) is None:
+        raise NotFound(f"org {org_id} does not exist")
+    modules = load_catalogue(session, org_id).modules
+    if module is not None:
+        if module not in modules:
+            raise NotFound(f"module {module!r} has no field catalogue in org {org_id}")
+        modules = {module: modules[module]}
+    return {
+        name: [spec.as_dict() for spec in fields.values()]
+        for name, fields in sorted(modules.items())
+    }

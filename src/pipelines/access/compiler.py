@@ -29,12 +29,14 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import TableClause
 
 from portalflow.models import CrmRecord, FieldType, ModuleRole, RuleOperator
 from portalflow.models.records import RECORD_COLUMNS
 
 from .catalogue import FIELD_NAME, FieldSpec
+from .config import saved_rule
 from .policy import ModulePolicy, Viewer
 from .rules import ByField, ByValue, Group, Lookup, Node, leaves
 
@@ -212,17 +214,23 @@ class Compiler:
         return func.instr(haystack, needle)
 
 
-def index_statements(policy: ModulePolicy) -> list[str]:
-    """The PostgreSQL indexes the module's rules need, as CREATE INDEX statements.
+def needed_indexes(session: Session, org_id: int, user_type_id: int, module: str) -> list[str]:
+    """The PostgreSQL indexes the rule a user type has for ``module`` needs."""
+    return index_statements(module, saved_rule(session, org_id, user_type_id, module))
+
+
+def index_statements(module: str, rule: Node | None) -> list[str]:
+    """The PostgreSQL indexes a module's rule needs, as CREATE INDEX statements.
 
     A lookup link and a match on a field's value use an expression index on
     ``(org_id, module, <the field's expression>)``: exact for lookups, ``lower(...)`` for
-    text and picklists (the comparisons ignore case).
+    text and picklists (the comparisons ignore case). Negations, ``contains`` and emptiness
+    checks get none: no b-tree helps them.
     """
-    if policy.rule is None:
+    if rule is None:
         return []
     statements: dict[str, str] = {}
-    for leaf in leaves(policy.rule):
+    for leaf in leaves(rule):
         spec = leaf.field
         if isinstance(leaf, ByValue) and leaf.op in (
             Op.NOT_EQUALS,
@@ -239,7 +247,7 @@ def index_statements(policy: ModulePolicy) -> list[str]:
         folded = spec.type in (FieldType.TEXT, FieldType.PICKLIST)
         expression = f"lower({raw})" if folded else raw
         slug = "".join(c if c.isalnum() else "_" for c in spec.name.lower())
-        module_slug = "".join(c if c.isalnum() else "_" for c in policy.module.lower())
+        module_slug = "".join(c if c.isalnum() else "_" for c in module.lower())
         name = f"ix_crm_records_{module_slug}_{slug}"
         statements[name] = (
             f"CREATE INDEX IF NOT EXISTS {name} ON crm_records (org_id, module, ({expression}))"

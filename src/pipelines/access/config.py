@@ -68,6 +68,7 @@ class Exposure:
     rule: Node | None
     permissions: dict[RecordAction, bool]
     field_access: dict[str, FieldAccess]
+    primary_module: str
 
 
 # --- field catalogues -------------------------------------------------------------------------
@@ -180,6 +181,28 @@ def unexpose_module(session: Session, org_id: int, user_type_id: int, module: st
     return bool(result.rowcount)
 
 
+def saved_rule(session: Session, org_id: int, user_type_id: int, module: str) -> Node | None:
+    """The parsed rule a user type has for ``module`` (None: primary or public without one)."""
+    user_type = _user_type(session, org_id, user_type_id)
+    row = session.scalar(
+        select(ModuleExposure).where(
+            ModuleExposure.user_type_id == user_type.id, ModuleExposure.module == module
+        )
+    )
+    if row is None:
+        if module == user_type.module:
+            return None
+        raise NotFound(f"{module} is not exposed to user type {user_type.name}")
+    if row.rule is None:
+        return None
+    return parse_rule(
+        row.rule,
+        module=module,
+        primary_module=user_type.module,
+        catalogue=load_catalogue(session, org_id),
+    )
+
+
 def role_of(primary_module: str, module: str, public: bool) -> ModuleRole:
     """The module's role for a user type whose primary module is ``primary_module``."""
     if module == primary_module:
@@ -257,7 +280,7 @@ def _check_exposure(
                 )
             )
     raise_if_any(problems)
-    return Exposure(module, role, node, merged, access)
+    return Exposure(module, role, node, merged, access, user_type.module)
 
 
 def _permission_problems(
@@ -609,7 +632,9 @@ def exposure_view(exposure: Exposure) -> dict[str, Any]:
         "module": exposure.module,
         "role": exposure.role.value,
         "rule": to_json(exposure.rule) if exposure.rule is not None else None,
-        "rule_text": describe(exposure.rule) if exposure.rule is not None else None,
+        "rule_text": (
+            describe(exposure.rule, exposure.primary_module) if exposure.rule is not None else None
+        ),
         "permissions": {a.value: v for a, v in exposure.permissions.items()},
         "fields": {n: level.value for n, level in exposure.field_access.items()},
     }

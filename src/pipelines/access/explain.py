@@ -7,7 +7,7 @@ explanation can never disagree with what the user is shown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import case, select
@@ -60,7 +60,7 @@ class Explanation:
             "summary": self.summary,
             "role": self.role,
             "permission_set": self.permission_set,
-            "steps": [step.__dict__ for step in self.steps],
+            "steps": [asdict(step) for step in self.steps],
             "permissions": self.permissions,
         }
 

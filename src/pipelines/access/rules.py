@@ -152,7 +152,7 @@ def leaves(node: Node) -> list[Lookup | ByValue | ByField]:
     return [node]
 
 
-def describe(node: Node, primary_module: str = "the user's record") -> str:
+def describe(node: Node, primary_module: str | None = None) -> str:
     """The rule in words, e.g. ``Contact_Name links to the user's record OR Region in [...]``."""
     if isinstance(node, Group):
         joiner = " AND " if node.combine == "all" else " OR "
@@ -164,7 +164,8 @@ def describe(node: Node, primary_module: str = "the user's record") -> str:
         ]
         return joiner.join(parts)
     if isinstance(node, Lookup):
-        return f"{node.field.name} links to the user's own {primary_module} record"
+        whose = f"{primary_module} record" if primary_module else "record"
+        return f"{node.field.name} links to the user's own {whose}"
     if isinstance(node, ByField):
         return f"{node.field.name} {_words(node.op)} the user's {node.primary_field.name}"
     if node.op in _EMPTINESS:
