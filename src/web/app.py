@@ -27,7 +27,18 @@ from portalflow.config import Settings
 from portalflow.models import make_engine, make_session_factory
 from portalflow.pipelines.sns import CachedCertificateLoader
 
-from . import admin, api_schema, events, ops, portal, portal_links, problems, reports, unsubscribe
+from . import (
+    access_admin,
+    admin,
+    api_schema,
+    events,
+    ops,
+    portal,
+    portal_links,
+    problems,
+    reports,
+    unsubscribe,
+)
 from .body_limit import BodyLimit
 from .webhooks import WebhookContext, router
 
@@ -112,6 +123,7 @@ def create_app(
     app.include_router(portal.router)
     app.include_router(events.router)
     app.include_router(admin.router)
+    app.include_router(access_admin.router)
     app.include_router(ops.router)
     app.include_router(unsubscribe.build_router(settings))
     app.state.link_pages = portal_links.LinkPages.from_settings(settings)
