@@ -183,3 +183,41 @@ def test_permission_sets_override_the_type_and_pii_is_shown_on_purpose(
     config.assign_permission_set(session, portal.org.id, [user.id], None)
     with pytest.raises(AccessRefused):
         records.update_record(session, user.id, "Quotes", "Q-1", {"Subject": "Again"})
+
+
+def test_numbers_dates_and_text_operators_run_on_both_databases(session: Session) -> None:
+    portal = Portal(session)
+    config.define_fields(
+        session,
+        portal.org.id,
+        "Invoices",
+        [
+            {"name": "Contact_Name", "type": "lookup", "lookup_module": "Contacts"},
+            {"name": "Total", "type": "number"},
+            {"name": "Due", "type": "date"},
+            {"name": "Paid", "type": "boolean"},
+            {"name": "Title", "type": "text"},
+        ],
+    )
+    contact = portal.record("C-1", "Contacts")
+    portal.record("I-1", "Invoices", Contact_Name="C-1", Total="120.5", Due="2026-03-01",
+                  Paid=True, Title="Server rack")  # fmt: skip
+    portal.record("I-2", "Invoices", Contact_Name="C-1", Total=80, Due="2026-01-15",
+                  Paid=False, Title="Cables")  # fmt: skip
+    portal.record("I-3", "Invoices", Contact_Name="C-1", Total="n/a", Title="Rack 50%")
+    portal.expose("Invoices", rule={"lookup": "Contact_Name"})
+    user = portal.user(contact)
+    for condition, expected in (
+        ({"field": "Total", "op": "greater_than", "value": 100}, ["I-1"]),
+        ({"field": "Total", "op": "less_or_equal", "value": "80"}, ["I-2"]),
+        ({"field": "Due", "op": "less_than", "value": "2026-02-01"}, ["I-2"]),
+        ({"field": "Paid", "op": "equals", "value": True}, ["I-1"]),
+        ({"field": "Title", "op": "contains", "value": "RACK"}, ["I-1", "I-3"]),
+        ({"field": "Title", "op": "contains", "value": "50%"}, ["I-3"]),
+        ({"field": "Title", "op": "starts_with", "value": "server"}, ["I-1"]),
+        ({"field": "Title", "op": "not_contains", "value": "rack"}, ["I-2"]),
+        ({"field": "Due", "op": "is_empty"}, ["I-3"]),
+    ):
+        portal.expose("Invoices", rule={"all": [{"lookup": "Contact_Name"}, condition]})
+        page = records.list_records(session, user.id, "Invoices")
+        assert [r.id for r in page.records] == expected, condition
