@@ -7,9 +7,12 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from portalflow.models import AccessCode
+from portalflow.models import AccessCode, FieldType
 from portalflow.pipelines.access import config, records
+from portalflow.pipelines.access.catalogue import Catalogue, FieldSpec
+from portalflow.pipelines.access.compiler import index_statements
 from portalflow.pipelines.access.problems import AccessInvalid, AccessRefused
+from portalflow.pipelines.access.rules import parse_rule
 
 from .access_setup import Portal
 
@@ -221,3 +224,30 @@ def test_numbers_dates_and_text_operators_run_on_both_databases(session: Session
         portal.expose("Invoices", rule={"all": [{"lookup": "Contact_Name"}, condition]})
         page = records.list_records(session, user.id, "Invoices")
         assert [r.id for r in page.records] == expected, condition
+
+
+def test_the_indexes_a_rule_needs() -> None:
+    fields = [
+        FieldSpec("Quotes", "Contact_Name", FieldType.LOOKUP, lookup_module="Contacts"),
+        FieldSpec("Quotes", "Stage", FieldType.PICKLIST, options=("Draft", "Approved")),
+        FieldSpec("Quotes", "Region", FieldType.TEXT),
+        FieldSpec("Quotes", "Amount", FieldType.NUMBER),
+        FieldSpec("Contacts", "State", FieldType.TEXT),
+    ]
+    known = Catalogue(fields)
+
+    def needed(rule: dict[str, Any]) -> list[str]:
+        node = parse_rule(rule, module="Quotes", primary_module="Contacts", catalogue=known)
+        return [s.split(" ON ")[0].split()[-1] for s in index_statements("Quotes", node)]
+
+    lookup = {"lookup": "Contact_Name"}
+    stage = {"field": "Stage", "op": "equals", "value": "Approved"}
+    region = {"field": "Region", "op": "equals", "primary_field": "State"}
+    amount = {"field": "Amount", "op": "greater_than", "value": 5}
+    assert needed({"all": [stage, lookup]}) == ["ix_crm_records_quotes_contact_name"]
+    assert needed({"any": [lookup, region]}) == [
+        "ix_crm_records_quotes_contact_name",
+        "ix_crm_records_quotes_region",
+    ]
+    assert needed({"any": [lookup, amount]}) == []  # one branch no index serves
+    assert needed({"all": [amount, stage]}) == ["ix_crm_records_quotes_stage"]

@@ -224,27 +224,19 @@ def index_statements(module: str, rule: Node | None) -> list[str]:
 
     A lookup link and a match on a field's value use an expression index on
     ``(org_id, module, <the field's expression>)``: exact for lookups, ``lower(...)`` for
-    text and picklists (the comparisons ignore case). Negations, ``contains`` and emptiness
-    checks get none: no b-tree helps them.
+    text and picklists (the comparisons ignore case). Only ``equals`` and ``in`` on text,
+    picklist and lookup fields can use one. An ``all`` needs one indexed condition (a lookup
+    first), an ``any`` one in every branch (else no index can serve it).
     """
     if rule is None:
         return []
     statements: dict[str, str] = {}
-    for leaf in leaves(rule):
+    for leaf in _indexed_leaves(rule) or []:
         spec = leaf.field
-        if isinstance(leaf, ByValue) and leaf.op in (
-            Op.NOT_EQUALS,
-            Op.NOT_IN,
-            Op.NOT_CONTAINS,
-            Op.CONTAINS,
-            Op.IS_EMPTY,
-            Op.IS_NOT_EMPTY,
-        ):
-            continue  # no b-tree helps these
-        if isinstance(leaf, ByField) and leaf.op not in (Op.EQUALS,):
-            continue
         raw = spec.name if spec.name in RECORD_COLUMNS else f"(fields ->> '{spec.name}')"
-        folded = spec.type in (FieldType.TEXT, FieldType.PICKLIST)
+        folded = spec.type in (FieldType.TEXT, FieldType.PICKLIST) or (
+            isinstance(leaf, ByField) and leaf.primary_field.type is not FieldType.LOOKUP
+        )
         expression = f"lower({raw})" if folded else raw
         slug = "".join(c if c.isalnum() else "_" for c in spec.name.lower())
         module_slug = "".join(c if c.isalnum() else "_" for c in module.lower())
@@ -253,3 +245,27 @@ def index_statements(module: str, rule: Node | None) -> list[str]:
             f"CREATE INDEX IF NOT EXISTS {name} ON crm_records (org_id, module, ({expression}))"
         )
     return list(statements.values())
+
+
+def _indexed_leaves(node: Node) -> list[Lookup | ByValue | ByField] | None:
+    """The conditions whose indexes let PostgreSQL find the node's records; None: none can."""
+    if isinstance(node, Group):
+        found = [_indexed_leaves(child) for child in node.children]
+        if node.combine == "any":
+            if any(leaves_ is None for leaves_ in found):
+                return None
+            return [leaf for leaves_ in found if leaves_ is not None for leaf in leaves_]
+        usable = [leaves_ for leaves_ in found if leaves_ is not None]
+        usable.sort(key=lambda leaves_: not all(isinstance(x, Lookup) for x in leaves_))
+        return usable[0] if usable else None
+    if isinstance(node, Lookup):
+        return [node]
+    # Numbers and dates are compared through a guarded cast or a prefix: no plain index.
+    if node.field.type not in _INDEXED_TYPES:
+        return None
+    if isinstance(node, ByField):
+        return [node] if node.op is Op.EQUALS else None
+    return [node] if node.op in (Op.EQUALS, Op.IN) else None
+
+
+_INDEXED_TYPES = frozenset({FieldType.TEXT, FieldType.PICKLIST, FieldType.LOOKUP})
