@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portalflow.models import AccessCode, FieldType
+from portalflow.models import AccessCode, FieldType, PermissionSet
+from portalflow.pipelines import orgs, transfers
 from portalflow.pipelines.access import config, records
 from portalflow.pipelines.access.catalogue import Catalogue, FieldSpec
 from portalflow.pipelines.access.compiler import index_statements
@@ -251,3 +253,24 @@ def test_the_indexes_a_rule_needs() -> None:
     ]
     assert needed({"any": [lookup, amount]}) == []  # one branch no index serves
     assert needed({"all": [amount, stage]}) == ["ix_crm_records_quotes_stage"]
+
+
+def test_deleting_a_user_type_takes_its_exposures_and_sets_with_it(session: Session) -> None:
+    portal = Portal(session)
+    partners = orgs.add_user_type(session, portal.org.id, name="Partners", module="Contacts")
+    for user_type in (portal.customers, partners):
+        config.expose_module(
+            session, portal.org.id, user_type.id, "Quotes", rule={"lookup": "Contact_Name"}
+        )
+    config.define_permission_set(
+        session, portal.org.id, partners.id, "Partner editors", modules={"Quotes": {"edit": True}}
+    )
+    moved = portal.user(portal.record("C-1", "Contacts"), partners)
+    portal.record("Q-1", "Quotes", Contact_Name="C-1")
+    config.assign_permission_set(session, portal.org.id, [moved.id], "Partner editors")
+    transfers.start_transfer_and_delete(session, portal.org.id, partners.id, portal.customers.id)
+    session.commit()
+    assert transfers.continue_transfer_and_delete(session, partners.id, max_batches=None)
+    assert session.scalar(select(func.count()).select_from(PermissionSet)) == 0
+    page = records.list_records(session, moved.id, "Quotes")
+    assert [(r.id, r.can_edit) for r in page.records] == [("Q-1", False)]

@@ -56,6 +56,8 @@ FORBIDDEN: dict[ModuleRole, dict[RecordAction, str]] = {
     },
     ModuleRole.RELATED: {},
 }
+# The tables that configure one user type: deleted with it, never moved to another.
+USER_TYPE_TABLES = (ModuleExposure.__tablename__, PermissionSet.__tablename__)
 _SET_MODULE_KEYS = frozenset({*(a.value for a in ACTIONS), "fields"})
 
 
@@ -654,3 +656,17 @@ def _permission_set(session: Session, org_id: int, name: str) -> PermissionSet:
     if row is None:
         raise NotFound(f"permission set {name!r} does not exist in org {org_id}")
     return row
+
+
+def forget_user_type(session: Session, user_type_id: int) -> None:
+    """Delete a user type's exposures and permission sets (with their assignments).
+
+    Called when the type itself is deleted: its users, moved to another type, get that
+    type's exposure and defaults, not the deleted type's.
+    """
+    sets = select(PermissionSet.id).where(PermissionSet.user_type_id == user_type_id)
+    session.execute(
+        delete(PermissionSetAssignment).where(PermissionSetAssignment.permission_set_id.in_(sets))
+    )
+    session.execute(delete(PermissionSet).where(PermissionSet.user_type_id == user_type_id))
+    session.execute(delete(ModuleExposure).where(ModuleExposure.user_type_id == user_type_id))
