@@ -96,7 +96,7 @@ def list_records(
     """A page of the module's records the user may see, ordered by record id."""
     if not 1 <= limit <= MAX_PAGE:
         raise AccessRefused(
-            Refusal(AccessCode.ACTION_NOT_PERMITTED, f"limit must be between 1 and {MAX_PAGE}")
+            Refusal(AccessCode.INVALID_VALUE, f"limit must be between 1 and {MAX_PAGE}")
         )
     viewer = load_viewer(session, portal_user_id, org_id)
     policy = module_policy(session, viewer, module)
