@@ -152,6 +152,7 @@ LOAD = (
 
 
 def main() -> None:
+    """Load, configure, measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000, help="records in the module")
     parser.add_argument("--quick", action="store_true", help="50,000 records, fewer requests")

@@ -162,3 +162,31 @@ def test_a_public_module_is_visible_to_all_and_view_only(session: Session) -> No
         assert exc.refusal.code == "user_not_active"
     else:
         raise AssertionError("a deactivated user saw records")
+
+
+def test_enterprise_products_by_lookup_or_customer_type(session: Session) -> None:
+    portal = Portal(session)
+    config.define_fields(
+        session,
+        portal.org.id,
+        "Products",
+        [
+            {"name": "Product_Name", "type": "text"},
+            {"name": "Bought_By", "type": "lookup", "lookup_module": "Contacts"},
+            {"name": "Customer_Type", "type": "picklist", "options": ["Enterprise", "SMB"]},
+        ],
+    )
+    contact = portal.record("C-1", "Contacts")
+    portal.record("P-1", "Products", Product_Name="Own router", Bought_By="C-1")
+    portal.record("P-2", "Products", Product_Name="Rack", Customer_Type="Enterprise")
+    portal.record("P-3", "Products", Product_Name="Mouse", Customer_Type="SMB")
+    portal.expose(
+        "Products",
+        rule={
+            "any": [
+                {"lookup": "Bought_By"},
+                {"field": "Customer_Type", "op": "equals", "value": "Enterprise"},
+            ]
+        },
+    )
+    assert visible(session, portal.user(contact).id, "Products") == ["P-1", "P-2"]

@@ -36,12 +36,16 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 
 
 class FieldsRequest(RequestModel):
+    """A module's whole field catalogue."""
+
     fields: list[dict[str, Any]] = Field(
         description="The module's fields: name, type, and options / lookup_module / pii / ephi."
     )
 
 
 class ExposureRequest(RequestModel):
+    """How a user type exposes a module."""
+
     public: bool = Field(False, description="Every record (or those the rule keeps), view only.")
     rule: dict[str, Any] | None = Field(
         None, description="Lookup links and criteria; see the README's rule syntax."
@@ -55,6 +59,8 @@ class ExposureRequest(RequestModel):
 
 
 class PermissionSetRequest(RequestModel):
+    """A permission set of one user type."""
+
     user_type_id: Id
     show_pii: bool = False
     show_ephi: bool = False
@@ -65,6 +71,8 @@ class PermissionSetRequest(RequestModel):
 
 
 class AssignmentRequest(RequestModel):
+    """Who holds which permission set."""
+
     permission_set: str | None = Field(
         description="The set's name; null gives the users back their type's defaults."
     )

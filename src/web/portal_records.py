@@ -57,6 +57,8 @@ class SignedIn(Protocol):
 
 
 class ValuesRequest(RequestModel):
+    """Field values to write."""
+
     values: dict[str, Any] = Field(description="Field name -> new value.", max_length=500)
 
 
