@@ -69,3 +69,41 @@ def test_define_show_assign_and_explain(cli_env: Path, tmp_path: Path) -> None:
 
     code, out = run("access", "indexes", *org_args, "--module", "Quotes")
     assert code == 0 and "(fields ->> 'Contact_Name')" in out
+
+
+def test_fields_unexpose_and_set_deletion(cli_env: Path) -> None:
+    assert run("db", "upgrade")[0] == 0
+    engine = make_engine(Settings.from_env().database_url)
+    with make_session_factory(engine)() as session:
+        portal = Portal(session)
+        user_id = portal.user(portal.record("C-1", "Contacts")).id
+        org, user_type = str(portal.org.id), str(portal.customers.id)
+        session.commit()
+    engine.dispose()
+
+    code, out = run("access", "fields", "set", "--org", org, "--module", "Cases",
+                    '[{"name": "Status", "type": "picklist"}]')  # fmt: skip
+    assert code == 2 and "picklist Status needs options" in flat(out)
+    code, out = run("access", "fields", "set", "--org", org, "--module", "Cases",
+                    '[{"name": "Subject", "type": "text"}, {"name": "Patient_Notes", '
+                    '"type": "text", "ephi": true}]')  # fmt: skip
+    assert code == 0 and "2 fields saved" in out
+    code, out = run("access", "fields", "show", "--org", org, "--module", "Cases", "--json")
+    assert [f["ephi"] for f in json.loads(out)["Cases"]] == [False, True]
+
+    code, out = run("access", "expose", "--org", org, "--user-type", user_type,
+                    "--module", "Cases", "--public")  # fmt: skip
+    assert code == 0 and "public" in out
+    assert run("access", "unexpose", "--org", org, "--user-type", user_type, "--module",
+               "Cases")[0] == 0  # fmt: skip
+    code, out = run("access", "unexpose", "--org", org, "--user-type", user_type, "--module",
+                    "Cases")  # fmt: skip
+    assert code == 2 and "not exposed" in flat(out)
+
+    assert run("access", "sets", "define", "--org", org, "--user-type", user_type,
+               "--name", "Plain")[0] == 0  # fmt: skip
+    assert run("access", "assign", "--org", org, "--set", "Plain", str(user_id))[0] == 0
+    code, out = run("access", "assign", "--org", org, str(user_id))
+    assert code == 2 and "give --set NAME, or --clear" in flat(out)
+    code, out = run("access", "sets", "delete", "--org", org, "--name", "Plain")
+    assert code == 0 and "1 user(s) held it" in flat(out)

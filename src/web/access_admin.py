@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import Field
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portalflow.events import MAX_ID, Id, RequestModel
@@ -84,6 +85,7 @@ def _run(request: Request, work: Callable[[Session], Any]) -> Any:
     with request.app.state.session_factory() as session:
         try:
             answer = work(session)
+            session.commit()
         except AccessInvalid as exc:
             raise ApiProblem(
                 422,
@@ -93,7 +95,11 @@ def _run(request: Request, work: Callable[[Session], Any]) -> Any:
             ) from None
         except PortalflowError as exc:
             raise problem(exc) from None
-        session.commit()
+        except IntegrityError:
+            # Two saves of one definition at once: the unique constraint let one win.
+            raise ApiProblem(
+                409, "a concurrent change of the same definition won; read it and retry"
+            ) from None
     return answer
 
 

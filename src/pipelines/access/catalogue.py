@@ -100,8 +100,10 @@ class Catalogue:
 
 
 def load_catalogue(session: Session, org_id: int) -> Catalogue:
-    """Every catalogued field of the org."""
-    rows = session.scalars(select(ModuleField).where(ModuleField.org_id == org_id))
+    """Every catalogued field of the org, each module's in the order it was declared."""
+    rows = session.scalars(
+        select(ModuleField).where(ModuleField.org_id == org_id).order_by(ModuleField.id)
+    )
     return Catalogue(_spec(row) for row in rows)
 
 
