@@ -234,6 +234,7 @@ def test_the_indexes_a_rule_needs() -> None:
         FieldSpec("Quotes", "Stage", FieldType.PICKLIST, options=("Draft", "Approved")),
         FieldSpec("Quotes", "Region", FieldType.TEXT),
         FieldSpec("Quotes", "Amount", FieldType.NUMBER),
+        FieldSpec("Quotes", "Clients", FieldType.MULTI_LOOKUP, lookup_module="Contacts"),
         FieldSpec("Contacts", "State", FieldType.TEXT),
     ]
     known = Catalogue(fields)
@@ -253,6 +254,9 @@ def test_the_indexes_a_rule_needs() -> None:
     ]
     assert needed({"any": [lookup, amount]}) == []  # one branch no index serves
     assert needed({"all": [amount, stage]}) == ["ix_crm_records_quotes_stage"]
+    node = parse_rule({"lookup": "Clients"}, module="Quotes", primary_module="Contacts",
+                      catalogue=known)  # fmt: skip
+    assert "USING gin ((fields -> 'Clients') jsonb_path_ops)" in index_statements("Quotes", node)[0]
 
 
 def test_deleting_a_user_type_takes_its_exposures_and_sets_with_it(session: Session) -> None:

@@ -190,3 +190,31 @@ def test_enterprise_products_by_lookup_or_customer_type(session: Session) -> Non
         },
     )
     assert visible(session, portal.user(contact).id, "Products") == ["P-1", "P-2"]
+
+
+def test_records_linked_by_a_multi_select_lookup(session: Session) -> None:
+    portal = Portal(session)
+    config.define_fields(
+        session,
+        portal.org.id,
+        "Projects",
+        [
+            {"name": "Title", "type": "text"},
+            {"name": "Clients", "type": "multi_lookup", "lookup_module": "Contacts"},
+        ],
+    )
+    contact = portal.record("C-1", "Contacts")
+    portal.record("PR-1", "Projects", Title="Shared", Clients=["C-7", "C-1"])
+    portal.record("PR-2", "Projects", Title="Other", Clients=["C-7"])
+    portal.record("PR-3", "Projects", Title="Not a list", Clients="C-1")
+    portal.record("PR-4", "Projects", Title="None")
+    portal.expose("Projects", rule={"lookup": "Clients"}, permissions={"create": True})
+    user = portal.user(contact)
+    page = records.list_records(session, user.id, "Projects")
+    assert [(r.id, r.own, r.values["Clients"]) for r in page.records] == [
+        ("PR-1", True, ["C-7", "C-1"])
+    ]
+    assert explain.explain(session, user.id, "Projects", "PR-1").decided_by == "rule"
+    crm_id, created = records.create_record(session, user.id, "Projects", {"Title": "New"})
+    assert created is not None and created.values["Clients"] == ["C-1"]
+    assert visible(session, user.id, "Projects") == ["PR-1", crm_id]

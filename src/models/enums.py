@@ -272,6 +272,7 @@ class FieldType(StrEnum):
     DATE = "date"  # ISO 8601 text, YYYY-MM-DD (a datetime's date part compares the same)
     BOOLEAN = "boolean"
     LOOKUP = "lookup"  # holds the CRM id of a record of another module
+    MULTI_LOOKUP = "multi_lookup"  # a JSON list of CRM ids of records of another module
 
 
 class RuleOperator(StrEnum):

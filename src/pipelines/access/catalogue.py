@@ -28,6 +28,7 @@ FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ -]{0,99}$")
 MODULE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ -]{0,99}$")
 MAX_FIELDS = 500
 MAX_OPTIONS = 1000
+LOOKUPS = frozenset({FieldType.LOOKUP, FieldType.MULTI_LOOKUP})
 _KEYS = frozenset({"name", "type", "label", "options", "lookup_module", "pii", "ephi"})
 
 
@@ -187,7 +188,7 @@ def _parse_field(
     elif options is not None:
         bad(f"field {name}: only a picklist has options")
     lookup_module = item.get("lookup_module")
-    if kind is FieldType.LOOKUP:
+    if kind in LOOKUPS:
         if not isinstance(lookup_module, str) or not MODULE_NAME.match(lookup_module):
             bad(f"lookup {name} needs lookup_module, the module whose records it points to")
             return None
@@ -209,7 +210,7 @@ def _parse_field(
         type=kind,
         label=label,
         options=options if kind is FieldType.PICKLIST else None,
-        lookup_module=lookup_module if kind is FieldType.LOOKUP else None,
+        lookup_module=lookup_module if kind in LOOKUPS else None,
         **flags,
     )
 

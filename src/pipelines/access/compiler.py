@@ -1,11 +1,14 @@
 """One module's rules for one portal user, compiled to one SQLAlchemy Core query.
 
-The user's own record is read inside the query (scalar subqueries on its primary key,
-which PostgreSQL evaluates once, as InitPlans), so a lookup link or a match by field costs
-no round trip of its own. Field names are checked against the catalogue's safe pattern
-before they are written into SQL, so a JSON key is always a plain literal (which is what
-lets PostgreSQL use an expression index on it). :func:`index_statements` names the indexes
-a module's rules need on PostgreSQL.
+The user's own record is read inside the query for a match by field (scalar subqueries on
+its primary key, which PostgreSQL evaluates once, as InitPlans), so it costs no round trip
+of its own. A lookup link compares with the user's CRM id, read with the user, written
+into the statement as a literal: PostgreSQL then estimates how many records link to that
+user from its statistics (with a parameter it guesses, and for a multi-select lookup
+guesses a plan that walks the whole module). Field names are checked against the
+catalogue's safe pattern before they are written into SQL, so a JSON key is always a plain
+literal (which is what lets PostgreSQL use an expression index on it).
+:func:`index_statements` names the indexes a module's rules need on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Float,
     Select,
@@ -23,12 +27,14 @@ from sqlalchemy import (
     cast,
     false,
     func,
+    literal,
     literal_column,
     not_,
     or_,
     select,
     true,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import TableClause
 
@@ -115,7 +121,10 @@ class Compiler:
             parts = [self.condition(child) for child in node.children]
             return and_(*parts) if node.combine == "all" else or_(*parts)
         if isinstance(node, Lookup):
-            return self.raw(self.r, node.field) == self._primary(self.p.c.crm_id)
+            mine = literal(self.viewer.record_crm_id, String, literal_execute=True)
+            if node.field.type is FieldType.MULTI_LOOKUP:
+                return self._among(node.field, mine)
+            return self.raw(self.r, node.field) == mine
         if isinstance(node, ByValue):
             return self._by_value(node)
         return self._by_field(node)
@@ -131,16 +140,28 @@ class Compiler:
         path = literal_column(f"'$.\"{spec.name}\"'")
         return cast(func.json_extract(table.c.fields, path), Text)
 
+    def _among(self, spec: FieldSpec, crm_id: ColumnElement[Any]) -> ColumnElement[bool]:
+        """Whether the record's multi-select lookup (a JSON list) holds ``crm_id``."""
+        key = literal_column(f"'{spec.name}'")
+        if self.dialect == "postgresql":
+            holder = self.r.c.fields.op("->", return_type=JSONB)(key)
+            return holder.op("@>", return_type=Boolean)(func.jsonb_build_array(crm_id))
+        path = literal_column(f"'$.\"{spec.name}\"'")
+        items = func.json_each(self.r.c.fields, path).table_valued("value")
+        listed = select(items.c.value).where(items.c.value == crm_id).exists()
+        return and_(func.json_type(self.r.c.fields, path) == "array", listed)
+
     def _primary(self, expression: ColumnElement[Any]) -> ColumnElement[Any]:
         return select(expression).where(self.p.c.id == self.viewer.record_id).scalar_subquery()
 
     def _by_value(self, node: ByValue) -> ColumnElement[bool]:
         spec, op, value = node.field, node.op, node.value
         raw = self.raw(self.r, spec)
+        empty = ("", "[]") if spec.type is FieldType.MULTI_LOOKUP else ("",)
         if op is Op.IS_EMPTY:
-            return or_(raw.is_(None), raw == "")
+            return or_(raw.is_(None), raw.in_(empty))
         if op is Op.IS_NOT_EMPTY:
-            return and_(raw.is_not(None), raw != "")
+            return and_(raw.is_not(None), raw.not_in(empty))
         if spec.type is FieldType.BOOLEAN:
             return func.lower(raw).in_(_TRUE_WORDS if value else _FALSE_WORDS)
         left = self._typed(spec, raw)
@@ -233,14 +254,20 @@ def index_statements(module: str, rule: Node | None) -> list[str]:
     statements: dict[str, str] = {}
     for leaf in _indexed_leaves(rule) or []:
         spec = leaf.field
+        slug = "".join(c if c.isalnum() else "_" for c in spec.name.lower())
+        module_slug = "".join(c if c.isalnum() else "_" for c in module.lower())
+        name = f"ix_crm_records_{module_slug}_{slug}"
+        if spec.type is FieldType.MULTI_LOOKUP:  # "contains" on a JSON list: a GIN index
+            statements[name] = (
+                f"CREATE INDEX IF NOT EXISTS {name} ON crm_records "
+                f"USING gin ((fields -> '{spec.name}') jsonb_path_ops)"
+            )
+            continue
         raw = spec.name if spec.name in RECORD_COLUMNS else f"(fields ->> '{spec.name}')"
         folded = spec.type in (FieldType.TEXT, FieldType.PICKLIST) or (
             isinstance(leaf, ByField) and leaf.primary_field.type is not FieldType.LOOKUP
         )
         expression = f"lower({raw})" if folded else raw
-        slug = "".join(c if c.isalnum() else "_" for c in spec.name.lower())
-        module_slug = "".join(c if c.isalnum() else "_" for c in module.lower())
-        name = f"ix_crm_records_{module_slug}_{slug}"
         statements[name] = (
             f"CREATE INDEX IF NOT EXISTS {name} ON crm_records (org_id, module, ({expression}))"
         )

@@ -134,9 +134,6 @@ def _evaluate(
             mine = select(compiler.raw(compiler.p, leaf.primary_field))
             mine = mine.where(compiler.p.c.id == viewer.record_id).scalar_subquery()
             columns.append(mine.label(f"u{index}"))
-        elif isinstance(leaf, Lookup):
-            mine = select(compiler.p.c.crm_id).where(compiler.p.c.id == viewer.record_id)
-            columns.append(mine.scalar_subquery().label(f"u{index}"))
     row = session.execute(select(*columns).where(compiler.r.c.id == record_id)).one()
     results: dict[str, Step] = {}
     for index, leaf in enumerate(conditions):
@@ -146,7 +143,13 @@ def _evaluate(
             condition=describe(leaf, viewer.primary_module),
             matched=bool(mapping[f"c{index}"]),
             record_value=mapping[f"r{index}"],
-            user_value=mapping.get(f"u{index}") if not isinstance(leaf, ByValue) else None,
+            user_value=(
+                viewer.record_crm_id
+                if isinstance(leaf, Lookup)
+                else mapping.get(f"u{index}")
+                if isinstance(leaf, ByField)
+                else None
+            ),
         )
     visible, decisive = _decide(policy.rule, results)
     answer.steps = list(results.values())

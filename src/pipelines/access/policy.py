@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from portalflow.models import (
     AccessCode,
+    CrmRecord,
     FieldAccess,
     ModuleExposure,
     ModuleRole,
@@ -45,6 +46,7 @@ class Viewer:
     user_type: str
     primary_module: str
     record_id: int
+    record_crm_id: str
     status: PortalUserStatus
     invited_by_id: int | None
     permission_set: str | None
@@ -78,14 +80,15 @@ class ModulePolicy:
 def load_viewer(session: Session, portal_user_id: int, org_id: int | None = None) -> Viewer:
     """The portal user with their type and permission set; NotFound if not (in that org)."""
     row = session.execute(
-        select(PortalUser, PortalUserType)
+        select(PortalUser, PortalUserType, CrmRecord.crm_id)
         .join(PortalUserType, PortalUserType.id == PortalUser.user_type_id)
+        .join(CrmRecord, CrmRecord.id == PortalUser.record_id)
         .where(PortalUser.id == portal_user_id)
     ).first()
     if row is None or (org_id is not None and row[0].org_id != org_id):
         where = f" in org {org_id}" if org_id is not None else ""
         raise NotFound(f"portal user {portal_user_id} does not exist{where}")
-    user, user_type = row
+    user, user_type, crm_id = row
     pset = session.scalar(
         select(PermissionSet)
         .join(
@@ -102,6 +105,7 @@ def load_viewer(session: Session, portal_user_id: int, org_id: int | None = None
         user_type=user_type.name,
         primary_module=user_type.module,
         record_id=user.record_id,
+        record_crm_id=crm_id,
         status=user.status,
         invited_by_id=user.invited_by_id,
         permission_set=pset.name if pset else None,

@@ -160,7 +160,8 @@ def create_record(
     )
     extras = {name: value for name, value in checked.items() if name not in RECORD_COLUMNS}
     for name in policy.link_fields:
-        extras[name] = primary_crm_id
+        linked = policy.fields[name].type is FieldType.MULTI_LOOKUP
+        extras[name] = [primary_crm_id] if linked else primary_crm_id
     crm_id = f"portal-{uuid.uuid4().hex[:24]}"
     row: dict[str, Any] = {
         "org_id": viewer.org_id,
@@ -334,6 +335,10 @@ def _coerce(spec: FieldSpec, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad(f"{value!r} is not a number")
         return value
+    if spec.type is FieldType.MULTI_LOOKUP:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise bad("give a list of CRM ids")
+        return list(dict.fromkeys(value))
     if not isinstance(value, str):
         raise bad(f"give a text, not {value!r}")
     text = value.strip()

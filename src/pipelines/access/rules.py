@@ -30,7 +30,7 @@ from typing import Any
 
 from portalflow.models import AccessCode, FieldType, RuleOperator
 
-from .catalogue import Catalogue, FieldSpec
+from .catalogue import LOOKUPS, Catalogue, FieldSpec
 from .problems import Problem, raise_if_any
 
 Op = RuleOperator
@@ -53,6 +53,7 @@ OPERATORS: dict[FieldType, frozenset[RuleOperator]] = {
     FieldType.DATE: _BASIC | _ORDERING,
     FieldType.BOOLEAN: frozenset({Op.EQUALS, *_EMPTINESS}),
     FieldType.LOOKUP: _BASIC | _LISTS,
+    FieldType.MULTI_LOOKUP: _EMPTINESS,  # its link is {"lookup": F}
 }
 # Match by field: which operators, between fields of which comparable kinds.
 FIELD_OPERATORS = frozenset(
@@ -247,11 +248,9 @@ def _parse(
         spec = _field(raw["lookup"], module, catalogue, where, problems)
         if spec is None:
             return None
-        if spec.type is not FieldType.LOOKUP or spec.lookup_module != primary:
+        if spec.type not in LOOKUPS or spec.lookup_module != primary:
             points = (
-                f"a lookup to {spec.lookup_module}"
-                if spec.type is FieldType.LOOKUP
-                else spec.type.value
+                f"a lookup to {spec.lookup_module}" if spec.type in LOOKUPS else spec.type.value
             )
             bad(
                 AccessCode.NOT_A_LOOKUP,
@@ -335,7 +334,7 @@ def _by_field(
         )
         return None
     kinds = (kind_of(spec.type), kind_of(other.type))
-    if kinds[0] != kinds[1] or kinds[0] == "boolean":
+    if kinds[0] != kinds[1] or kinds[0] in ("boolean", "multi_lookup"):
         problems.append(
             Problem(
                 AccessCode.OPERATOR_NOT_FOR_TYPE,

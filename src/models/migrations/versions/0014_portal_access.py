@@ -43,6 +43,7 @@ def upgrade() -> None:
                 "date",
                 "boolean",
                 "lookup",
+                "multi_lookup",
                 name="fieldtype",
                 native_enum=False,
                 length=32,
