@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portalflow.models import AccessCode, FieldType, PermissionSet
+from portalflow.models import ACCESS_DESCRIPTIONS, AccessCode, FieldType, PermissionSet
 from portalflow.pipelines import orgs, transfers
 from portalflow.pipelines.access import config, records
 from portalflow.pipelines.access.catalogue import Catalogue, FieldSpec
@@ -278,3 +278,7 @@ def test_deleting_a_user_type_takes_its_exposures_and_sets_with_it(session: Sess
     assert session.scalar(select(func.count()).select_from(PermissionSet)) == 0
     page = records.list_records(session, moved.id, "Quotes")
     assert [(r.id, r.can_edit) for r in page.records] == [("Q-1", False)]
+
+
+def test_every_access_code_has_its_description() -> None:
+    assert set(ACCESS_DESCRIPTIONS) == set(AccessCode)
