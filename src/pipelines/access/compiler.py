@@ -42,9 +42,9 @@ from portalflow.models import CrmRecord, FieldType, ModuleRole, RuleOperator
 from portalflow.models.records import RECORD_COLUMNS
 
 from .catalogue import FIELD_NAME, FieldSpec
-from .config import saved_rule
+from .exposures import saved_rule
+from .nodes import ByField, ByValue, Group, Lookup, Node, leaves
 from .policy import ModulePolicy, Viewer
-from .rules import ByField, ByValue, Group, Lookup, Node, leaves
 
 Op = RuleOperator
 RECORDS = CrmRecord.__table__

@@ -17,10 +17,10 @@ from portalflow.models import CrmRecord, ModuleRole
 
 from ..errors import NotFound
 from .compiler import Compiler
+from .nodes import ByField, ByValue, Group, Lookup, Node, describe
 from .policy import ModulePolicy, Viewer, active_refusal, load_viewer, module_policy
 from .problems import AccessRefused
 from .records import as_portal_record
-from .rules import ByField, ByValue, Group, Lookup, Node, describe
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,9 +31,10 @@ from portalflow.models import (
 
 from ..errors import NotFound
 from .catalogue import FieldSpec, load_catalogue
-from .config import ACTIONS, default_permissions, role_of
+from .exposures import ACTIONS, default_permissions, role_of
+from .nodes import Lookup, Node, leaves
 from .problems import AccessRefused, Refusal
-from .rules import Lookup, Node, leaves, parse_rule
+from .rules import parse_rule
 
 
 @dataclass(frozen=True, slots=True)
