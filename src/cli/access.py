@@ -15,9 +15,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from portalflow.pipelines.access import catalogue, compiler, config, explain
+from portalflow.pipelines.access import catalogue, compiler, config
 from portalflow.pipelines.access.problems import AccessInvalid
 
+from . import access_explain
 from .common import JsonFlag, console, err_console, fail, new_app, open_session, print_json
 
 app = new_app(
@@ -28,6 +29,7 @@ fields_app = new_app("The field catalogue of a module: names, types, picklist op
 sets_app = new_app("Permission sets: named profiles that override a user type's defaults.")
 app.add_typer(fields_app, name="fields")
 app.add_typer(sets_app, name="sets")
+app.command("explain")(access_explain.explain_command)
 
 Org = Annotated[int, typer.Option("--org", help="The org id.")]
 UserType = Annotated[int, typer.Option("--user-type", help="The portal user type id.")]
@@ -131,36 +133,44 @@ def fields_show(
         console.print(table)
 
 
+RuleOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rule",
+        help='The rule as JSON or @file, e.g. {"any": [{"lookup": "Contact_Name"}, '
+        '{"field": "Region", "op": "in", "value": ["Ohio"]}, {"field": "Service_Region", '
+        '"op": "equals", "primary_field": "Mailing_State"}]}',
+    ),
+]
+PublicFlag = Annotated[
+    bool, typer.Option("--public", help="Every record (or those the rule keeps), view only.")
+]
+AllowOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow",
+        help="A record permission to give: create, edit, edit_shared or delete (repeat it).",
+    ),
+]
+NoViewFlag = Annotated[
+    bool, typer.Option("--no-view", help="Expose it with view turned off by default.")
+]
+FieldOption = Annotated[
+    list[str] | None,
+    typer.Option("--field", help="NAME=visible|read_only|hidden for one field (repeat it)."),
+]
+
+
 @app.command("expose")
 def expose(
     org: Org,
     user_type: UserType,
     module: Module,
-    rule: Annotated[
-        str | None,
-        typer.Option(
-            help='The rule as JSON or @file, e.g. {"any": [{"lookup": "Contact_Name"}, '
-            '{"field": "Region", "op": "in", "value": ["Ohio"]}, {"field": "Service_Region", '
-            '"op": "equals", "primary_field": "Mailing_State"}]}'
-        ),
-    ] = None,
-    public: Annotated[
-        bool, typer.Option("--public", help="Every record (or those the rule keeps), view only.")
-    ] = False,
-    allow: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow",
-            help="A record permission to give: create, edit, edit_shared or delete (repeat it).",
-        ),
-    ] = None,
-    deny_view: Annotated[
-        bool, typer.Option("--no-view", help="Expose it with view turned off by default.")
-    ] = False,
-    field: Annotated[
-        list[str] | None,
-        typer.Option("--field", help="NAME=visible|read_only|hidden for one field (repeat it)."),
-    ] = None,
+    rule: RuleOption = None,
+    public: PublicFlag = False,
+    allow: AllowOption = None,
+    deny_view: NoViewFlag = False,
+    field: FieldOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Expose a module to a user type's portal users, or replace how it is exposed.
@@ -178,12 +188,7 @@ def expose(
     permissions: dict[str, bool] = dict.fromkeys(allow or [], True)
     if deny_view:
         permissions["view"] = False
-    levels: dict[str, str] = {}
-    for item in field or []:
-        name, sep, level = item.partition("=")
-        if not sep:
-            fail(f"--field {item!r}: write NAME=visible, NAME=read_only or NAME=hidden")
-        levels[name.strip()] = level.strip()
+    levels = _field_levels(field or [])
     parsed = _json_argument(rule, "the rule") if rule is not None else None
     try:
         with open_session() as session:
@@ -209,6 +214,17 @@ def expose(
         f"{escape(module)} exposed to user type {user_type} as [bold]{view['role']}[/]: "
         f"{escape(shown)}; allowed: {allowed}."
     )
+
+
+def _field_levels(items: list[str]) -> dict[str, str]:
+    """``--field NAME=LEVEL`` options as a mapping."""
+    levels: dict[str, str] = {}
+    for item in items:
+        name, sep, level = item.partition("=")
+        if not sep:
+            fail(f"--field {item!r}: write NAME=visible, NAME=read_only or NAME=hidden")
+        levels[name.strip()] = level.strip()
+    return levels
 
 
 _ROLE_WORDS = {"primary": "the user's own record", "public": "every record", "related": ""}
@@ -353,45 +369,3 @@ def assign(
         _refused(exc, False)
     what = f"permission set {permission_set}" if permission_set else "their type's defaults"
     console.print(f"{count} portal user(s) now hold {escape(what)}.")
-
-
-@app.command("explain")
-def explain_command(
-    user: Annotated[int, typer.Option("--user", help="The portal user id.")],
-    module: Module,
-    record: Annotated[str, typer.Option("--record", help="The record's CRM id.")],
-    as_json: JsonFlag = False,
-) -> None:
-    """Say whether a record is visible to a portal user, which rule decided and why.
-
-    Each condition of the module's rule is shown with whether it held, the record's value
-    and the user's own value it was compared with.
-
-    Example: `portalflow access explain --user 12 --module Quotes --record Q-1001`
-    """
-    with open_session() as session:
-        answer = explain.explain(session, user, module, record)
-    if as_json:
-        print_json(answer.as_dict())
-        return
-    colour = "green" if answer.visible else "red"
-    console.print(f"[bold {colour}]{escape(answer.summary)}[/]", highlight=False, soft_wrap=True)
-    console.print(f"decided by: {escape(answer.decided_by)}", highlight=False)
-    if answer.permission_set:
-        console.print(f"permission set: {escape(answer.permission_set)}", highlight=False)
-    if answer.steps:
-        table = Table(title="conditions")
-        for column in ("where", "condition", "held", "record", "user's"):
-            table.add_column(column, overflow="fold")
-        for step in answer.steps:
-            table.add_row(
-                step.path,
-                escape(step.condition),
-                "yes" if step.matched else "no",
-                escape(repr(step.record_value)),
-                escape(repr(step.user_value)) if step.user_value is not None else "",
-            )
-        console.print(table)
-    if answer.permissions:
-        allowed = ", ".join(a for a, on in answer.permissions.items() if on) or "view only"
-        console.print(f"on this record: {allowed}", highlight=False)

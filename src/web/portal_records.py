@@ -65,6 +65,12 @@ class ValuesRequest(RequestModel):
 def build_portal_records_router(current_user: Callable[..., Any]) -> APIRouter:
     """The portal user's record routes, signed in through ``current_user``."""
     router = APIRouter(prefix="/portal/me/records", tags=["portal records"])
+    _add_reads(router, current_user)
+    _add_writes(router, current_user)
+    return router
+
+
+def _add_reads(router: APIRouter, current_user: Callable[..., Any]) -> None:
     User = Annotated[SignedIn, Depends(current_user)]
 
     @router.get("")
@@ -98,6 +104,10 @@ def build_portal_records_router(current_user: Callable[..., Any]) -> APIRouter:
             ).as_dict(),
             commit=False,
         )
+
+
+def _add_writes(router: APIRouter, current_user: Callable[..., Any]) -> None:
+    User = Annotated[SignedIn, Depends(current_user)]
 
     @router.post("/{module}", status_code=201)
     def portal_create_record(
@@ -137,8 +147,6 @@ def build_portal_records_router(current_user: Callable[..., Any]) -> APIRouter:
             ),
         )
         return Response(status_code=204)
-
-    return router
 
 
 def _run(request: Request, work: Callable[[Session], Any], *, commit: bool = True) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,17 +174,9 @@ def _parse_field(
         return None
     options = item.get("options")
     if kind is FieldType.PICKLIST:
-        if (
-            not isinstance(options, list)
-            or not options
-            or len(options) > MAX_OPTIONS
-            or not all(isinstance(o, str) and o.strip() for o in options)
-        ):
-            bad(f"picklist {name} needs options: a list of 1 to {MAX_OPTIONS} non-empty texts")
+        options = _picklist_options(name, options, bad)
+        if options is None:
             return None
-        if len({o.strip().lower() for o in options}) != len(options):
-            bad(f"picklist {name} lists an option twice (options compare ignoring case)")
-        options = tuple(o.strip() for o in options)
     elif options is not None:
         bad(f"field {name}: only a picklist has options")
     lookup_module = item.get("lookup_module")
@@ -213,6 +205,23 @@ def _parse_field(
         lookup_module=lookup_module if kind in LOOKUPS else None,
         **flags,
     )
+
+
+def _picklist_options(
+    name: str, options: object, bad: Callable[[str], None]
+) -> tuple[str, ...] | None:
+    """A picklist's options, trimmed; None (and the problem noted) when they are wrong."""
+    if (
+        not isinstance(options, list)
+        or not options
+        or len(options) > MAX_OPTIONS
+        or not all(isinstance(o, str) and o.strip() for o in options)
+    ):
+        bad(f"picklist {name} needs options: a list of 1 to {MAX_OPTIONS} non-empty texts")
+        return None
+    if len({o.strip().lower() for o in options}) != len(options):
+        bad(f"picklist {name} lists an option twice (options compare ignoring case)")
+    return tuple(o.strip() for o in options)
 
 
 def replace_fields(session: Session, org_id: int, module: str, specs: list[FieldSpec]) -> None:

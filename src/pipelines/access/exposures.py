@@ -158,61 +158,82 @@ def check_exposure(
     *,
     where: str,
 ) -> Exposure:
+    """The exposure checked against the catalogue; raises ``AccessInvalid`` if wrong."""
     prefix = f"{where}: " if where else ""
     problems: list[Problem] = []
     missing = catalogue.module_problem(module, f"{prefix}module")
     primary_missing = catalogue.module_problem(user_type.module, f"{prefix}primary module")
     raise_if_any([p for p in (missing, primary_missing) if p is not None])
     role = role_of(user_type.module, module, public)
-    node: Node | None = None
+    node = _rule_of(catalogue, user_type, module, role, public, rule, f"{prefix}rule", problems)
+    merged = default_permissions(role) | dict(permissions)
+    problems.extend(permission_problems(role, module, merged, f"{prefix}permissions"))
+    access = field_levels(catalogue, module, fields, f"{prefix}fields", problems)
+    problems.extend(_shown_sensitive(catalogue, module, access, f"{prefix}fields"))
+    raise_if_any(problems)
+    return Exposure(module, role, node, merged, access, user_type.module)
+
+
+def _rule_of(
+    catalogue: Catalogue,
+    user_type: PortalUserType,
+    module: str,
+    role: ModuleRole,
+    public: bool,
+    rule: object,
+    where: str,
+    problems: list[Problem],
+) -> Node | None:
+    """The exposure's parsed rule; its problems (or a missing or unwanted rule) noted."""
     if role is ModuleRole.PRIMARY:
         if public or rule is not None:
             problems.append(
                 Problem(
                     AccessCode.INVALID_RULE,
-                    f"{prefix}rule",
+                    where,
                     f"{module} is the primary module of {user_type.name}: it always shows the "
                     "user's own record and takes no rule and no public flag",
                 )
             )
-    elif rule is None:
+        return None
+    if rule is None:
         if role is ModuleRole.RELATED:
             problems.append(
                 Problem(
                     AccessCode.INVALID_RULE,
-                    f"{prefix}rule",
+                    where,
                     f"related module {module} needs a rule (a lookup link and/or criteria); "
                     "to show every record to everyone, make it public",
                 )
             )
-    else:
-        try:
-            node = parse_rule(
-                rule,
-                module=module,
-                primary_module=user_type.module,
-                catalogue=catalogue,
-                where=f"{prefix}rule",
-            )
-        except AccessInvalid as exc:
-            problems.extend(exc.problems)
-    merged = default_permissions(role) | dict(permissions)
-    problems.extend(permission_problems(role, module, merged, f"{prefix}permissions"))
-    access = field_levels(catalogue, module, fields, f"{prefix}fields", problems)
+        return None
+    try:
+        return parse_rule(
+            rule, module=module, primary_module=user_type.module, catalogue=catalogue, where=where
+        )
+    except AccessInvalid as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _shown_sensitive(
+    catalogue: Catalogue, module: str, access: Mapping[str, FieldAccess], where: str
+) -> list[Problem]:
+    """PII/ePHI fields the type's defaults would show: only a permission set may."""
+    problems = []
     for name, level in access.items():
         spec = catalogue.field(module, name)
         if spec is not None and spec.sensitive and level is not FieldAccess.HIDDEN:
             problems.append(
                 Problem(
                     AccessCode.PII_HIDDEN,
-                    f"{prefix}fields.{name}",
+                    f"{where}.{name}",
                     f"{module}.{name} holds {'PII' if spec.pii else 'ePHI'}: it stays hidden at "
                     "the user type; show it with a permission set that has "
                     f"{'show_pii' if spec.pii else 'show_ephi'}",
                 )
             )
-    raise_if_any(problems)
-    return Exposure(module, role, node, merged, access, user_type.module)
+    return problems
 
 
 def permission_problems(

@@ -102,6 +102,7 @@ def check_set_modules(
     *,
     where: str,
 ) -> dict[str, Any]:
+    """The set's overrides checked and normalised; raises ``AccessInvalid`` if wrong."""
     problems: list[Problem] = []
     stored: dict[str, Any] = {}
     if not isinstance(modules, Mapping):
@@ -112,15 +113,7 @@ def check_set_modules(
         here = f"{where}.{module}"
         role = roles.get(module)
         if role is None:
-            missing = catalogue.module_problem(module, here)
-            problems.append(
-                missing
-                or Problem(
-                    AccessCode.MODULE_NOT_EXPOSED,
-                    here,
-                    f"{module} is not exposed to user type {user_type.name}; expose it first",
-                )
-            )
+            problems.append(_not_exposed(catalogue, user_type, module, here))
             continue
         if not isinstance(overrides, Mapping) or set(overrides) - _SET_MODULE_KEYS:
             problems.append(
@@ -140,27 +133,53 @@ def check_set_modules(
         levels = field_levels(
             catalogue, module, overrides.get("fields", {}), f"{here}.fields", problems
         )
-        for name, level in levels.items():
-            spec = catalogue.field(module, name)
-            assert spec is not None
-            hidden_pii = spec.pii and not show_pii
-            hidden_ephi = spec.ephi and not show_ephi
-            if (hidden_pii or hidden_ephi) and level is not FieldAccess.HIDDEN:
-                flag = "show_pii" if hidden_pii else "show_ephi"
-                problems.append(
-                    Problem(
-                        AccessCode.PII_HIDDEN,
-                        f"{here}.fields.{name}",
-                        f"{module}.{name} holds {'PII' if hidden_pii else 'ePHI'} and the set "
-                        f"hides those: turn on {flag} to show it",
-                    )
-                )
+        problems.extend(
+            _hidden_shown(catalogue, module, levels, show_pii, show_ephi, f"{here}.fields")
+        )
         entry: dict[str, Any] = {a.value: v for a, v in perms.items()}
         if levels:
             entry["fields"] = {n: level.value for n, level in levels.items()}
         stored[module] = entry
     raise_if_any(problems)
     return stored
+
+
+def _not_exposed(
+    catalogue: Catalogue, user_type: PortalUserType, module: str, where: str
+) -> Problem:
+    return catalogue.module_problem(module, where) or Problem(
+        AccessCode.MODULE_NOT_EXPOSED,
+        where,
+        f"{module} is not exposed to user type {user_type.name}; expose it first",
+    )
+
+
+def _hidden_shown(
+    catalogue: Catalogue,
+    module: str,
+    levels: Mapping[str, FieldAccess],
+    show_pii: bool,
+    show_ephi: bool,
+    where: str,
+) -> list[Problem]:
+    """PII/ePHI fields a set would show while it hides that kind of field."""
+    problems = []
+    for name, level in levels.items():
+        spec = catalogue.field(module, name)
+        assert spec is not None
+        hidden_pii = spec.pii and not show_pii
+        hidden_ephi = spec.ephi and not show_ephi
+        if (hidden_pii or hidden_ephi) and level is not FieldAccess.HIDDEN:
+            flag = "show_pii" if hidden_pii else "show_ephi"
+            problems.append(
+                Problem(
+                    AccessCode.PII_HIDDEN,
+                    f"{where}.{name}",
+                    f"{module}.{name} holds {'PII' if hidden_pii else 'ePHI'} and the set "
+                    f"hides those: turn on {flag} to show it",
+                )
+            )
+    return problems
 
 
 def delete_permission_set(session: Session, org_id: int, name: str) -> int:
