@@ -20,7 +20,7 @@ The database: ``PORTALFLOW_BENCH_DATABASE_URL`` (an empty database; migrated and
 not emptied), else a throwaway ``portalflow_bench_access_<pid>`` on 127.0.0.1:5432 as user
 postgres, dropped at the end. Prints one line per figure, then a one-line JSON summary.
 
-    flock /tmp/bench.lock .venv/bin/python -m bench.access_page [--quick] [--records N]
+    .venv/bin/python -m bench.access_page [--quick] [--records N] [--no-indexes]
 """
 
 from __future__ import annotations
