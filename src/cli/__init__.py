@@ -15,6 +15,7 @@ from portalflow import __version__
 
 from . import (
     accept,
+    access,
     api_keys,
     bulk_runs,
     db,
@@ -99,6 +100,7 @@ app.add_typer(licences.app, name="licenses", hidden=True)
 app.add_typer(api_keys.app, name="api-keys")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(access.app, name="access")
 app.command("invite")(invite.invite)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)

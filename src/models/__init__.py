@@ -4,11 +4,13 @@ from .access import ApiKey, ScheduledRun
 from .base import Base
 from .bulk import BulkActionRefusal, BulkChunk, BulkRun
 from .codes import (
+    ACCESS_DESCRIPTIONS,
     OUTCOME_DESCRIPTIONS,
     REASON_DESCRIPTIONS,
     SEND_FAILURE_DESCRIPTIONS,
     SIGN_IN_REFUSAL_DESCRIPTIONS,
     AcceptanceProblem,
+    AccessCode,
     CrmEventCode,
     OutcomeCode,
     PasswordProblem,
@@ -37,12 +39,17 @@ from .enums import (
     DltTemplateStatus,
     Edition,
     EmailKind,
+    FieldAccess,
+    FieldType,
     InvitationPreference,
     InvitationStatus,
+    ModuleRole,
     OutcomeClass,
     PortalUserStatus,
     ProviderEventStatus,
     RecordAccess,
+    RecordAction,
+    RuleOperator,
     SessionEndReason,
     SessionState,
     SignInMethod,
@@ -58,6 +65,7 @@ from .invitations import Invitation, SendReceipt
 from .licences import LicenceAlert, LicencePurchase, LicenceReport
 from .ops import OpsSample
 from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal, PortalUserType
+from .portal_access import ModuleExposure, ModuleField, PermissionSet, PermissionSetAssignment
 from .portal_users import PortalUser
 from .records import CONSENT_BASIS, RECORD_VALUE_COLUMNS, CrmRecord, RecordValues
 from .session import make_engine, make_session_factory, session_scope
@@ -68,6 +76,7 @@ from .types import utcnow
 from .webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "ACCESS_DESCRIPTIONS",
     "CLIENT_PORTAL_MODULE",
     "CLIENT_PORTAL_NAME",
     "CONSENT_BASIS",
@@ -79,6 +88,7 @@ __all__ = [
     "SEND_FAILURE_DESCRIPTIONS",
     "SIGN_IN_REFUSAL_DESCRIPTIONS",
     "AcceptanceProblem",
+    "AccessCode",
     "ApiKey",
     "Base",
     "BulkAction",
@@ -101,6 +111,8 @@ __all__ = [
     "Edition",
     "EmailKind",
     "EmailTemplate",
+    "FieldAccess",
+    "FieldType",
     "IdempotencyKey",
     "Invitation",
     "InvitationPreference",
@@ -108,11 +120,16 @@ __all__ = [
     "LicenceAlert",
     "LicencePurchase",
     "LicenceReport",
+    "ModuleExposure",
+    "ModuleField",
+    "ModuleRole",
     "OpsSample",
     "Org",
     "OutcomeClass",
     "OutcomeCode",
     "PasswordProblem",
+    "PermissionSet",
+    "PermissionSetAssignment",
     "Portal",
     "PortalSession",
     "PortalUser",
@@ -123,9 +140,11 @@ __all__ = [
     "ProviderEventStatus",
     "ReasonCode",
     "RecordAccess",
+    "RecordAction",
     "RecordValues",
     "Refusal",
     "RefusalCode",
+    "RuleOperator",
     "ScheduledRun",
     "SendFailureCode",
     "SendReceipt",

@@ -250,3 +250,62 @@ class WebhookDeliveryStatus(StrEnum):
     SENDING = "sending"  # claimed by a worker; the POST is under way
     DELIVERED = "delivered"  # the endpoint answered 2xx
     DEAD = "dead"  # every attempt failed; an admin may redeliver it
+
+
+# --- what a portal user may see and do (issue 21) ----------------------------------------
+
+
+class FieldType(StrEnum):
+    """The type of a field in a module's catalogue; it decides which operators fit."""
+
+    TEXT = "text"
+    PICKLIST = "picklist"
+    NUMBER = "number"
+    DATE = "date"  # ISO 8601 text, YYYY-MM-DD (a datetime's date part compares the same)
+    BOOLEAN = "boolean"
+    LOOKUP = "lookup"  # holds the CRM id of a record of another module
+    MULTI_LOOKUP = "multi_lookup"  # a JSON list of CRM ids of records of another module
+
+
+class RuleOperator(StrEnum):
+    """The operators of match-by-value and match-by-field conditions."""
+
+    EQUALS = "equals"
+    NOT_EQUALS = "not_equals"
+    IN = "in"
+    NOT_IN = "not_in"
+    CONTAINS = "contains"
+    NOT_CONTAINS = "not_contains"
+    STARTS_WITH = "starts_with"
+    LESS_THAN = "less_than"
+    LESS_OR_EQUAL = "less_or_equal"
+    GREATER_THAN = "greater_than"
+    GREATER_OR_EQUAL = "greater_or_equal"
+    IS_EMPTY = "is_empty"
+    IS_NOT_EMPTY = "is_not_empty"
+
+
+class FieldAccess(StrEnum):
+    """A field permission: seen and editable, seen only, or not sent at all."""
+
+    VISIBLE = "visible"
+    READ_ONLY = "read_only"
+    HIDDEN = "hidden"
+
+
+class ModuleRole(StrEnum):
+    """How a module reaches a user type's portal users."""
+
+    PRIMARY = "primary"  # the user's own record; always visible
+    RELATED = "related"  # linked by lookup and/or criteria
+    PUBLIC = "public"  # every record (or those the criteria keep), view only
+
+
+class RecordAction(StrEnum):
+    """The record permissions of a module."""
+
+    CREATE = "create"
+    VIEW = "view"
+    EDIT = "edit"
+    EDIT_SHARED = "edit_shared"  # edit records seen through criteria, not linked to the user
+    DELETE = "delete"

@@ -31,6 +31,7 @@ from portalflow.workers import enqueue
 from portalflow.workers.actors import process_provider_event
 
 from . import (
+    access_admin,
     admin,
     api_schema,
     crm_webhooks,
@@ -38,7 +39,9 @@ from . import (
     ops,
     ops_metrics,
     portal,
+    portal_auth,
     portal_links,
+    portal_records,
     portal_signin,
     portal_signin_pages,
     problems,
@@ -126,6 +129,7 @@ def _include_routers(app: FastAPI, settings: Settings) -> None:
     app.include_router(portal.router)
     app.include_router(events.router)
     app.include_router(admin.router)
+    app.include_router(access_admin.router)
     app.include_router(crm_webhooks.router)
     app.include_router(ops.router)
     app.include_router(ops_metrics.router)
@@ -137,6 +141,9 @@ def _include_routers(app: FastAPI, settings: Settings) -> None:
     app.state.enqueue_dispatch = enqueue_dispatch
     app.include_router(portal_signin.router)
     app.include_router(portal_signin_pages.build_pages(settings))
+    app.include_router(
+        portal_records.build_portal_records_router(current_user=portal_auth.current_portal_user)
+    )
 
 
 def _webhook_context(

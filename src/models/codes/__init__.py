@@ -8,11 +8,13 @@
 - ``problems``: the HTTP API's error codes, and why a link's token or a password was refused.
 - ``signin``: why a portal user's sign-in was refused (``SignInRefusal``).
 - ``webhooks``: why a CRM webhook delivery failed, or an endpoint's URL was refused.
+- ``access``: why a portal access rule was refused when saved, or a record request refused.
 
 A refusal is a value with a code; flows never build codes into their messages, and tests
 assert codes, not words.
 """
 
+from .access import ACCESS_DESCRIPTIONS, AccessCode
 from .events import CrmEventCode
 from .outcomes import OUTCOME_DESCRIPTIONS, OutcomeCode
 from .problems import AcceptanceProblem, PasswordProblem, ProblemCode, TokenProblem
@@ -28,12 +30,14 @@ from .signin import SIGN_IN_REFUSAL_DESCRIPTIONS, SignInRefusal
 from .webhooks import WEBHOOK_FAILURE_DESCRIPTIONS, WebhookFailureCode, WebhookUrlRefusal
 
 __all__ = [
+    "ACCESS_DESCRIPTIONS",
     "OUTCOME_DESCRIPTIONS",
     "REASON_DESCRIPTIONS",
     "SEND_FAILURE_DESCRIPTIONS",
     "SIGN_IN_REFUSAL_DESCRIPTIONS",
     "WEBHOOK_FAILURE_DESCRIPTIONS",
     "AcceptanceProblem",
+    "AccessCode",
     "CrmEventCode",
     "OutcomeCode",
     "PasswordProblem",

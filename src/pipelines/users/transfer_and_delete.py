@@ -30,6 +30,7 @@ from portalflow.models import (
     WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines.access import config as access_config
 from portalflow.pipelines.crm_webhooks import outbox
 from portalflow.pipelines.errors import InvalidInput
 from portalflow.pipelines.licensing import licences
@@ -171,6 +172,7 @@ def _next_batch(session: Session, source_id: int, batch_size: int, now: datetime
             )
             return False
     session.execute(delete(EmailTemplate).where(EmailTemplate.user_type_id == source_id))
+    access_config.forget_user_type(session, source_id)  # what it exposed goes with it
     # A type being deleted into this one (a race past start's check) follows to the target.
     session.execute(
         update(PortalUserType)
@@ -185,7 +187,12 @@ def _next_batch(session: Session, source_id: int, batch_size: int, now: datetime
 
 def _other_references() -> Iterator[tuple[Table, Column[Any]]]:
     """Every (table, column) naming a user type, other than users, templates and types."""
-    handled = {PortalUser.__tablename__, EmailTemplate.__tablename__, "portal_user_types"}
+    handled = {
+        PortalUser.__tablename__,
+        EmailTemplate.__tablename__,
+        "portal_user_types",
+        *access_config.USER_TYPE_TABLES,
+    }
     for table in Base.metadata.sorted_tables:
         if table.name in handled:
             continue
