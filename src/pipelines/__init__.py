@@ -9,7 +9,9 @@
 - ``tenancy``: orgs, portals, user types, CRM users, API keys, idempotency keys.
 - ``ops``: recovery, retention, the scheduled-run log, admin reports, the ops page's samples.
 - ``signin``: portal sign-in: sessions, passwords and one-time codes, resets, lockout.
+- ``crm_webhooks``: signed outbound webhooks to the CRM: outbox, endpoints, delivery.
+- ``access``: what a signed-in portal user may see: catalogue, rules, permission sets.
 
-``errors`` (the bad-input error every step raises) and ``bulk_sql`` (set-based writes of
-any row count) are shared by all of them.
+``errors`` (the bad-input error every step raises), ``bulk_sql`` (set-based writes of any
+row count) and ``key_files`` (the embedded default's local key files) are shared by all.
 """

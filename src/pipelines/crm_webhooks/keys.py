@@ -9,18 +9,16 @@ broker it is an error, since every worker must share the key.
 
 from __future__ import annotations
 
-import os
 import secrets
-import threading
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from portalflow.config import Settings, SettingsError
+from portalflow.pipelines import key_files
 
 KEY_FILE = "webhook.key"
 SECRET_PREFIX = "whsec_"
-_lock = threading.Lock()
 
 
 class SecretUnreadable(SettingsError):
@@ -67,19 +65,4 @@ def decrypt(settings: Settings, token: str) -> str:
 
 
 def _file_key(var_dir: Path) -> str:
-    path = var_dir / KEY_FILE
-    with _lock:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Written whole under another name, then linked: a reader never sees half a key.
-            draft = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-            descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(Fernet.generate_key())
-            try:
-                os.link(draft, path)
-            except FileExistsError:  # another process made it first: theirs is the key
-                pass
-            finally:
-                draft.unlink()
-        return path.read_text().strip()
+    return key_files.read_or_create(var_dir / KEY_FILE, Fernet.generate_key).decode().strip()

@@ -10,15 +10,13 @@ mode and on one machine, the key is ``<var_dir>/secret.key``, created with 32 ra
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import threading
 from pathlib import Path
 
 from portalflow.config import Settings
+from portalflow.pipelines import key_files
 
 KEY_FILE = "secret.key"
-_lock = threading.Lock()
 
 
 def link_key(settings: Settings) -> bytes:
@@ -28,19 +26,4 @@ def link_key(settings: Settings) -> bytes:
 
 
 def _file_key(var_dir: Path) -> bytes:
-    path = var_dir / KEY_FILE
-    with _lock:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Written whole under another name, then linked: a reader never sees half a key.
-            draft = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-            descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(secrets.token_bytes(32))
-            try:
-                os.link(draft, path)
-            except FileExistsError:  # another process made it first: theirs is the key
-                pass
-            finally:
-                draft.unlink()
-        return path.read_bytes()
+    return key_files.read_or_create(var_dir / KEY_FILE, lambda: secrets.token_bytes(32))
