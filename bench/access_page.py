@@ -27,24 +27,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import random
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.harness import configured_or_temporary_database
 from portalflow.models import PortalUser, make_engine, make_session_factory
 from portalflow.models.schema import upgrade
 from portalflow.pipelines.access import compiler, config, records
 from portalflow.pipelines.access.policy import load_viewer, module_policy
 
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TARGET_P95_MS = 20.0
 PAGE = 50
 USERS_PER_TYPE = 300
@@ -165,7 +162,7 @@ def main() -> None:
     if total < 5_000:
         parser.error("need at least 5,000 records")
 
-    with database() as url:
+    with configured_or_temporary_database() as url:
         upgrade(url)
         load_seconds = load(url, total)
         engine = make_engine(url)
@@ -194,25 +191,6 @@ def main() -> None:
             continue
         print(f"{name:32} {value}")
     print(json.dumps(figures))
-
-
-@contextmanager
-def database() -> Iterator[str]:
-    """The configured database URL, or a throwaway database dropped afterwards."""
-    configured = os.environ.get("PORTALFLOW_BENCH_DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    name = f"portalflow_bench_access_{os.getpid()}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def load(url: str, total: int) -> float:

@@ -116,6 +116,17 @@ def temporary_database(admin_url: str = SHARED_POSTGRES_ADMIN_URL) -> Iterator[s
         admin.dispose()
 
 
+@contextmanager
+def configured_or_temporary_database() -> Iterator[str]:
+    """``PORTALFLOW_BENCH_DATABASE_URL`` when set (an existing database), else a temporary one."""
+    configured = os.environ.get("PORTALFLOW_BENCH_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with temporary_database() as url:
+        yield url
+
+
 @dataclass
 class PrivatePostgres:
     """A PostgreSQL cluster of our own (initdb in a temporary directory), restartable."""
