@@ -52,6 +52,7 @@ from portalflow.pipelines.invitations.link_keys import link_key
 from portalflow.pipelines.signin import credentials, reset, sessions
 from portalflow.pipelines.signin.credentials import MessageAdmission, MessageRequest
 from portalflow.pipelines.signin.guard import SignInGuard
+from portalflow.workers import submit
 
 from . import csrf, portal_auth
 from .client_ip import client_ip
@@ -205,12 +206,10 @@ def send_later(
 ) -> None:
     """Decide who gets the message, write it, commit, enqueue: after the answer went out."""
     state = request.app.state
+    message = submit.sign_in_message(admission, send, send=state.enqueue_dispatch)
     try:
         with state.session_factory() as session:
-            answer = send(session, admission)
-            session.commit()
-        if answer.message_ids:
-            state.enqueue_dispatch(answer.message_ids)
+            submit.submit(session, message)
     except Exception:  # the requester was answered already; the rows recover the rest
         log.exception("a sign-in message could not be queued")
 

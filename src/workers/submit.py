@@ -28,6 +28,7 @@ from portalflow.pipelines.delivery import pauses, provider_events
 from portalflow.pipelines.delivery.webhook_payloads import IncomingEvent
 from portalflow.pipelines.invitations import bulk
 from portalflow.pipelines.invitations.bulk import StartedRun
+from portalflow.pipelines.signin.credentials import MessageAdmission, MessageRequest
 from portalflow.pipelines.tenancy import idempotency
 from portalflow.pipelines.users import user_actions
 
@@ -171,6 +172,21 @@ def redeliver_webhooks(
     return Submission(
         lambda session: webhook_delivery.redeliver(session, org_id, delivery_ids), send
     )
+
+
+def sign_in_message(
+    admission: MessageAdmission,
+    write: Callable[[Session, MessageAdmission], MessageRequest],
+    *,
+    send: SendIds = enqueue.enqueue_dispatch,
+) -> Submission[MessageRequest]:
+    """A sign-in code or reset message: ``write`` decides who gets it; queued after commit."""
+
+    def queue(written: MessageRequest) -> None:
+        if written.message_ids:
+            send(written.message_ids)
+
+    return Submission(lambda session: write(session, admission), queue)
 
 
 @dataclass(frozen=True)
