@@ -437,13 +437,13 @@ def test_cli_accept_reads_the_password_from_a_file(cli_env: Path, tmp_path: Path
 
     short = tmp_path / "short.txt"
     short.write_text("short\n", encoding="utf-8")
-    code, out = run("accept", token, "--password-file", str(short))
+    code, out = run("accept", "--token", token, "--password-file", str(short))
     assert code == 2 and "at least 12 characters" in flat(out)
 
     # From stdin: `--password-file -`.
     result = CliRunner().invoke(
         app,
-        ["accept", token, "--password-file", "-", "--time-zone", "UTC", "--json"],
+        ["accept", "--token", token, "--password-file", "-", "--time-zone", "UTC", "--json"],
         input=PASSWORD + "\n",
     )
     assert result.exit_code == 0, result.output
@@ -452,9 +452,9 @@ def test_cli_accept_reads_the_password_from_a_file(cli_env: Path, tmp_path: Path
     password_file = tmp_path / "pw.txt"
     password_file.write_text(PASSWORD + "\n", encoding="utf-8")
 
-    code, out = run("accept", token, "--password-file", str(password_file))
+    code, out = run("accept", "--token", token, "--password-file", str(password_file))
     assert code == 2 and "already used" in out and "(used)" in out and "Traceback" not in out
-    code, out = run("confirm-email", token)
+    code, out = run("confirm-email", "--token", token)
     assert code == 2 and "(used)" in out
 
     code, out = run("sweep", "expired", "--json")
