@@ -10,15 +10,16 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from portalflow.config import Settings, SettingsError
 from portalflow.models import (
+    Invitation,
     WebhookDelivery,
     WebhookDeliveryStatus,
     WebhookEndpoint,
@@ -514,3 +515,66 @@ def test_a_claim_that_lapses_mid_delivery_is_sent_again_and_the_stale_answer_ign
         assert session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
     ids = {r.headers["Portalflow-Event-Id"] for r in receiver.received}
     assert len(receiver.received) == 2 and ids == {row.event_id}  # at least once, one id
+
+
+@pytest.mark.postgres
+def test_postgresqls_bodies_say_what_the_python_ones_say(
+    pg_engine: Engine, settings: Settings, receiver: Receiver
+) -> None:
+    """The invitation events' one-statement path against ``invitation_event_list``."""
+    with make_session_factory(pg_engine)() as session:
+        org = make_org(session)
+        inviter = make_inviter(session, org)
+        for n, email in enumerate(["a@example.com", "b@example.com", "staff@zylker.com", "c@x.io"]):
+            make_record(session, org, f'C-"{n}"', email=email)
+        created = endpoint_for(session, settings, receiver, org.id)
+        endpoint_for(session, settings, receiver, org.id, "invitation.failed")
+        _run, ids = start_and_expand(session, org, inviter, [f'C-"{n}"' for n in range(4)])
+        invitations = {i.id: i for i in session.scalars(select(Invitation).order_by(Invitation.id))}
+        sent, technical, bounced = ids[0], ids[1], ids[2]
+        invitations[sent].expires_at = utcnow() + timedelta(days=7)
+        invitations[technical].attempts, invitations[technical].failure_code = (
+            2,
+            "technical_failure",
+        )
+        invitations[bounced].outcome_class, invitations[bounced].outcome_code = (
+            "permanent",
+            "bounce",
+        )
+        session.commit()
+        session.execute(delete(WebhookDelivery))
+        changes = {
+            T.INVITATION_SENT: [sent],
+            T.INVITATION_FAILED: sorted(invitations),
+            T.INVITATION_DELIVERED: [sent],
+            T.INVITATION_EXPIRED: [technical],
+        }
+        at = utcnow()
+        written = outbox.invitations_changed(session, changes, now=at)
+        stored = deliveries(session)
+        wanted = outbox.subscribers(session, [org.id])
+        events = outbox.invitation_event_list(session, changes, wanted)
+        expires_at = invitations[sent].expires_at
+        first_endpoint = created.endpoint.id
+
+    expected = [
+        (endpoint_id, event.event_type, event.order_key, event.data)
+        for event in events
+        for endpoint_id in wanted.wanting(event.event_type, event.org_id)
+    ]
+    assert written == len(stored) == len(expected) == 3 + 2 * len(invitations)
+    got = []
+    for row in stored:
+        body = json.loads(row.body)
+        assert body["id"] == row.event_id and body["type"] == row.event_type.value
+        assert body["created_at"] == at.isoformat().replace("+00:00", "Z")
+        assert body["org_id"] == org.id
+        if body["data"].get("expires_at"):
+            parsed = datetime.fromisoformat(body["data"]["expires_at"])
+            assert parsed == expires_at
+            body["data"]["expires_at"] = expires_at.isoformat()
+        got.append((row.endpoint_id, row.event_type, row.order_key, body["data"]))
+    assert got == expected
+    assert first_endpoint == stored[0].endpoint_id
+    one_event = {row.event_id for row in stored if row.event_type == T.INVITATION_FAILED}
+    assert len(one_event) == len(invitations)  # both endpoints share each event's id

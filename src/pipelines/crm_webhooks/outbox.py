@@ -30,7 +30,7 @@ from portalflow.models import (
 )
 from portalflow.pipelines import bulk_sql
 
-from . import payloads
+from . import invitation_bodies, payloads
 
 # session.info key: ids of delivery rows written in the current transaction.
 PENDING_KEY = "portalflow.webhook_deliveries"
@@ -58,6 +58,15 @@ class Subscribers:
 
     def orgs(self) -> set[int]:
         return {org_id for _, org_id, _ in self._rows}
+
+    def wants(self, event_types: Iterable[WebhookEventType]) -> list[tuple[int, T, int]]:
+        """Every (org, event type, endpoint) for which the endpoint wants the type."""
+        return [
+            (org_id, event_type, endpoint_id)
+            for event_type in event_types
+            for org_id in self.orgs()
+            for endpoint_id in self.wanting(event_type, org_id)
+        ]
 
     def wanting(self, event_type: WebhookEventType, org_id: int) -> list[int]:
         """The endpoints of ``org_id`` that want ``event_type`` (no types: every one)."""
@@ -202,6 +211,30 @@ def invitations_changed(
     endpoints = subscribers(session, orgs)
     if not endpoints:
         return 0
+    if session.get_bind().dialect.name == "postgresql":
+        written = invitation_bodies.insert_invitation_events(
+            session,
+            {
+                event_type: sorted(set(changed))
+                for event_type, changed in changes.items()
+                if changed
+            },
+            endpoints.wants(changes),
+            created_at=payloads.timestamp(now or utcnow()),
+            written_at=utcnow(),
+        )
+        session.info.setdefault(PENDING_KEY, []).extend(written)
+        return len(written)
+    return emit(
+        session, invitation_event_list(session, changes, endpoints), now=now, endpoints=endpoints
+    )
+
+
+def invitation_event_list(
+    session: Session, changes: Mapping[WebhookEventType, Sequence[int]], endpoints: Subscribers
+) -> list[Event]:
+    """The changes' events, built in Python: SQLite's path, and the reference of the SQL one."""
+    ids = sorted({i for invitation_ids in changes.values() for i in invitation_ids})
     rows = {
         row.id: row
         for row in session.execute(
@@ -231,7 +264,7 @@ def invitations_changed(
             row = rows.get(invitation_id)
             if row is not None:
                 events.append(_invitation_event(event_type, row))
-    return emit(session, events, now=now, endpoints=endpoints)
+    return events
 
 
 def invitation_events(
