@@ -65,9 +65,10 @@ class WebhookDelivery(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # No foreign key: the endpoint's is enough, and each one is a check per row written.
+    # No foreign keys: each is a check per row written, two rows per bulk invitation.
+    # Deleting an endpoint deletes its rows; a row whose endpoint is gone is dropped when met.
     org_id: Mapped[int] = mapped_column(Integer)
-    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(Integer)
     event_id: Mapped[str] = mapped_column(String(40))
     event_type: Mapped[WebhookEventType] = mapped_column(enum_column(WebhookEventType))
     order_key: Mapped[str | None] = mapped_column(String(80))

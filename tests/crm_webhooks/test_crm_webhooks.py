@@ -431,6 +431,30 @@ def test_a_disabled_endpoint_keeps_its_deliveries_until_enabled(
     assert delivery.deliver(session, row.id, config, later).result == delivery.Result.DELIVERED
 
 
+def test_deleting_an_endpoint_deletes_its_deliveries_and_a_late_one_is_dropped_when_met(
+    session: Session, settings: Settings, config: delivery.DeliveryConfig, receiver: Receiver
+) -> None:
+    created, _row = one_pending(session, settings, receiver)
+    org_id, endpoint_id = created.endpoint.org_id, created.endpoint.id
+    endpoints.delete_endpoint(session, org_id, endpoint_id)
+    session.commit()
+    assert deliveries(session) == []
+    # A change that read the endpoint before the delete committed writes after it.
+    late = WebhookDelivery(
+        org_id=org_id,
+        endpoint_id=endpoint_id,
+        event_id="evt_late",
+        event_type=T.LICENCE_ALERT,
+        body="{}",
+        status=D.PENDING,
+        next_attempt_at=utcnow(),
+    )
+    session.add(late)
+    session.commit()
+    assert delivery.deliver(session, late.id, config).result == delivery.Result.ALREADY_HANDLED
+    assert deliveries(session) == [] and receiver.received == []
+
+
 def test_events_of_one_user_go_out_in_order(
     session: Session, settings: Settings, config: delivery.DeliveryConfig, receiver: Receiver
 ) -> None:

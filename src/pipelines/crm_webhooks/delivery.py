@@ -110,6 +110,11 @@ def deliver(
     now = now or utcnow()
     row = session.get(WebhookDelivery, delivery_id, populate_existing=True)
     endpoint = session.get(WebhookEndpoint, row.endpoint_id) if row is not None else None
+    if row is not None and endpoint is None:
+        # Written while its endpoint was being deleted (no foreign key holds it back).
+        session.delete(row)
+        session.commit()
+        return DeliveryOutcome(delivery_id, Result.ALREADY_HANDLED)
     waiting = _why_not_now(session, row, endpoint, now)
     if waiting is not None:
         session.rollback()
