@@ -6,6 +6,8 @@ Which rule lives where:
   announced that did not commit, nothing committed is lost); set-based, and free for an org
   without an endpoint that wants the event type (one indexed lookup).
 - ``payloads``: each event's body: a stable id, a type, a time, the ids the CRM knows.
+- ``invitation_bodies``: on PostgreSQL, the invitation events' rows and bodies in one
+  ``INSERT ... SELECT`` (the bulk invite's hot path), saying what ``payloads`` says.
 - ``endpoints``: create, list, update, rotate, delete; the secret is shown once.
 - ``keys``: the secrets are stored encrypted with ``PORTALFLOW_WEBHOOK_KEY`` (Fernet).
 - ``signing``: HMAC-SHA256 over ``"{timestamp}.{body}"``, one signature per valid secret.

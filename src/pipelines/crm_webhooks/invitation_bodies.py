@@ -53,10 +53,11 @@ _INSERT = text(
     "WITH events AS ("
     "SELECT i.id, i.org_id, i.crm_id, i.user_type_id, i.portal_user_id, i.bulk_run_id, "
     "i.channel, i.kind, i.attempts, i.failure_code, i.outcome_class, i.outcome_code, "
-    "i.expires_at, given.event_type, given.rank, "
+    "i.expires_at, (CAST(:types AS text[]))[given.rank] AS event_type, given.rank, "
     "'evt_' || replace(CAST(gen_random_uuid() AS text), '-', '') AS event_id "
-    "FROM unnest(CAST(:ids AS integer[]), CAST(:types AS text[]), CAST(:ranks AS integer[])) "
-    "AS given (id, event_type, rank) JOIN invitations i ON i.id = given.id) "
+    "FROM unnest(CAST(string_to_array(:ids, ',') AS integer[]), "
+    "CAST(string_to_array(:ranks, ',') AS integer[])) AS given (id, rank) "
+    "JOIN invitations i ON i.id = given.id) "
     "INSERT INTO webhook_deliveries (status, attempts, next_attempt_at, created_at, "
     "updated_at, org_id, endpoint_id, event_id, event_type, order_key, body) "
     "SELECT 'pending', 0, :at, :at, :at, e.org_id, wants.endpoint_id, e.event_id, "
@@ -81,19 +82,20 @@ def insert_invitation_events(
     written_at: datetime,
 ) -> list[int]:
     """Write each change's deliveries to the endpoints in ``wants`` (org, type, endpoint)."""
-    ids: list[int] = []
-    types: list[str] = []
-    ranks: list[int] = []
-    for rank, (event_type, invitation_ids) in enumerate(changes.items()):
-        ids.extend(invitation_ids)
-        types.extend([event_type.value] * len(invitation_ids))
-        ranks.extend([rank] * len(invitation_ids))
+    # The ids travel as one text that PostgreSQL splits: as an integer[] parameter psycopg
+    # adapts each element in Python, most of what this statement cost the worker.
+    ids = ",".join(str(i) for invitation_ids in changes.values() for i in invitation_ids)
+    ranks = ",".join(
+        str(rank)
+        for rank, invitation_ids in enumerate(changes.values(), start=1)
+        for _ in invitation_ids
+    )
     return list(
         session.scalars(
             _INSERT,
             {
                 "ids": ids,
-                "types": types,
+                "types": [event_type.value for event_type in changes],
                 "ranks": ranks,
                 "want_orgs": [org_id for org_id, _, _ in wants],
                 "want_types": [event_type.value for _, event_type, _ in wants],

@@ -3,7 +3,8 @@
 One row per event and wanting endpoint goes into ``webhook_deliveries`` with the change, so
 it commits or rolls back with it. Set-based: a batch of changes is one lookup of the
 endpoints that want the event type (all an org without one pays), one SELECT of what the
-bodies need and one INSERT. The new rows' ids are kept in ``session.info`` for the workers
+bodies need and one INSERT; an invitation's events on PostgreSQL are one statement
+(``invitation_bodies``). The new rows' ids are kept in ``session.info`` for the workers
 layer to enqueue once the transaction commits; a message lost in between is the replay
 sweep's.
 """
