@@ -234,7 +234,9 @@ WEBHOOK_EVENT_DESCRIPTIONS: dict[WebhookEventType, str] = {
     WebhookEventType.USER_DEACTIVATED: "The portal user was deactivated.",
     WebhookEventType.USER_ACTIVATED: "The portal user was activated again.",
     WebhookEventType.USER_REMOVED: "The portal user was removed (or its first invitation failed).",
-    WebhookEventType.USER_TRANSFERRED: "The portal user moved to another user type.",
+    WebhookEventType.USER_TRANSFERRED: (
+        "The portal user moved to another user type (a lead conversion too)."
+    ),
     WebhookEventType.LEAD_CONVERSION_DONE: "A converted lead's portal user now is the contact's.",
     WebhookEventType.LEAD_CONVERSION_CHOICE_REQUIRED: (
         "A converted lead's portal user could not move: the Contacts user type must be chosen."

@@ -208,7 +208,7 @@ def test_every_event_type_arrives_once_per_change_in_order_per_user(
             T.INVITATION_EXPIRED: expired,
             T.USER_CONFIRMED: 2,  # accepted, then the new email confirmed
             T.USER_SUSPENDED: 1,
-            T.USER_TRANSFERRED: 1,
+            T.USER_TRANSFERRED: 2,  # by the admin, then the converted lead's
             T.USER_DEACTIVATED: 1,
             T.USER_ACTIVATED: 1,
             T.USER_REMOVED: 1,
@@ -255,8 +255,10 @@ def test_every_event_type_arrives_once_per_change_in_order_per_user(
         "before_send",
         "company_domain",
     )
-    [moved] = by_type["user.transferred"]
+    moved, converted = sorted(by_type["user.transferred"], key=lambda d: d["record_id"])
     assert (moved["user_type_id"], moved["record_id"]) == (partners.id, "C-0")
+    assert (converted["user_type_id"], converted["from_user_type_id"]) == (partners.id, leads.id)
+    assert (converted["record_id"], converted["module"]) == ("C-L1", "Contacts")
     [done] = by_type["lead_conversion.done"]
     assert (done["lead_id"], done["contact_id"], done["user_type_id"]) == (
         "L-1",

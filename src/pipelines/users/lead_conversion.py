@@ -260,7 +260,24 @@ def _convert_one(session: Session, org: Org, item: dict[str, Any], now: datetime
 def _tell_conversions(
     session: Session, org_id: int, leads: Sequence[LeadOutcome], now: datetime
 ) -> None:
-    """The CRM hears of each converted lead, and of each whose Contacts type must be chosen."""
+    """The CRM hears of each converted lead, and of each whose Contacts type must be chosen.
+
+    A converted lead's portal user moved to another user type, so it is also a
+    ``user.transferred`` (told first: the user's events keep their order).
+    """
+    converted = {
+        lead.portal_user_id: lead.from_user_type_id
+        for lead in leads
+        if lead.outcome == "converted" and lead.portal_user_id is not None
+    }
+    outbox.user_events(
+        session,
+        WebhookEventType.USER_TRANSFERRED,
+        list(converted),
+        org_id=org_id,
+        extra={uid: {"from_user_type_id": from_type} for uid, from_type in converted.items()},
+        now=now,
+    )
     told = []
     for lead in leads:
         if lead.outcome == "converted":
