@@ -44,7 +44,8 @@ import platform
 import smtplib
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -131,18 +132,12 @@ class Servers:
     log: Path
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK} invitations, for CI")
-    parser.add_argument("--invitations", type=int, help=f"N (default {FULL:,})")
-    parser.add_argument(
-        "--chunk-size", type=int, help="records per bulk_invite message (default: the setting)"
-    )
-    args = parser.parse_args()
-    count = args.invitations or (QUICK if args.quick else FULL)
-    if not 1 <= count <= 10_000:
-        parser.error("N must be between 1 and 10,000 (the Client Portal's free licences)")
+@contextmanager
+def running_servers(**settings: object) -> Iterator[Servers]:
+    """A private Redis, an SMTP sink and a fresh database, with the workers' environment.
 
+    ``settings`` are more ``PORTALFLOW_*`` settings for the workers (``worker_env``'s names).
+    """
     with (
         tempfile.TemporaryDirectory(prefix="portalflow-bench-") as scratch,
         private_redis() as broker,
@@ -155,10 +150,9 @@ def main() -> None:
             scratch,
             **smtp_settings(sink.port),
             portal_base_url=PORTAL_BASE_URL,
+            **settings,
         )
-        if args.chunk_size:
-            env["PORTALFLOW_BULK_CHUNK_SIZE"] = str(args.chunk_size)
-        servers = Servers(
+        yield Servers(
             env=env,
             broker_url=broker.url,
             redis_pid=broker.process.pid,
@@ -166,7 +160,23 @@ def main() -> None:
             sink_pid=sink.process.pid,
             log=Path(scratch) / "workers.log",
         )
-        settings = Settings.from_env(env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK} invitations, for CI")
+    parser.add_argument("--invitations", type=int, help=f"N (default {FULL:,})")
+    parser.add_argument(
+        "--chunk-size", type=int, help="records per bulk_invite message (default: the setting)"
+    )
+    args = parser.parse_args()
+    count = args.invitations or (QUICK if args.quick else FULL)
+    if not 1 <= count <= 10_000:
+        parser.error("N must be between 1 and 10,000 (the Client Portal's free licences)")
+
+    extra = {"bulk_chunk_size": args.chunk_size} if args.chunk_size else {}
+    with running_servers(**extra) as servers:
+        settings = Settings.from_env(servers.env)
         noop = measure_noop(servers, count)
         bare = measure_bare(servers, count)
         invite = measure_bulk(servers, settings, count)

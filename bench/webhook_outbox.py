@@ -26,9 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
@@ -38,14 +36,7 @@ from portalflow.config import Settings
 from portalflow.models import WebhookDelivery, make_engine, make_session_factory
 from portalflow.pipelines.crm_webhooks import endpoints
 
-from .dispatch_throughput import (
-    PORTAL_BASE_URL,
-    Seeded,
-    Servers,
-    Timing,
-    measure_bulk,
-)
-from .harness import private_redis, smtp_settings, smtp_sink, temporary_database, worker_env
+from .dispatch_throughput import Seeded, Timing, measure_bulk, running_servers
 
 FULL, QUICK = 5_000, 200
 ROUNDS = 4
@@ -68,30 +59,11 @@ def main() -> None:
         parser.error("N must be between 1 and 10,000 (the Client Portal's free licences)")
 
     results: dict[str, list[tuple[Timing, int]]] = {"without": [], "with": []}
-    with (
-        tempfile.TemporaryDirectory(prefix="portalflow-bench-") as scratch,
-        private_redis() as broker,
-        smtp_sink() as sink,
-        temporary_database() as database_url,
-    ):
-        env = worker_env(
-            database_url,
-            broker.url,
-            scratch,
-            **smtp_settings(sink.port),
-            portal_base_url=PORTAL_BASE_URL,
-            webhook_key=Fernet.generate_key().decode(),
-            webhook_allowed_networks="127.0.0.0/8",
-        )
-        servers = Servers(
-            env=env,
-            broker_url=broker.url,
-            redis_pid=broker.process.pid,
-            smtp_port=sink.port,
-            sink_pid=sink.process.pid,
-            log=Path(scratch) / "workers.log",
-        )
-        settings = Settings.from_env(env)
+    with running_servers(
+        webhook_key=Fernet.generate_key().decode(),
+        webhook_allowed_networks="127.0.0.0/8",
+    ) as servers:
+        settings = Settings.from_env(servers.env)
         for number in range(rounds):
             order = ("without", "with") if number % 2 == 0 else ("with", "without")
             for variant in order:
