@@ -148,18 +148,27 @@ def sweep_expired(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Invitations per transaction.")
     ] = expiry.DEFAULT_BATCH_SIZE,
+    whole_history: Annotated[
+        bool,
+        typer.Option(
+            "--whole-history",
+            help="Look at every invitation, not only from a day before the last sweep "
+            "(after a restore, or rows written with an expiry long past).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Mark every sent invitation past its 7 days `expired` now (what the worker's sweep does).
 
     Example: `portalflow sweep expired --json`
     """
+    options = {"batch_size": batch_size, "whole_history": whole_history}
     with open_session() as session:
         if as_json:
-            swept = expiry.expire_invitations(session, utcnow(), batch_size=batch_size)
+            swept = expiry.expire_invitations(session, utcnow(), **options)
         else:
             with err_console.status("expiring invitations past their 7 days ..."):
-                swept = expiry.expire_invitations(session, utcnow(), batch_size=batch_size)
+                swept = expiry.expire_invitations(session, utcnow(), **options)
     if as_json:
         print_json({"expired": swept.expired, "batches": swept.batches})
         return

@@ -63,7 +63,7 @@ from .events import CrmEvent
 from .idempotency import IdempotencyKey
 from .invitations import Invitation, SendReceipt
 from .licences import LicenceAlert, LicencePurchase, LicenceReport
-from .ops import OpsSample
+from .ops import OpsSample, SweepMark
 from .org import CLIENT_PORTAL_MODULE, CLIENT_PORTAL_NAME, CrmUser, Org, Portal, PortalUserType
 from .portal_access import ModuleExposure, ModuleField, PermissionSet, PermissionSetAssignment
 from .portal_users import PortalUser
@@ -157,6 +157,7 @@ __all__ = [
     "SmsTemplateKind",
     "SmsTemplateMapping",
     "Suppression",
+    "SweepMark",
     "TokenProblem",
     "VerificationStatus",
     "WebhookDelivery",

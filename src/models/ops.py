@@ -26,3 +26,16 @@ class OpsSample(Base):
     series: Mapped[str] = mapped_column(String(40))
     label: Mapped[str] = mapped_column(String(120), default="")
     value: Mapped[float] = mapped_column(Float)
+
+
+class SweepMark(Base):
+    """How far a periodic sweep has reached: the next one starts there, not at the start.
+
+    ``reached`` is the point in the sweep's order (for ``expiry``, ``expires_at``) before
+    which the last sweep left nothing to do. One row per sweep.
+    """
+
+    __tablename__ = "sweep_marks"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    reached: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Insert,
     Row,
     Table,
     TextClause,
@@ -28,7 +29,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import update as sql_update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 _POSTGRESQL = postgresql.dialect()
@@ -139,3 +140,13 @@ def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement
     if session.get_bind().dialect.name != "postgresql":
         return column.in_(values)  # type: ignore[no-any-return]
     return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))  # type: ignore[no-any-return]
+
+
+def upsertable_insert(session: Session, table: Any) -> Insert:
+    """INSERT for the session's dialect, with ``ON CONFLICT`` support."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"ON CONFLICT is not supported on {dialect!r}")

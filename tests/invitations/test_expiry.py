@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
@@ -94,18 +95,25 @@ def test_batches_are_keyset_paginated_and_a_second_run_does_nothing(session: Ses
     accepted = add_invitations(session, org, [now - SECOND], status=InvitationStatus.ACCEPTED)
     queued = add_invitations(session, org, [now - SECOND], status=InvitationStatus.QUEUED)
 
-    assert expiry.expire_invitations(session, now, batch_size=2) == expiry.ExpirySweep(5, 3)
+    # One connection (on PostgreSQL more share out spans of time, each ending short).
+    assert expiry.expire_invitations(session, now, batch_size=2, workers=1) == expiry.ExpirySweep(
+        5, 3
+    )
     after = statuses(session)
     assert {after[i] for i in due} == {InvitationStatus.EXPIRED}
     assert after[future[0]] == InvitationStatus.SENT
     assert after[accepted[0]] == InvitationStatus.ACCEPTED
     assert after[queued[0]] == InvitationStatus.QUEUED
 
-    assert expiry.expire_invitations(session, now, batch_size=2) == expiry.ExpirySweep(0, 0)
+    assert expiry.expire_invitations(session, now, batch_size=2, workers=1) == expiry.ExpirySweep(
+        0, 0
+    )
     assert statuses(session) == after
     # An exact multiple of the batch size ends with one empty look.
     add_invitations(session, org, [now, now])
-    assert expiry.expire_invitations(session, now, batch_size=2) == expiry.ExpirySweep(2, 1)
+    assert expiry.expire_invitations(session, now, batch_size=2, workers=1) == expiry.ExpirySweep(
+        2, 1
+    )
 
 
 def test_an_expired_token_then_fails_with_expired(session: Session, tmp_path: Path) -> None:
@@ -175,8 +183,10 @@ def test_the_due_rows_are_split_between_connections(pg_engine: Engine) -> None:
         swept = expiry.expire_invitations(session, now, batch_size=50, workers=3)
 
         assert swept.expired == len(due)
-        # Three ranges of about a third of the rows each, in batches of 50 at most.
-        assert len(due) // 50 <= swept.batches <= len(due) // 50 + 3
+        # Spans of time shared out between three connections, in batches of 50 at most: at
+        # most one short batch per span.
+        spans = 3 * expiry.SLICES_PER_WORKER
+        assert len(due) // 50 <= swept.batches <= len(due) // 50 + spans
         after = statuses(session)
         assert {after[i] for i in due} == {InvitationStatus.EXPIRED}
         assert after[later] == InvitationStatus.SENT
@@ -239,3 +249,55 @@ def test_cli_sweep_expired(cli_env: Path) -> None:
     assert json.loads(out) == {"expired": 3, "batches": 2}
     code, out = run("sweep", "expired")
     assert code == 0 and "expired 0 invitations" in out
+
+    # A row written with an expiry long before the last sweep's mark: only a sweep of the
+    # whole history finds it.
+    engine = make_engine(Settings(var_dir=cli_env).database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            add_invitations(session, session.scalars(select(Org)).one(), [SENT_AT])
+    finally:
+        engine.dispose()
+    assert json.loads(run("sweep", "expired", "--json")[1])["expired"] == 0
+    assert json.loads(run("sweep", "expired", "--whole-history", "--json")[1])["expired"] == 1
+    code, out = run("sweep", "expired", "--help")
+    assert code == 0 and "--whole-history" in out
+
+
+def test_a_sweep_starts_a_day_before_where_the_last_one_reached(session: Session) -> None:
+    org = make_org(session)
+    now = SENT_AT + SEVEN_DAYS
+    [first] = add_invitations(session, org, [now - SEVEN_DAYS])
+    assert expiry.expire_invitations(session, now).expired == 1  # no mark yet: from the start
+    # Rows no real sweep could have left behind (each was due before the last sweep ran):
+    # one within the look-back is still taken; one before it is past where sweeps look.
+    [within] = add_invitations(session, org, [now - expiry.LOOK_BACK + SECOND])
+    [before] = add_invitations(session, org, [now - expiry.LOOK_BACK - SECOND])
+    [due_later] = add_invitations(session, org, [now + SECOND])
+
+    assert expiry.expire_invitations(session, now + 2 * SECOND).expired == 2
+    after = statuses(session)
+    assert after[first] == after[within] == after[due_later] == InvitationStatus.EXPIRED
+    assert after[before] == InvitationStatus.SENT
+    assert expiry.expire_invitations(session, now, whole_history=True).expired == 1
+    assert statuses(session)[before] == InvitationStatus.EXPIRED
+
+
+def test_an_unfinished_sweep_leaves_the_mark_where_it_was(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = make_org(session)
+    now = SENT_AT + SEVEN_DAYS
+    assert expiry.expire_invitations(session, now - SEVEN_DAYS).expired == 0  # mark: 7 days ago
+    add_invitations(session, org, [now - SEVEN_DAYS + SECOND * n for n in range(1, 4)])
+
+    def interrupted(*args: object, **kwargs: object) -> expiry.ExpirySweep:
+        raise ConnectionError("the database went away mid-sweep")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(expiry, "_sweep", interrupted)
+        with pytest.raises(ConnectionError):
+            expiry.expire_invitations(session, now)
+    session.rollback()
+    # The mark did not move to ``now``: a later sweep still looks back from 7 days ago.
+    assert expiry.expire_invitations(session, now + SEVEN_DAYS).expired == 3

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
+from sqlalchemy import event
 
 from portalflow.config import Settings
 from portalflow.models import Base
@@ -31,6 +34,13 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     engine = make_engine(_database_url())
+    if engine.dialect.name == "sqlite":
+        # Batch mode rebuilds a table as a copy: with foreign keys enforced, dropping the
+        # original would cascade to, or fail on, the rows of the tables that reference it.
+        @event.listens_for(engine, "connect")
+        def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+
     try:
         with engine.connect() as connection:
             context.configure(

@@ -10,6 +10,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from portalflow.models import Channel, ChannelPause, Invitation, InvitationStatus, utcnow
 from portalflow.pipelines.errors import NotFound
+from portalflow.pipelines.invitations.invitation_states import has_status
 from portalflow.pipelines.tenancy import orgs
 
 
@@ -63,7 +64,7 @@ def resume(
             select(Invitation.id).where(
                 Invitation.org_id == org_id,
                 Invitation.channel == channel,
-                Invitation.status == InvitationStatus.QUEUED,
+                has_status(InvitationStatus.QUEUED),
             )
         )
     )

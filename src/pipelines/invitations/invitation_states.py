@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, literal_column, update
+from sqlalchemy import ColumnElement, Update, and_, literal_column, update
 
 from portalflow.models import Invitation, InvitationStatus
 
@@ -94,13 +94,25 @@ def allowed_from(status: InvitationStatus) -> list[Transition]:
 def has_status(*statuses: InvitationStatus) -> ColumnElement[bool]:
     """``status = 'x'`` with the value written into the SQL, not bound.
 
-    The partial indexes (``WHERE status = 'sending'``, ``'sent'``) are only usable by a
-    plan that can see the value: a prepared statement's generic plan cannot see a bound one.
+    The partial indexes of queued and sending rows are only usable by a plan that can see
+    the value (a prepared statement's generic plan cannot see a bound one), and they look
+    at ``dispatch_status``, not ``status`` (see ``Invitation``): for those two statuses
+    the condition names both.
     """
-    literals = [literal_column(f"'{InvitationStatus(status).value}'") for status in statuses]
+    values = [InvitationStatus(status).value for status in statuses]
+    literals = [literal_column(f"'{value}'") for value in values]
     if len(literals) == 1:
-        return Invitation.status == literals[0]
-    return Invitation.status.in_(literals)
+        condition = Invitation.status == literals[0]
+    else:
+        condition = Invitation.status.in_(literals)
+    if set(values) <= _DISPATCHING:
+        column = Invitation.dispatch_status
+        indexed = column == literals[0] if len(literals) == 1 else column.in_(literals)
+        return and_(condition, indexed)
+    return condition
+
+
+_DISPATCHING = frozenset({S.QUEUED.value, S.SENDING.value})
 
 
 def guard(transition: Transition) -> ColumnElement[bool]:

@@ -43,8 +43,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portalflow.models import (
@@ -56,6 +55,7 @@ from portalflow.models import (
     WebhookEventType,
     utcnow,
 )
+from portalflow.pipelines import bulk_sql
 from portalflow.pipelines.crm_webhooks import outbox
 
 from . import purchases
@@ -268,16 +268,6 @@ def _counters_found_earlier(
 # -- writes ----------------------------------------------------------------------------------
 
 
-def _insert(session: Session, table: Any) -> Insert:
-    """INSERT for the session's dialect, with ``ON CONFLICT`` support."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"licence reconciliation does not support {dialect!r}")
-
-
 REPORT_FIELDS = (
     "edition",
     "holders",
@@ -294,7 +284,7 @@ REPORT_FIELDS = (
 def _upsert_reports(session: Session, reports: list[dict[str, Any]]) -> None:
     if not reports:
         return
-    statement = _insert(session, LicenceReport.__table__)
+    statement = bulk_sql.upsertable_insert(session, LicenceReport.__table__)
     statement = statement.on_conflict_do_update(  # type: ignore[attr-defined]
         index_elements=["org_id", "day"],
         set_={name: statement.excluded[name] for name in REPORT_FIELDS},  # type: ignore[attr-defined]
@@ -307,7 +297,7 @@ def _raise_alerts(session: Session, alerts: list[dict[str, Any]]) -> int:
     if not alerts:
         return 0
     table = LicenceAlert.__table__
-    statement = _insert(session, table).on_conflict_do_nothing(  # type: ignore[attr-defined]
+    statement = bulk_sql.upsertable_insert(session, table).on_conflict_do_nothing(  # type: ignore[attr-defined]
         index_elements=["dedupe_key"]
     )
     columns = ("id", "org_id", "user_type_id", "kind", "day", "detail")
