@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from portalflow.config import Settings
 from portalflow.models import (
@@ -59,6 +59,16 @@ def add_invitations(
     ids = list(session.scalars(insert(Invitation).returning(Invitation.id), rows))
     session.commit()
     return ids
+
+
+def invitations_of_a_new_org(
+    factory: sessionmaker[Session], expires_at: list[datetime]
+) -> list[int]:
+    """A new org with sent invitations, one per expiry time, committed; their ids."""
+    with factory() as session:
+        org = make_org(session)
+        session.commit()
+        return add_invitations(session, org, expires_at)
 
 
 def statuses(session: Session) -> dict[int, InvitationStatus]:
@@ -140,10 +150,7 @@ def test_an_expired_token_then_fails_with_expired(session: Session, tmp_path: Pa
 def test_two_sweeps_at_once_never_double_count(pg_engine: Engine) -> None:
     factory = make_session_factory(pg_engine)
     now = SENT_AT + SEVEN_DAYS
-    with factory() as session:
-        org = make_org(session)
-        session.commit()
-        ids = add_invitations(session, org, [now - SECOND] * 3000)
+    ids = invitations_of_a_new_org(factory, [now - SECOND] * 3000)
 
     barrier = threading.Barrier(2)
     results: list[expiry.ExpirySweep] = []
@@ -205,10 +212,7 @@ def test_workers_must_be_positive(session: Session) -> None:
 def test_a_row_locked_elsewhere_is_skipped_not_waited_for(pg_engine: Engine) -> None:
     factory = make_session_factory(pg_engine)
     now = SENT_AT + SEVEN_DAYS
-    with factory() as session:
-        org = make_org(session)
-        session.commit()
-        locked, free = add_invitations(session, org, [now, now])
+    locked, free = invitations_of_a_new_org(factory, [now, now])
     with factory() as holder, factory() as sweeper:
         holder.execute(select(Invitation.id).where(Invitation.id == locked).with_for_update())
         assert expiry.expire_invitations(sweeper, now) == expiry.ExpirySweep(1, 1)

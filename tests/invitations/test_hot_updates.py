@@ -11,7 +11,7 @@ from portalflow.models import Invitation, InvitationStatus, make_session_factory
 from portalflow.pipelines.invitations.invitation_states import Transition, has_status, move_ids
 
 from ..factories import make_org
-from .test_expiry import SENT_AT, SEVEN_DAYS, add_invitations
+from .test_expiry import SENT_AT, SEVEN_DAYS, add_invitations, invitations_of_a_new_org
 
 WRITES = "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = :name"
 
@@ -19,10 +19,7 @@ WRITES = "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE re
 def test_expiring_or_superseding_a_sent_invitation_is_a_hot_update(pg_engine: Engine) -> None:
     factory = make_session_factory(pg_engine)
     now = SENT_AT + SEVEN_DAYS
-    with factory() as session:
-        org = make_org(session)
-        session.commit()
-        expiring, superseded, newer = add_invitations(session, org, [now] * 3)
+    expiring, superseded, newer = invitations_of_a_new_org(factory, [now] * 3)
     moves = [
         (Transition.EXPIRE, expiring, {"updated_at": now}),
         (Transition.SUPERSEDE, superseded, {"updated_at": now, "superseded_by_id": newer}),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -11,8 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from portalflow.models.schema import alembic_config, upgrade
 
-from ..conftest import PG_ADMIN_URL, PG_HOST, PG_PORT
-from ..servers import require_server
+from ..conftest import empty_postgres_database
 
 STATUSES = ("queued", "sending", "sent", "accepted", "expired", "failed")
 INSERT = """
@@ -37,17 +35,8 @@ def empty_database(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('m0019') / 'portalflow.db'}"
         return
-    require_server("PostgreSQL", PG_HOST, PG_PORT)
-    name = f"portalflow_m0019_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with empty_postgres_database("portalflow_m0019") as url:
+        yield url
 
 
 def _dispatch_statuses(url: str) -> dict[str, str | None]:
