@@ -101,18 +101,18 @@ def has_status(*statuses: InvitationStatus) -> ColumnElement[bool]:
     """
     values = [InvitationStatus(status).value for status in statuses]
     literals = [literal_column(f"'{value}'") for value in values]
-    if len(literals) == 1:
-        condition = Invitation.status == literals[0]
-    else:
-        condition = Invitation.status.in_(literals)
+    condition = _one_of(Invitation.status, literals)
     if set(values) <= _DISPATCHING:
-        column = Invitation.dispatch_status
-        indexed = column == literals[0] if len(literals) == 1 else column.in_(literals)
-        return and_(condition, indexed)
+        return and_(condition, _one_of(Invitation.dispatch_status, literals))
     return condition
 
 
 _DISPATCHING = frozenset({S.QUEUED.value, S.SENDING.value})
+
+
+def _one_of(column: Any, literals: list[Any]) -> ColumnElement[bool]:
+    """``column = x`` for one value, ``column IN (...)`` for several."""
+    return column == literals[0] if len(literals) == 1 else column.in_(literals)  # type: ignore[no-any-return]
 
 
 def guard(transition: Transition) -> ColumnElement[bool]:
