@@ -67,14 +67,23 @@ def served(pg_engine: Engine, tmp_path: Path) -> Iterator[dict[str, Any]]:
     config = dispatch.DispatchConfig(portal_base_url=f"{base_url}/portal")
     app = create_app(settings)
     factory = make_session_factory(pg_engine)
+    dispatched: list[dispatch.DispatchResult] = []
 
     def send(ids: list[int]) -> dispatch.DispatchResult:
         with factory() as worker_session:
-            return dispatch.dispatch(worker_session, ids, channels=channels, config=config)
+            result = dispatch.dispatch(worker_session, ids, channels=channels, config=config)
+        dispatched.append(result)  # only now is the send recorded: the link works from here
+        return result
 
     app.state.enqueue_dispatch = send
     with factory() as session, serving_app(app, sock):
-        yield {"base_url": base_url, "session": session, "outbox": outbox, "send": send}
+        yield {
+            "base_url": base_url,
+            "session": session,
+            "outbox": outbox,
+            "send": send,
+            "dispatched": dispatched,
+        }
 
 
 def newest_link(outbox: Path) -> str:
@@ -150,8 +159,10 @@ def test_forgot_reset_sign_in_and_sign_out_in_the_browser(
     click_and_wait(chromium, "submit", "forgot_sent")
     assert chromium.find_element(By.TAG_NAME, "h1").text == "Check your messages"
 
-    # The message is written after the page answered (its timing must tell nothing).
-    wait_for(lambda: len(list(served["outbox"].glob("*.eml"))) == 2)
+    # The message is written after the page answered (its timing must tell nothing), and
+    # its link works once the send is recorded, a moment after the file is written.
+    wait_for(lambda: len(served["dispatched"]) == 2)
+    assert len(list(served["outbox"].glob("*.eml"))) == 2
     link = newest_link(served["outbox"])
     assert link.startswith(f"{portal}/reset-password?token=")
     chromium.get(link)
@@ -203,9 +214,8 @@ def test_signing_in_with_a_code_by_sms_in_the_browser(
     fill(chromium, **{"code-phone": "98123 45678"})
     click_and_wait(chromium, "send-code", "signin")
     assert "a code is on its way" in chromium.find_element(By.ID, "notice").text
-    WebDriverWait(chromium, 15).until(
-        lambda _d: len(list((served["outbox"] / "sms").glob("*"))) == 2
-    )
+    wait_for(lambda: len(served["dispatched"]) == 2)
+    assert len(list((served["outbox"] / "sms").glob("*.json"))) == 2
     newest = max((served["outbox"] / "sms").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
     code = json.loads(newest.read_text())["body"].split()[0]
     assert re.fullmatch(r"\d{6}", code)
