@@ -10,23 +10,26 @@ processes:
     enqueue to the last message counted;
 (b) ``bare``: 2 plain processes doing only the essential work of N invitations: render
     the default template, build the MIME message with our modules, send it over one
-    persistent SMTP connection per process; no queue, no database;
+    persistent SMTP connection per process; no queue, no database. Then the same work
+    again in 2 processes x 8 threads, one SMTP connection per thread (``bare_threaded``):
+    the workers' concurrency without our path, so the GIL's share of the gap shows;
 (c) ``bulk``: a bulk invite of N records through our actors (``portalflow.workers``, 2
     processes x 8 threads): the run and its chunks are written and enqueued as the CLI
     does, and the time runs until the run is completed in the database with every
     invitation sent. The workers are warmed up first with a small run in another org.
 
-Prints one line per figure: items/s for each, the ratios bulk/noop (target >= 1.0) and
-bulk/bare (target >= 0.7), the chunk size (``PORTALFLOW_BULK_CHUNK_SIZE``, or
-``--chunk-size``), then what each item cost in CPU milliseconds, over every program
-involved (read from ``/proc``: workers, PostgreSQL's backends for the bench database,
-Redis, the sink) and per program for the bulk run, how busy each worker process was (CPU
-seconds / wall seconds), how many PostgreSQL connections served the bulk run and
-``bulk_sql_per_invitation``: the SQL statements the worker processes sent to the database
-in the bulk run's timed window, per invitation (the workers run ``bench.counted_workers``,
-our actors with ``bench.sqlcount`` counting; an executemany counts once per parameter set,
-a multi-row INSERT or UPDATE once). On a shared machine the wall figures move with the
-neighbours, the CPU and SQL figures less. Then a one-line JSON summary.
+Prints one line per figure: items/s for each, the ratios bulk/noop (target >= 1.0),
+bulk/bare (target >= 0.7) and bulk/bare_threaded, the chunk size
+(``PORTALFLOW_BULK_CHUNK_SIZE``, or ``--chunk-size``), then what each item cost in CPU
+milliseconds, over every program involved (read from ``/proc``: workers, PostgreSQL's
+backends for the bench database, Redis, the sink) and per program for the bulk run, how busy
+each worker process was (CPU seconds / wall seconds), how many PostgreSQL connections served
+the bulk run and ``bulk_sql_per_invitation``: the SQL statements the worker processes sent
+to the database in the bulk run's timed window, per invitation (the workers run
+``bench.counted_workers``, our actors with ``bench.sqlcount`` counting; an executemany
+counts once per parameter set, a multi-row INSERT or UPDATE once). On a shared machine the
+wall figures move with the neighbours, the CPU and SQL figures less. Then a one-line JSON
+summary.
 
 Dramatiq reads its own tuning from the environment, and the workers inherit it, e.g.
 ``dramatiq_queue_prefetch=8`` (messages a worker process holds; default 2 per thread).
@@ -37,12 +40,14 @@ Dramatiq reads its own tuning from the environment, and the workers inherit it, 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
 import platform
 import smtplib
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,7 +71,11 @@ from portalflow.models import (
     make_session_factory,
 )
 from portalflow.pipelines.content.message import build_message
-from portalflow.pipelines.content.rendering import build_context, default_template
+from portalflow.pipelines.content.rendering import (
+    CompiledEmailTemplate,
+    build_context,
+    default_template,
+)
 from portalflow.pipelines.delivery.outgoing_email import invitation_link
 from portalflow.pipelines.invitations import bulk, tokens
 from portalflow.pipelines.ops import reports
@@ -179,6 +188,7 @@ def main() -> None:
         settings = Settings.from_env(servers.env)
         noop = measure_noop(servers, count)
         bare = measure_bare(servers, count)
+        bare_threaded = measure_bare(servers, count, threads=THREADS)
         invite = measure_bulk(servers, settings, count)
 
     figures: dict[str, object] = {
@@ -193,12 +203,15 @@ def main() -> None:
         "bulk_s": round(invite.seconds, 3),
         "noop_per_s": round(noop.rate, 1),
         "bare_per_s": round(bare.rate, 1),
+        "bare_threaded_per_s": round(bare_threaded.rate, 1),
         "bulk_per_s": round(invite.rate, 1),
         "bulk_over_noop": round(invite.rate / noop.rate, 3),
         "bulk_over_bare": round(invite.rate / bare.rate, 3),
+        "bulk_over_bare_threaded": round(invite.rate / bare_threaded.rate, 3),
         # CPU per message / invitation, all programs; then the bulk run's by program.
         "noop_cpu_ms": round(noop.cpu_ms(), 3),
         "bare_cpu_ms": round(bare.cpu_ms(), 3),
+        "bare_threaded_cpu_ms": round(bare_threaded.cpu_ms(), 3),
         "bulk_cpu_ms": round(invite.cpu_ms(), 3),
         **{f"bulk_cpu_ms_{name}": round(invite.cpu_ms(name), 3) for name in invite.cpu},
         "noop_worker_busy": noop.busy,
@@ -207,6 +220,7 @@ def main() -> None:
         "bulk_sql_per_invitation": round(invite.statements / invite.count, 2),
         "noop_done": noop.count,
         "bare_sent": bare.count,
+        "bare_threaded_sent": bare_threaded.count,
         "bulk_sent": invite.count,
     }
     for name, value in figures.items():
@@ -270,15 +284,21 @@ def _count(counter: redis.Redis) -> int:
 # --- (b) the bare work in plain processes ----------------------------------------------------
 
 
-def measure_bare(servers: Servers, count: int) -> Timing:
-    """Render, build and send ``count`` invitations from 2 processes; no queue, no database."""
+def measure_bare(servers: Servers, count: int, threads: int = 1) -> Timing:
+    """Render, build and send ``count`` invitations from 2 processes; no queue, no database.
+
+    With ``threads`` > 1 each process splits its share over that many threads, each with
+    its own SMTP connection: the same work at the workers' concurrency, so what the GIL's
+    hand-offs cost shows apart from what our path adds.
+    """
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(PROCESSES + 1)
     results = context.Queue()
-    shares = [count // PROCESSES + (1 if n < count % PROCESSES else 0) for n in range(PROCESSES)]
     processes = [
-        context.Process(target=_bare_loop, args=(servers.smtp_port, n, share, ready, results))
-        for n, share in enumerate(shares)
+        context.Process(
+            target=_bare_process, args=(servers.smtp_port, n, share, threads, ready, results)
+        )
+        for n, share in enumerate(_shares(count, PROCESSES))
     ]
     for process in processes:
         process.start()
@@ -293,21 +313,50 @@ def measure_bare(servers: Servers, count: int) -> Timing:
     return Timing(sent, max(seconds for _, seconds, _ in outcomes), cpu)
 
 
-def _bare_loop(
+def _shares(count: int, parts: int) -> list[int]:
+    return [count // parts + (1 if n < count % parts else 0) for n in range(parts)]
+
+
+def _bare_process(
     smtp_port: int,
     worker: int,
     share: int,
+    threads: int,
     ready: Barrier,
     results: Queue[tuple[int, float, float]],
 ) -> None:
-    """One bare process: its share of the invitations over one SMTP connection."""
+    """One bare process: its share of the invitations, over one SMTP connection per thread."""
     template = default_template(EmailKind.ACCEPT_INVITATION, "en")
-    connection = smtplib.SMTP("127.0.0.1", smtp_port, timeout=30)
-    connection.ehlo()
+    connections = [smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) for _ in range(threads)]
+    for connection in connections:
+        connection.ehlo()
+    parts = _shares(share, threads)
+    starts = itertools.accumulate(parts, initial=worker * 1_000_000)  # one more than parts
+    loops = [
+        threading.Thread(target=_bare_loop, args=(template, connection, first, part))
+        for connection, first, part in zip(connections, starts, parts, strict=False)
+    ]
     ready.wait(timeout=60)
     started, cpu_started = time.perf_counter(), time.process_time()
-    for n in range(share):
-        record = _record_values(worker * 1_000_000 + n)
+    if threads == 1:  # in this thread, as the bare loop always ran
+        loops[0].run()
+    else:
+        for loop in loops:
+            loop.start()
+        for loop in loops:
+            loop.join()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    for connection in connections:
+        connection.quit()
+    results.put((share, seconds, cpu))
+
+
+def _bare_loop(
+    template: CompiledEmailTemplate, connection: smtplib.SMTP, first: int, count: int
+) -> None:
+    """Render, build and send invitations ``first`` .. ``first + count - 1``."""
+    for n in range(first, first + count):
+        record = _record_values(n)
         token, _digest = tokens.new_token()
         link = invitation_link(PORTAL_BASE_URL, "zylker-retail", EmailKind.ACCEPT_INVITATION, token)
         rendered = template.render(
@@ -333,9 +382,6 @@ def _bare_loop(
             headers={"X-Portalflow-Invitation": str(n)},
         )
         connection.sendmail(built.envelope_from, [built.recipient], built.raw)
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    connection.quit()
-    results.put((share, seconds, cpu))
 
 
 def _record_values(n: int) -> dict[str, str]:
