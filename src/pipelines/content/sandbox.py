@@ -137,7 +137,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
         # every value it writes, and skipping the method binding is measurably cheaper.
         self.output = _output
 
-    def make_globals(self, d: Mapping[str, Any] | None) -> Any:
+    def make_globals(self, d: Mapping[str, Any] | None) -> dict[str, Any]:
         # Jinja's ChainMap follows later changes to the environment's globals, which ours
         # never make; a plain dict saves rebuilding the chain's keys on every render.
         return {**self.globals, **(d or {})}

@@ -64,20 +64,7 @@ class ReceiptBook:
 
     def _write(self, values: tuple[Any, ...]) -> None:
         if self.writes_raw:
-            driver = self.session.connection().connection.driver_connection
-            assert driver is not None
-            if driver.info.transaction_status != _IDLE:
-                driver.execute(_RAW_INSERT, values)
-                driver.commit()
-                return
-            # Nothing open: the INSERT commits by itself, one round trip instead of three
-            # (BEGIN, INSERT, COMMIT), each a wait for the GIL back among busy threads.
-            driver.autocommit = True
-            try:
-                driver.execute(_RAW_INSERT, values)
-            finally:
-                if driver.info.transaction_status == _IDLE:  # else broken: discarded by keep
-                    driver.autocommit = False
+            _write_raw(self.session, values)
             return
         invitation_id, claim_token, message_id, sent_at = values
         self.session.execute(
@@ -98,6 +85,21 @@ class ReceiptBook:
             # The driver raised outside SQLAlchemy: it does not know the connection is bad.
             self.session.connection().invalidate(exc)  # type: ignore[arg-type]
         self.session.rollback()
+
+
+def _write_raw(session: Session, values: tuple[Any, ...]) -> None:
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    if driver.info.transaction_status == _IDLE:
+        # Nothing open: the INSERT commits by itself, one round trip instead of three
+        # (BEGIN, INSERT, COMMIT), each a wait for the GIL back among busy threads.
+        driver.autocommit = True
+    try:
+        driver.execute(_RAW_INSERT, values)
+        driver.commit()  # a no-op after an autocommit INSERT
+    finally:
+        if driver.autocommit and driver.info.transaction_status == _IDLE:  # else: discarded
+            driver.autocommit = False
 
 
 def _driver_errors(session: Session) -> tuple[type[BaseException], ...]:
